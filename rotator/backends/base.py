@@ -1,0 +1,123 @@
+"""The Backend protocol: what the engine may ask of a cloud, named after the real API
+verbs (Cloud KMS, Cloud Storage JSON API). The fake and the gcp backend implement it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+from rotator.model import (
+    Bucket,
+    CryptoKey,
+    CryptoKeyVersion,
+    IamPolicy,
+    ObjectInfo,
+    ObjectPage,
+    RewriteResult,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class KmsApi(Protocol):
+    def get_crypto_key(self, name: str) -> CryptoKey: ...
+
+    def list_crypto_key_versions(self, key: str) -> list[CryptoKeyVersion]: ...
+
+    def create_crypto_key_version(self, key: str) -> CryptoKeyVersion: ...
+
+    def update_crypto_key_primary_version(self, key: str, version: str) -> CryptoKey: ...
+
+    def update_crypto_key_version(self, version: str, state: str) -> CryptoKeyVersion:
+        """Set state to ENABLED or DISABLED (the only states a client may set)."""
+        ...
+
+    def destroy_crypto_key_version(self, version: str) -> CryptoKeyVersion: ...
+
+    def restore_crypto_key_version(self, version: str) -> CryptoKeyVersion: ...
+
+    def get_iam_policy(self, key: str) -> IamPolicy: ...
+
+    def set_iam_policy(self, key: str, policy: IamPolicy) -> IamPolicy: ...
+
+
+class StorageApi(Protocol):
+    def list_buckets(self) -> Iterator[Bucket]: ...
+
+    def get_bucket(self, name: str) -> Bucket: ...
+
+    def patch_bucket_default_kms_key(self, name: str, kms_key: str | None) -> Bucket: ...
+
+    def list_objects(
+        self,
+        bucket: str,
+        *,
+        versions: bool = False,
+        soft_deleted: bool = False,
+        page_token: str | None = None,
+        page_size: int = 1000,
+    ) -> ObjectPage:
+        """One page. versions=True adds noncurrent generations; soft_deleted=True lists
+        only soft-deleted generations (as the JSON API does)."""
+        ...
+
+    def get_object(self, bucket: str, name: str, generation: int | None = None) -> ObjectInfo: ...
+
+    def rewrite_object(
+        self,
+        bucket: str,
+        name: str,
+        *,
+        destination_kms_key: str | None,
+        if_generation_match: int | None,
+        rewrite_token: str | None = None,
+        max_bytes_rewritten_per_call: int | None = None,
+    ) -> RewriteResult:
+        """Rewrite an object in place; destination_kms_key is a key name, never a version
+        (the service encrypts with the key's primary version, R2)."""
+        ...
+
+
+class Backend(Protocol):
+    project: str
+    project_number: str
+    kms: KmsApi
+    storage: StorageApi
+    clock: Clock
+
+    def apply_lock(self, key: str) -> AbstractContextManager[None]:
+        """Held for a whole apply; a second apply on the same key must refuse."""
+        ...
+
+    def describe(self) -> dict[str, str]:
+        """What a plan records so apply can check it runs against the same world."""
+        ...
+
+
+def iter_objects(
+    storage: StorageApi,
+    bucket: str,
+    *,
+    versions: bool = False,
+    soft_deleted: bool = False,
+    page_size: int = 1000,
+) -> Iterator[ObjectInfo]:
+    """Stream every object of a bucket, one page at a time (never all in memory)."""
+    token: str | None = None
+    while True:
+        page = storage.list_objects(
+            bucket,
+            versions=versions,
+            soft_deleted=soft_deleted,
+            page_token=token,
+            page_size=page_size,
+        )
+        yield from page.items
+        token = page.next_page_token
+        if not token:
+            return

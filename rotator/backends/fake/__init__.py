@@ -1,0 +1,171 @@
+"""The fake backend: a simulator of Cloud KMS and Cloud Storage with durable state.
+
+`open_world(path)` keeps the world's state in `<path>.state` (SQLite) beside the
+YAML file; the YAML is read once, when no state exists. Editing the YAML after that
+is refused (its hash no longer matches) until `world reset`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.storage import FakeStorage
+from rotator.backends.fake.store import SCHEMA_VERSION, Store
+from rotator.backends.fake.worldfile import dump, load_into, validate_world
+from rotator.errors import BadInput, Refused
+from rotator.timeutil import format_time
+from rotator.yamlload import load_yaml
+
+_memory_locks: dict[tuple[int, str], threading.Lock] = {}
+
+
+class FakeClock:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def now(self) -> datetime:
+        return self.store.now()
+
+
+class FakeBackend:
+    kind = "fake"
+
+    def __init__(self, store: Store, *, world_path: str | None = None):
+        self.store = store
+        self.world_path = world_path
+        self.project = store.get_meta("project") or ""
+        self.project_number = store.get_meta("project_number") or ""
+        self.clock = FakeClock(store)
+        self.kms = FakeKms(store)
+        self.storage = FakeStorage(store, self.kms, self.project_number)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], *, source: str = "world") -> FakeBackend:
+        """An in-memory world (tests)."""
+        doc = validate_world(doc, source=source)
+        store = Store(None)
+        load_into(store, doc)
+        return cls(store)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "backend": "fake",
+            "world": os.path.abspath(self.world_path) if self.world_path else "(memory)",
+            "project": self.project,
+        }
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Move the fake clock; time-driven changes happen in the same transaction."""
+        with self.store.write() as c:
+            now = self.store.now() + delta
+            self.store.set_now(now)
+            stamp = format_time(now)
+            self.kms.advance_to(c, stamp)
+            self.storage.advance_to(c, stamp)
+        return now
+
+    def dump(self) -> dict[str, Any]:
+        with self.store.read():
+            return dump(self.store)
+
+    @contextmanager
+    def apply_lock(self, key: str) -> Iterator[None]:
+        """One apply per key at a time, across processes (flock is released by the
+        kernel when a killed apply dies, so a crash never leaves a stale lock)."""
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        busy = Refused(
+            f"another rotator apply is running on {key}; wait for it to finish "
+            "(`rotator status PLAN.json`) before starting a second one",
+            resource=key,
+        )
+        if self.store.path is None:
+            lock = _memory_locks.setdefault((id(self.store), digest), threading.Lock())
+            if not lock.acquire(blocking=False):
+                raise busy
+            try:
+                yield
+            finally:
+                lock.release()
+            return
+        with open(f"{self.store.path}.lock-{digest}", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise busy from None
+            yield
+
+
+def state_path(world: str) -> str:
+    return f"{world}.state"
+
+
+def _read_world(world: str) -> tuple[bytes, str]:
+    try:
+        raw = Path(world).read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"world file {world} not found", resource=world) from None
+    except OSError as e:
+        raise BadInput(f"world file {world}: {e.strerror}", resource=world) from None
+    return raw, hashlib.sha256(raw).hexdigest()
+
+
+def open_world(world: str) -> FakeBackend:
+    raw, digest = _read_world(world)
+    path = state_path(world)
+    if os.path.exists(path):
+        store = Store(path)
+        recorded = store.get_meta("source_sha256")
+        version = store.get_meta("schema_version")
+        if recorded != digest or version != SCHEMA_VERSION:
+            store.close()
+            raise BadInput(
+                f"world file {world} was edited after its state was created in {path} "
+                f"(applied changes live there); run `rotator --world {world} world reset` "
+                "to discard that state and load the file again, or restore the file",
+                resource=world,
+            )
+        return FakeBackend(store, world_path=world)
+    return _create_state(world, raw, digest)
+
+
+def _create_state(world: str, raw: bytes, digest: str) -> FakeBackend:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"world file {world} is not UTF-8 text", resource=world) from None
+    doc = validate_world(load_yaml(text, source=world), source=world)
+    path = state_path(world)
+    # Build beside and rename: a killed first load leaves no half-made state.
+    tmp = f"{path}.tmp-{os.getpid()}"
+    if os.path.exists(tmp):
+        os.remove(tmp)
+    building = Store(tmp)
+    try:
+        load_into(building, doc, source_sha256=digest)
+        building.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        building.close()
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(tmp + suffix):
+            os.remove(tmp + suffix)
+    os.replace(tmp, path)
+    return FakeBackend(Store(path), world_path=world)
+
+
+def reset_world(world: str) -> FakeBackend:
+    """Discard the state and load the YAML again."""
+    _read_world(world)
+    path = state_path(world)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    return open_world(world)

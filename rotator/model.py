@@ -1,0 +1,111 @@
+"""The domain records both backends return. Plain, typed, no behaviour beyond helpers.
+
+Slots keep ObjectInfo small: inventory streams millions of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+# KMS version states (R1)
+ENABLED = "ENABLED"
+DISABLED = "DISABLED"
+DESTROY_SCHEDULED = "DESTROY_SCHEDULED"
+DESTROYED = "DESTROYED"
+VERSION_STATES = (ENABLED, DISABLED, DESTROY_SCHEDULED, DESTROYED, "PENDING_GENERATION")
+
+ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+
+# Cloud Storage generation states (R18)
+LIVE = "live"
+NONCURRENT = "noncurrent"
+SOFT_DELETED = "soft_deleted"
+
+
+@dataclass(frozen=True)
+class CryptoKey:
+    name: str
+    protection_level: str
+    primary: int | None
+    destroy_scheduled_duration: timedelta
+
+    @property
+    def location(self) -> str:
+        return self.name.split("/")[3]
+
+
+@dataclass(frozen=True)
+class CryptoKeyVersion:
+    name: str
+    state: str
+    destroy_time: datetime | None = None
+
+    @property
+    def number(self) -> int:
+        return int(self.name.rsplit("/", 1)[1])
+
+    @property
+    def key(self) -> str:
+        return self.name.split("/cryptoKeyVersions/")[0]
+
+
+@dataclass
+class IamPolicy:
+    bindings: dict[str, list[str]] = field(default_factory=dict)
+    etag: str = ""
+
+    def members(self, role: str) -> list[str]:
+        return self.bindings.get(role, [])
+
+
+@dataclass(frozen=True)
+class BucketRetention:
+    period: timedelta
+    locked: bool
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    location: str
+    default_kms_key: str | None
+    versioning: bool
+    soft_delete: timedelta
+    retention: BucketRetention | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    bucket: str
+    name: str
+    generation: int
+    kms_key_version: str | None
+    size: int
+    created: datetime
+    state: str = LIVE
+    temporary_hold: bool = False
+    event_based_hold: bool = False
+    retention_mode: str | None = None
+    retain_until: datetime | None = None
+    hard_delete_time: datetime | None = None
+    customer_supplied_key: bool = False
+
+    @property
+    def held(self) -> bool:
+        return self.temporary_hold or self.event_based_hold
+
+
+@dataclass(frozen=True)
+class ObjectPage:
+    items: list[ObjectInfo]
+    next_page_token: str | None
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    done: bool
+    total_bytes: int
+    bytes_rewritten: int
+    rewrite_token: str | None
+    resource: ObjectInfo | None
