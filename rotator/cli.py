@@ -1,0 +1,386 @@
+"""The command line: parse, call, render. Error kinds become exit codes here, once."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import yaml
+
+from rotator import __version__, playbooks
+from rotator import apierrors as api
+from rotator.agents import SERVICES
+from rotator.backends.base import Backend
+from rotator.errors import BadInput, Failure, RotatorError
+from rotator.journal import journal_path, read_events, step_states
+from rotator.names import parse_key
+from rotator.timeutil import parse_duration
+
+EPILOG_EXIT = ("Exit codes: 0 done, 1 failure, 2 bad input, 3 refused by a guard, "
+               "4 stale plan, 75 waiting.")
+
+
+@dataclass
+class Env:
+    world: str | None
+    project: str | None
+    output: str
+    verbose: int
+    quiet: bool
+    _backend: Any = field(default=None, repr=False)
+
+    def backend(self) -> Backend:
+        if self._backend is None:
+            if self.world:
+                from rotator.backends.fake import open_world
+
+                self._backend = open_world(self.world)
+                if self.project and self.project != self._backend.project:
+                    raise BadInput(f"--project {self.project} does not match the world's "
+                                   f"project {self._backend.project}", resource=self.world)
+            else:
+                raise Failure(
+                    "the Google Cloud backend is not part of this build yet; "
+                    "use --world FILE for the fake backend", resource="backend")
+        backend: Backend = self._backend
+        return backend
+
+    def fake(self) -> Any:
+        if not self.world:
+            raise BadInput("world commands need --world FILE (the fake backend only)")
+        return self.backend()
+
+    def say(self, message: str) -> None:
+        """Progress and messages: stderr, never stdout (stdout is for the result)."""
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def debug(self, message: str) -> None:
+        if self.verbose and not self.quiet:
+            click.echo(message, err=True)
+
+    def result(self, document: Any, text: str) -> None:
+        if self.output == "json":
+            click.echo(json.dumps(document, indent=2, default=str))
+        else:
+            click.echo(text)
+
+
+pass_env = click.make_pass_decorator(Env)
+
+
+def services_option(f: Any) -> Any:
+    return click.option(
+        "--services", default=",".join(SERVICES), show_default=True,
+        help="Comma-separated services to look at: " + ",".join(SERVICES),
+    )(f)
+
+
+def parse_services(value: str) -> list[str]:
+    items = [s.strip() for s in value.split(",") if s.strip()]
+    bad = [s for s in items if s not in SERVICES]
+    if bad or not items:
+        raise BadInput(f"--services: unknown service {bad[0] if bad else value!r}; "
+                       f"choose from {','.join(SERVICES)}")
+    return items
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EPILOG_EXIT)
+@click.option("--world", metavar="FILE", help="Use the fake backend with its state in FILE.")
+@click.option("--project", metavar="ID", help="Project (default: from ADC or GOOGLE_CLOUD_PROJECT).")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON document on stdout; messages go to stderr.")
+@click.option("-v", "--verbose", count=True, help="More detail; tracebacks on internal errors.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
+@click.version_option(__version__, prog_name="rotator")
+@click.pass_context
+def cli(ctx: click.Context, world: str | None, project: str | None, output: str,
+        verbose: int, quiet: bool) -> None:
+    """Rotate and replace Cloud KMS CMEK keys without making data unreadable.
+
+    \b
+    Examples:
+      rotator --world demo.yaml inventory projects/demo/locations/us-east1/keyRings/ring/cryptoKeys/app
+      rotator --world demo.yaml plan rotate-key --key KEY --out plan.json
+      rotator --world demo.yaml apply plan.json --yes
+    """
+    ctx.obj = Env(world, project or os.environ.get("GOOGLE_CLOUD_PROJECT"), output, verbose, quiet)
+
+
+@cli.command("playbooks")
+@click.argument("name", required=False)
+@pass_env
+def playbooks_cmd(env: Env, name: str | None) -> None:
+    """List the playbooks, or explain one (its parameters and steps).
+
+    \b
+    Examples:
+      rotator playbooks
+      rotator playbooks replace-key
+    """
+    from rotator.steps import REGISTRY
+
+    names = [name] if name else playbooks.available()
+    docs: list[dict[str, Any]] = []
+    for n in names:
+        pb = playbooks.load(n)
+        docs.append({
+            "name": pb.name, "summary": pb.summary, "description": pb.description,
+            "parameters": {p.name: {"type": p.type, "required": p.required, "help": p.help}
+                           for p in pb.parameters.values()},
+            "steps": [{"id": s.id, "kind": s.kind, "summary": REGISTRY[s.kind].summary,
+                       "rules": REGISTRY[s.kind].rules, "when": s.when} for s in pb.steps],
+        })
+    lines = []
+    for d in docs:
+        params = " ".join(
+            (f"--{p.replace('_', '-')} KEY" if p in ("key", "new_key") else f"[--set {p}=...]")
+            for p in d["parameters"])
+        lines.append(f"{d['name']:<18} {d['summary']}\n{'':<18} parameters: {params}")
+        if name:
+            if d["description"]:
+                lines.append("\n" + d["description"].strip())
+            lines.append("\nParameters:")
+            for p, spec in d["parameters"].items():
+                lines.append(f"  {p:<10} {'(required) ' if spec['required'] else ''}{spec['help']}")
+            lines.append("\nSteps:")
+            for i, s in enumerate(d["steps"], 1):
+                rules = f" [{' '.join(s['rules'])}]" if s["rules"] else ""
+                when = f" (only with --set {s['when']})" if s["when"] else ""
+                lines.append(f"  {i}. {s['id']} ({s['kind']}){rules}{when}\n     {s['summary']}")
+    env.result({"playbooks": docs}, "\n".join(lines))
+
+
+@cli.command()
+@click.argument("key")
+@services_option
+@pass_env
+def inventory(env: Env, key: str, services: str) -> None:
+    """Show what each version of KEY protects and what pins it.
+
+    \b
+    Example:
+      rotator --world demo.yaml inventory projects/demo/locations/us-east1/keyRings/ring/cryptoKeys/app
+    """
+    from rotator.inventory import scan_key
+    from rotator.plan import inventory_json
+    from rotator.render import inventory_text
+
+    key_name = str(parse_key(key, field="KEY"))
+    parse_services(services)
+    backend = env.backend()
+    try:
+        backend.kms.get_crypto_key(key_name)
+    except api.NotFound:
+        raise BadInput(f"KEY: key {key_name} not found", resource=key_name, rule="R1") from None
+    inv = inventory_json(scan_key(backend, key_name, progress=lambda b, n: env.debug(f"gs://{b}: {n}")))
+    env.result(inv, inventory_text(inv))
+
+
+def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BadInput(f"--set {item!r}: expected NAME=VALUE")
+        if name.strip() in out:
+            raise BadInput(f"--set {name.strip()} given twice")
+        out[name.strip()] = value.strip()
+    return out
+
+
+@cli.command()
+@click.argument("playbook")
+@click.option("--key", required=True, metavar="KEY", help="The key the playbook acts on.")
+@click.option("--new-key", metavar="KEY", help="The replacement key (replace-key).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A playbook parameter.")
+@click.option("--out", metavar="PLAN.json", help="Write the plan here for `rotator apply`.")
+@services_option
+@pass_env
+def plan(env: Env, playbook: str, key: str, new_key: str | None, sets: tuple[str, ...],
+         out: str | None, services: str) -> None:
+    """Inspect the world and plan PLAYBOOK (read-only).
+
+    \b
+    Examples:
+      rotator --world demo.yaml plan rotate-key --key KEY --out plan.json
+      rotator --world demo.yaml plan replace-key --key OLD --new-key NEW --out plan.json
+      rotator --world demo.yaml plan destroy-versions --key KEY --set versions=1,2
+    """
+    from rotator.plan import build_plan, dumps, resolve_params
+    from rotator.render import plan_text
+
+    pb = playbooks.load(playbook)
+    params = resolve_params(pb, key, new_key, _parse_sets(sets))
+    parse_services(services)
+    if out and os.path.isdir(out):
+        raise BadInput(f"--out {out} is a directory")
+    doc = build_plan(env.backend(), pb, params, emit=env.debug)
+    if out:
+        tmp = f"{out}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(dumps(doc))
+        os.replace(tmp, out)
+        env.say(f"plan written to {out}; apply it with: rotator "
+                f"{'--world ' + env.world + ' ' if env.world else ''}apply {out}")
+    env.result(doc, plan_text(doc))
+
+
+@cli.command()
+@click.argument("plan_file", metavar="PLAN.json")
+@click.option("--yes", is_flag=True, help="Apply without asking (needed when not interactive).")
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True,
+              help="Object rewrites in flight at once.")
+@click.option("--max-rps", type=click.IntRange(1, 100000), default=None,
+              help="Cap on object rewrites per second.")
+@click.option("--wait", "wait_for", is_flag=False, flag_value="1h", default=None, metavar="DURATION",
+              help="Poll wait steps up to DURATION (default 1h) instead of exiting 75.")
+@pass_env
+def apply(env: Env, plan_file: str, yes: bool, concurrency: int, max_rps: int | None,
+          wait_for: str | None) -> None:
+    """Execute a saved plan, resuming from its journal.
+
+    \b
+    Examples:
+      rotator --world demo.yaml apply plan.json --yes
+      rotator --world demo.yaml apply plan.json --yes --concurrency 32
+    """
+    from rotator.engine import apply_plan
+    from rotator.plan import load_plan
+    from rotator.render import plan_text
+
+    doc, sha = load_plan(plan_file)
+    if wait_for is not None:
+        parse_duration(wait_for, field="--wait")
+    backend = env.backend()
+    if not yes:
+        if not sys.stdin.isatty():
+            raise BadInput("refusing to apply without --yes in a non-interactive run; "
+                           "nothing was changed")
+        click.echo(plan_text(doc), err=True)
+        if not click.confirm("Apply this plan?", err=True):
+            raise BadInput("not confirmed; nothing was changed")
+    result = apply_plan(backend, doc, sha, plan_file, concurrency=concurrency, emit=env.say)
+    env.result(result, f"Apply of {plan_file}: complete")
+
+
+@cli.command()
+@click.argument("plan_file", metavar="PLAN.json")
+@pass_env
+def status(env: Env, plan_file: str) -> None:
+    """Show the progress of a plan's apply, from its journal.
+
+    \b
+    Example:
+      rotator status plan.json
+    """
+    from rotator.plan import load_plan
+    from rotator.render import status_text
+
+    doc, _ = load_plan(plan_file)
+    path = journal_path(plan_file)
+    events = list(read_events(path)) if os.path.exists(path) else []
+    states = step_states(events)
+    steps = [{"id": s["id"], "kind": s["kind"], **states.get(s["id"], {"state": "pending"})}
+             for s in doc["steps"]]
+    complete = any(e["event"] == "complete" for e in events)
+    env.result({"plan": plan_file, "complete": complete, "started": bool(events), "steps": steps},
+               status_text(plan_file, steps, complete))
+
+
+@cli.group()
+def world() -> None:
+    """The fake backend's world (needs --world FILE)."""
+
+
+@world.command("dump")
+@pass_env
+def world_dump(env: Env) -> None:
+    """Print the world, in the world file's schema.
+
+    \b
+    Example:
+      rotator --world demo.yaml world dump
+    """
+    doc = env.fake().dump()
+    env.result(doc, yaml.safe_dump(doc, sort_keys=False, width=120).rstrip())
+
+
+@world.command("advance")
+@click.argument("duration")
+@pass_env
+def world_advance(env: Env, duration: str) -> None:
+    """Move the fake clock by DURATION (e.g. 2h, 30m, 7d).
+
+    \b
+    Example:
+      rotator --world demo.yaml world advance 31d
+    """
+    delta = parse_duration(duration, field="DURATION")
+    from rotator.timeutil import format_time
+
+    now = env.fake().advance(delta)
+    env.result({"now": format_time(now)}, f"now {format_time(now)}")
+
+
+@world.command("reset")
+@pass_env
+def world_reset(env: Env) -> None:
+    """Discard the world's state and load the world file again.
+
+    \b
+    Example:
+      rotator --world demo.yaml world reset
+    """
+    from rotator.backends.fake import reset_world
+
+    if not env.world:
+        raise BadInput("world reset needs --world FILE")
+    backend = reset_world(env.world)
+    env.result({"world": env.world, "now": backend.store.get_meta("now")},
+               f"{env.world}: state reloaded from the file")
+
+
+def _emit_error(err: RotatorError, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps({"error": err.to_json()}, indent=2))
+    click.echo(err.line(), err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    output = "json" if "--output=json" in args or ("--output" in args and "json" in args) else "text"
+    verbose = any(a in ("-v", "--verbose") or a.startswith("-vv") for a in args)
+    try:
+        cli.main(args=args, prog_name="rotator", standalone_mode=False)
+    except RotatorError as e:
+        _emit_error(e, output)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        _emit_error(Failure("aborted"), output)
+        sys.exit(1)
+    except click.UsageError as e:
+        hint = f" (try `{e.ctx.command_path} --help`)" if e.ctx else ""
+        _emit_error(BadInput(e.format_message() + hint), output)
+        sys.exit(2)
+    except click.ClickException as e:
+        _emit_error(BadInput(e.format_message()), output)
+        sys.exit(2)
+    except api.ApiError as e:
+        _emit_error(Failure(str(e), resource=e.resource, rule=e.rule), output)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _emit_error(Failure("interrupted; run apply again to resume from the journal"), output)
+        sys.exit(1)
+    except Exception as e:  # a bug: one line, the traceback only with -v
+        if verbose:
+            traceback.print_exc()
+        _emit_error(Failure(f"internal error: {type(e).__name__}: {e} (run with -v for details)"),
+                    output)
+        sys.exit(1)

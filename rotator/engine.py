@@ -1,0 +1,118 @@
+"""`rotator apply`: execute a saved plan's steps in order, journaled and resumable.
+
+Each step re-checks what it touches before changing it; a world that moved under the
+plan stops the run before the step (Stale, exit 4). A failed step stays pending in
+the journal and reruns on the next apply.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rotator import apierrors as api
+from rotator.backends.base import Backend
+from rotator.errors import BadInput, Failure, RotatorError, Stale
+from rotator.inventory import KeyInventory, scan_key
+from rotator.journal import Journal, journal_path
+from rotator.steps import REGISTRY, PlannedStep
+
+CHECKPOINT_EVERY_OBJECTS = 1000
+CHECKPOINT_EVERY_SECONDS = 2.0
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class ApplyContext:
+    backend: Backend
+    plan: dict[str, Any]
+    journal: Journal
+    concurrency: int
+    emit: Callable[[str], None]
+
+    def fresh_inventory(self, key: str) -> KeyInventory:
+        """Always re-read: a guard must judge the world as it is now, not as planned."""
+        return scan_key(self.backend, key)
+
+    def progress(self, step_id: str, bucket: str) -> Progress:
+        """A callback for per-object counters: a journal checkpoint and a progress line
+        at most every CHECKPOINT_EVERY_* (never a disk sync per object)."""
+        last = {"t": time.monotonic(), "n": 0}
+
+        def report(counts: dict[str, Any], final: bool = False) -> None:
+            n = counts.get("rewritten", 0) + counts.get("already_current", 0)
+            now = time.monotonic()
+            if final or n - last["n"] >= CHECKPOINT_EVERY_OBJECTS or now - last["t"] >= CHECKPOINT_EVERY_SECONDS:
+                last.update(t=now, n=n)
+                self.journal.checkpoint(step_id, bucket=bucket, **counts)
+                self.emit(f"gs://{bucket}: {counts.get('rewritten', 0)} rewritten, "
+                          f"{counts.get('already_current', 0)} already current, "
+                          f"{counts.get('skipped_pinned', 0)} pinned")
+
+        return report
+
+
+def check_target(backend: Backend, plan: dict[str, Any]) -> None:
+    """A plan runs only against the world it was made for."""
+    here, there = backend.describe(), plan["target"]
+    for field in ("backend", "project", "world"):
+        if there.get(field) != here.get(field):
+            raise BadInput(
+                f"plan was made for {field} {there.get(field)!r}, not {here.get(field)!r}; "
+                "make a new plan here", resource=str(there.get(field)),
+            )
+
+
+def check_expectations(backend: Backend, plan: dict[str, Any]) -> None:
+    """Before the first step: the key must be as the plan saw it (Stale otherwise)."""
+    expect = plan["expect"]
+    key = expect["key"]
+    kms = backend.kms
+    primary = kms.get_crypto_key(key).primary
+    if primary != expect["primary"]:
+        raise Stale(f"{key}: primary is version {primary}, the plan saw {expect['primary']}; "
+                    "plan again", resource=key, rule="R2")
+    states = {str(v.number): v.state for v in kms.list_crypto_key_versions(key)}
+    for n, state in states.items():
+        seen = expect["versions"].get(n)
+        if seen != state:
+            what = f"was {seen}" if seen else "did not exist"
+            raise Stale(f"{key}/cryptoKeyVersions/{n} is {state} but {what} when planned; "
+                        "plan again", resource=f"{key}/cryptoKeyVersions/{n}")
+
+
+def apply_plan(
+    backend: Backend, plan: dict[str, Any], plan_sha256: str, plan_path: str, *,
+    concurrency: int = 8, emit: Callable[[str], None] = lambda _m: None,
+) -> dict[str, Any]:
+    check_target(backend, plan)
+    key = plan["params"]["key"]
+    with backend.apply_lock(key):
+        journal = Journal(journal_path(plan_path), plan_sha256)
+        ctx = ApplyContext(backend, plan, journal, concurrency, emit)
+        try:
+            if not any(journal.started_before(s["id"]) for s in plan["steps"]):
+                check_expectations(backend, plan)
+            results = {}
+            for raw in plan["steps"]:
+                step = PlannedStep.from_json(raw)
+                if journal.is_done(step.id):
+                    continue
+                emit(f"step {step.id}: {step.title}")
+                journal.start(step.id)
+                try:
+                    results[step.id] = REGISTRY[step.kind].apply(ctx, step)
+                except RotatorError as e:
+                    journal.failed(step.id, e.prefix, e.message)
+                    raise
+                except api.ApiError as e:
+                    journal.failed(step.id, "error", str(e))
+                    raise Failure(f"step {step.id}: {e}", resource=e.resource, rule=e.rule) from e
+                journal.done(step.id, results[step.id])
+            journal.complete()
+            return {"plan": plan_path, "complete": True, "results": results}
+        finally:
+            journal.close()

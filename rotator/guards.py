@@ -1,0 +1,121 @@
+"""The refusals: plain functions of what was inspected, one concern each, citing rules.
+
+A use that needs the version now blocks disable; a use that needs it some day blocks
+destroy (DOMAIN "What pins a version"). Disabling is reversible, destroying is not.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rotator.errors import Refused
+from rotator.inventory import BUCKET_DEFAULT, PRIMARY, KeyInventory, PinGroup, VersionUse
+from rotator.locations import bucket_key_location_ok, key_location_for_bucket
+from rotator.model import DISABLED, ENABLED, Bucket
+from rotator.timeutil import format_time
+
+
+def disable_blockers(
+    use: VersionUse, *, retiring_key: bool = False, after_rewrite: bool = False
+) -> list[PinGroup]:
+    """Pins that forbid disabling. `retiring_key`: the whole key is being retired by
+    replace-key (R13.4), so being primary no longer pins, but bucket defaults still do
+    (R15). `after_rewrite`: assume the plan's rewrites of live objects succeed."""
+    out = []
+    for g in use.pins():
+        if not g.spec.blocks_disable:
+            continue
+        if retiring_key and g.kind == PRIMARY:
+            continue
+        if after_rewrite and g.spec.rewritable:
+            continue
+        out.append(g)
+    return out
+
+
+def destroy_blockers(use: VersionUse, *, retiring_key: bool = False) -> list[PinGroup]:
+    out = []
+    for g in use.pins():
+        if not g.spec.blocks_destroy:
+            continue
+        if g.kind == PRIMARY and (retiring_key or use.version.state != ENABLED):
+            # A disabled primary already encrypts nothing (R3); what matters is the data
+            # under it, which the other pins cover.
+            continue
+        out.append(g)
+    return out
+
+
+def frees_up(pins: list[PinGroup]) -> datetime | None:
+    """When all these pins are gone: the latest date, or None if any has no date."""
+    dates = [p.frees_on() for p in pins]
+    if not dates or any(d is None for d in dates):
+        return None
+    return max(d for d in dates if d is not None)
+
+
+def describe_pin(p: PinGroup) -> str:
+    what = {
+        PRIMARY: "is the key's primary version",
+        BUCKET_DEFAULT: "is the default key of the bucket",
+    }.get(p.kind)
+    if what:
+        text = f"{p.resource} {what}"
+    else:
+        noun = p.kind.replace("_", " ")
+        plural = "s" if p.count != 1 else ""
+        text = f"{p.resource}: {p.count} {noun}{plural}"
+        if p.detail:
+            text += f" ({p.detail})"
+        if p.examples:
+            text += " e.g. " + ", ".join(p.examples[:3])
+    frees = p.frees_on()
+    when = f"frees {format_time(frees)}" if frees else f"frees when {p.spec.frees_when}"
+    return f"{text} [{p.rule}; {when}]"
+
+
+def refuse_destroy(inv: KeyInventory, numbers: list[int]) -> None:
+    """Raise Refused naming every pinned version, its first pin, rule and free date."""
+    lines = []
+    rules = set()
+    for n in numbers:
+        use = inv.version(n)
+        pins = destroy_blockers(use)
+        if use.version.state == ENABLED:
+            lines.append(
+                f"version {n} is ENABLED: disable it first and watch for failures (R13.4, R4)"
+            )
+            rules.add("R4")
+            continue
+        if not pins:
+            continue
+        frees = frees_up(pins)
+        date = f"frees up {format_time(frees)}" if frees else "no date known"
+        lines.append(f"version {n} pinned by {describe_pin(pins[0])}" + (
+            f" and {len(pins) - 1} more" if len(pins) > 1 else "") + f"; {date}")
+        rules.update(p.rule for p in pins)
+    if lines:
+        raise Refused(
+            f"{inv.key.name}: " + "; ".join(lines),
+            resource=inv.key.name,
+            rule=",".join(sorted(rules)),
+        )
+
+
+def check_bucket_locations(buckets: list[Bucket], new_key: str, key_location: str) -> None:
+    """Refuse a replacement key that cannot protect every bucket it must (R7)."""
+    wrong = [b for b in buckets if not bucket_key_location_ok(b.location, key_location)]
+    if wrong:
+        b = wrong[0]
+        more = f" (and {len(wrong) - 1} more buckets)" if len(wrong) > 1 else ""
+        raise Refused(
+            f"gs://{b.name} is in {b.location} and needs a key in "
+            f"{key_location_for_bucket(b.location)}, but {new_key} is in {key_location}"
+            f"{more} (R7)",
+            resource=f"gs://{b.name}",
+            rule="R7",
+        )
+
+
+def disabled_or_missing(use: VersionUse) -> bool:
+    return use.version.state in (DISABLED,)

@@ -1,0 +1,250 @@
+"""`rotator plan`: walk a playbook's steps over the inspected world, read-only, and
+produce the plan document (`--out PLAN.json`). Also loads and validates saved plans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rotator import __version__, guards
+from rotator import apierrors as api
+from rotator.backends.base import Backend
+from rotator.errors import BadInput
+from rotator.inventory import KeyInventory, scan_key
+from rotator.names import parse_key
+from rotator.playbooks import Playbook
+from rotator.schemacheck import validate
+from rotator.steps import REGISTRY, PlannedStep
+from rotator.steps.kms import parse_versions
+from rotator.timeutil import format_time
+
+PLAN_SCHEMA_VERSION = 1
+
+
+@dataclass
+class PlanContext:
+    backend: Backend
+    params: dict[str, Any]
+    emit: Callable[[str], None] = lambda _msg: None
+    # Pin kinds that earlier steps of this plan will remove (e.g. a rewrite removes
+    # live-object pins), so later steps can reason about the world after them.
+    resolved: set[str] = field(default_factory=set)
+    _inventories: dict[str, KeyInventory] = field(default_factory=dict)
+
+    def param(self, name: str) -> Any:
+        return self.params.get(name)
+
+    def key(self, name: str) -> str:
+        value = self.params.get(name)
+        if not value:
+            raise BadInput(f"parameter {name} is required (--{name.replace('_', '-')})")
+        return str(value)
+
+    def inventory(self, key: str) -> KeyInventory:
+        if key not in self._inventories:
+            self.emit(f"inventory of {key} ...")
+            self._inventories[key] = scan_key(
+                self.backend, key,
+                progress=lambda b, n: self.emit(f"  gs://{b}: {n} generations listed"),
+            )
+        return self._inventories[key]
+
+
+def resolve_params(
+    playbook: Playbook, key: str, new_key: str | None, sets: dict[str, str]
+) -> dict[str, Any]:
+    """Command-line values -> typed parameters, or BadInput naming the bad one."""
+    given: dict[str, Any] = {"key": key, **sets}
+    if new_key is not None:
+        given["new_key"] = new_key
+    out: dict[str, Any] = {}
+    for name in given:
+        if name not in playbook.parameters:
+            flag = f"--{name.replace('_', '-')}" if name in ("key", "new_key") else f"--set {name}=..."
+            known = ", ".join(sorted(playbook.parameters))
+            raise BadInput(f"playbook {playbook.name} takes no {flag} (parameters: {known})")
+    for name, p in playbook.parameters.items():
+        value = given.get(name, p.default)
+        if value is None:
+            if p.required:
+                flag = f"--{name.replace('_', '-')}" if name in ("key", "new_key") else f"--set {name}=..."
+                raise BadInput(f"playbook {playbook.name} needs {flag}: {p.help}")
+            continue
+        if p.type == "key":
+            out[name] = str(parse_key(str(value), field=f"--{name.replace('_', '-')}"))
+        elif p.type == "versions":
+            out[name] = parse_versions(value)
+        elif p.type == "choice":
+            if value not in p.choices:
+                raise BadInput(f"--set {name}: {value!r} is not one of {', '.join(p.choices)}")
+            out[name] = value
+        else:
+            out[name] = str(value)
+    if out.get("new_key") and out["new_key"] == out["key"]:
+        raise BadInput("--new-key is the same key as --key; to rotate a key use rotate-key")
+    return out
+
+
+def _check_keys_exist(backend: Backend, playbook: Playbook, params: dict[str, Any]) -> None:
+    for name, p in playbook.parameters.items():
+        if p.type == "key" and params.get(name):
+            try:
+                backend.kms.get_crypto_key(params[name])
+            except api.NotFound:
+                raise BadInput(f"--{name.replace('_', '-')}: key {params[name]} not found",
+                               resource=params[name], rule="R1") from None
+
+
+def _step_applies(when: str | None, params: dict[str, Any]) -> bool:
+    if when is None:
+        return True
+    name, _, value = when.partition("=")
+    return str(params.get(name)) == value
+
+
+def build_plan(
+    backend: Backend, playbook: Playbook, params: dict[str, Any],
+    emit: Callable[[str], None] = lambda _m: None,
+) -> dict[str, Any]:
+    _check_keys_exist(backend, playbook, params)
+    ctx = PlanContext(backend, params, emit)
+    key = params["key"]
+    inv = ctx.inventory(key)
+    steps: list[PlannedStep] = []
+    for spec in playbook.steps:
+        if not _step_applies(spec.when, params):
+            continue
+        planned = REGISTRY[spec.kind].plan(ctx, spec.id, spec.params)
+        if planned is not None:
+            steps.append(planned)
+    doc: dict[str, Any] = {
+        "schema_version": PLAN_SCHEMA_VERSION,
+        "kind": "rotator.plan",
+        "rotator_version": __version__,
+        "created": format_time(inv.now),
+        "playbook": {"name": playbook.name, "sha256": playbook.sha256},
+        "params": params,
+        "target": backend.describe(),
+        "expect": {
+            "key": key,
+            "primary": inv.key.primary,
+            "versions": {str(n): u.version.state for n, u in sorted(inv.versions.items())},
+        },
+        "steps": [s.to_json() for s in steps],
+        "inventory": inventory_json(inv),
+    }
+    doc["summary"] = summarize(doc)
+    return doc
+
+
+def inventory_json(inv: KeyInventory) -> dict[str, Any]:
+    versions = []
+    for n, use in sorted(inv.versions.items()):
+        pins = use.pins()
+        disable = guards.disable_blockers(use)
+        destroy = guards.destroy_blockers(use)
+        frees = guards.frees_up(destroy)
+        versions.append({
+            "version": use.version.name,
+            "number": n,
+            "state": use.version.state,
+            "primary": use.is_primary,
+            "destroy_time": format_time(use.version.destroy_time) if use.version.destroy_time else None,
+            "blocks_disable": bool(disable),
+            "blocks_destroy": bool(destroy),
+            "frees_up": format_time(frees) if frees and destroy else None,
+            "uses": [p.to_json() for p in pins],
+        })
+    return {
+        "key": inv.key.name,
+        "protection_level": inv.key.protection_level,
+        "primary": inv.key.primary,
+        "now": format_time(inv.now),
+        "bucket_defaults": [f"gs://{b}" for b in inv.default_for],
+        "versions": versions,
+    }
+
+
+def summarize(doc: dict[str, Any]) -> dict[str, int]:
+    s = {"steps": len(doc["steps"]), "objects_to_rewrite": 0, "bytes_to_rewrite": 0,
+         "versions_to_disable": 0, "versions_pinned": 0, "versions_to_destroy": 0,
+         "buckets_to_change": 0, "grants": 0}
+    for step in doc["steps"]:
+        for c in step["changes"]:
+            action = c["action"]
+            if action == "rewrite":
+                s["objects_to_rewrite"] += c["objects"]
+                s["bytes_to_rewrite"] += c["bytes"]
+            elif action == "disable":
+                s["versions_to_disable"] += 1
+            elif action == "destroy":
+                s["versions_to_destroy"] += 1
+            elif action == "set_default_kms_key":
+                s["buckets_to_change"] += 1
+            elif action == "grant":
+                s["grants"] += 1
+        if step["kind"] == "kms.disable_versions":
+            s["versions_pinned"] += len(step["data"].get("keep", {}))
+    return s
+
+
+# -- saved plans ------------------------------------------------------------------------
+_STEP_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"}, "kind": {"enum": sorted(REGISTRY)}, "title": {"type": "string"},
+        "rules": {"type": "array"}, "targets": {"type": "array"}, "changes": {"type": "array"},
+        "blockers": {"type": "array"}, "notes": {"type": "array"}, "data": {"type": "object"},
+    },
+    "required": ["id", "kind", "title", "rules", "targets", "changes", "blockers", "notes", "data"],
+    "additionalProperties": False,
+}
+PLAN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "schema_version": {"const": PLAN_SCHEMA_VERSION},
+        "kind": {"const": "rotator.plan"},
+        "rotator_version": {"type": "string"},
+        "created": {"type": "string"},
+        "playbook": {"type": "object", "required": ["name"]},
+        "params": {"type": "object", "required": ["key"]},
+        "target": {"type": "object", "required": ["backend", "project"]},
+        "expect": {"type": "object", "required": ["key", "primary", "versions"]},
+        "steps": {"type": "array", "items": _STEP_SCHEMA},
+        "inventory": {"type": "object"},
+        "summary": {"type": "object"},
+    },
+    "required": ["schema_version", "kind", "playbook", "params", "target", "expect", "steps"],
+    "additionalProperties": False,
+}
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+
+
+def load_plan(path: str) -> tuple[dict[str, Any], str]:
+    """A saved plan and its sha256, or BadInput naming what is wrong with the file."""
+    try:
+        raw = open(path, "rb").read()  # noqa: SIM115
+    except FileNotFoundError:
+        raise BadInput(f"plan file {path} not found", resource=path) from None
+    except OSError as e:
+        raise BadInput(f"plan file {path}: {e.strerror}", resource=path) from None
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInput(f"plan file {path} is not JSON ({e})", resource=path) from None
+    validate(doc, PLAN_SCHEMA, source=f"plan file {path}")
+    try:
+        parse_key(doc["params"]["key"], field="plan params.key")
+    except BadInput as e:
+        raise BadInput(f"plan file {path}: {e.message}", resource=path) from None
+    ids = [s["id"] for s in doc["steps"]]
+    if len(set(ids)) != len(ids):
+        raise BadInput(f"plan file {path}: duplicate step ids", resource=path)
+    return doc, hashlib.sha256(raw).hexdigest()

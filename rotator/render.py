@@ -1,0 +1,131 @@
+"""Text rendering of plans, inventories and apply status (JSON is the documents as-is)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rotator.guards import describe_pin
+from rotator.inventory import PinGroup
+
+_SIGN = {"create_version": "+", "set_primary": "~", "grant": "+", "set_default_kms_key": "~",
+         "rewrite": "~", "disable": "-", "destroy": "-"}
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _change_line(c: dict[str, Any]) -> str:
+    a = c["action"]
+    if a == "create_version":
+        return f"create version {c['expected_version']} of {c['key']}"
+    if a == "set_primary":
+        return f"primary version {c['from']} -> {c['to']}"
+    if a == "grant":
+        return f"grant {c['role']} to {c['member']} ({c['service']})"
+    if a == "set_default_kms_key":
+        return f"{c['bucket']}: default key -> {c['to']}"
+    if a == "rewrite":
+        version = c["from_version"].rsplit("/", 1)[1]
+        noun = "object" if c["objects"] == 1 else "objects"
+        return (f"{c['bucket']}: {c['objects']:,} {noun} ({human_bytes(c['bytes'])}) "
+                f"under version {version} -> {c['to_key'].rsplit('/', 1)[1]}")
+    if a == "disable":
+        return f"disable {c['version']}"
+    if a == "destroy":
+        return f"destroy {c['version']} (DESTROYED after {c['destroyed_after']})"
+    return str(c)
+
+
+def _pin_line(b: dict[str, Any]) -> str:
+    g = PinGroup(b["kind"], b["resource"], b["count"], b["bytes"], None, False, b["examples"], b["detail"])
+    text = describe_pin(g)
+    frees = f"frees {b['frees_at']}" if b["frees_at"] else f"frees when {b['frees_when']}"
+    return text.rsplit(" [", 1)[0] + f" [{b['rule']}; {frees}]"
+
+
+def plan_text(doc: dict[str, Any]) -> str:
+    t = doc["target"]
+    out = [
+        f"Plan: {doc['playbook']['name']} on {doc['params']['key']}",
+        f"  project {t['project']} ({t['backend']}{', world ' + t['world'] if 'world' in t else ''})"
+        f", as of {doc['created']}",
+    ]
+    if doc["params"].get("new_key"):
+        out.append(f"  new key {doc['params']['new_key']}")
+    out.append("")
+    out.append("Key versions now:")
+    for v in doc["inventory"]["versions"]:
+        flags = " primary" if v["primary"] else ""
+        out.append(f"  {v['number']:>3}  {v['state']:<17}{flags}")
+    out.append("")
+    for i, step in enumerate(doc["steps"], 1):
+        rules = " ".join(step["rules"])
+        out.append(f"Step {i}: {step['id']} ({step['kind']}){'  [' + rules + ']' if rules else ''}")
+        out.append(f"    {step['title']}")
+        for c in step["changes"]:
+            out.append(f"    {_SIGN.get(c['action'], '*')} {_change_line(c)}")
+        for n, reasons in step["data"].get("keep", {}).items():
+            out.append(f"    ! keep version {n}: pinned")
+            for r in reasons:
+                out.append(f"        {r}")
+        impact = [b for b in step["blockers"] if b.get("impact")]
+        for b in impact:
+            out.append(f"    ! impact, version {b['version']}: {_pin_line(b)}")
+        for note in step["notes"]:
+            out.append(f"    note: {note}")
+        out.append("")
+    s = doc["summary"]
+    parts = [f"{s['objects_to_rewrite']:,} objects to rewrite ({human_bytes(s['bytes_to_rewrite'])})",
+             f"{s['versions_to_disable']} versions to disable", f"{s['versions_pinned']} pinned"]
+    if s["versions_to_destroy"]:
+        parts.append(f"{s['versions_to_destroy']} versions to destroy")
+    if s["buckets_to_change"]:
+        parts.append(f"{s['buckets_to_change']} bucket defaults to change")
+    if s["grants"]:
+        parts.append(f"{s['grants']} grants")
+    out.append("Plan: " + ", ".join(parts) + ".")
+    return "\n".join(out)
+
+
+def inventory_text(inv: dict[str, Any]) -> str:
+    out = [f"Key {inv['key']} ({inv['protection_level']}), primary {inv['primary']}, as of {inv['now']}"]
+    if inv["bucket_defaults"]:
+        out.append("Default key of: " + ", ".join(inv["bucket_defaults"]))
+    out.append("")
+    out.append(f"{'VERSION':<8} {'STATE':<18} {'PRIMARY':<8} {'DISABLE':<9} {'DESTROY':<9} FREES UP")
+    for v in inv["versions"]:
+        state = v["state"] + (f" until {v['destroy_time']}" if v["destroy_time"] else "")
+        out.append(
+            f"{v['number']:<8} {v['state']:<18} {'yes' if v['primary'] else '':<8} "
+            f"{'blocked' if v['blocks_disable'] else 'ok':<9} "
+            f"{'blocked' if v['blocks_destroy'] else 'ok':<9} "
+            f"{v['frees_up'] or ('-' if not v['blocks_destroy'] else 'no date')}"
+        )
+        if v["destroy_time"]:
+            out.append(f"    DESTROYED after {v['destroy_time']} unless restored (R1)")
+        del state
+        for u in v["uses"]:
+            effect = ("blocks disable+destroy" if u["blocks_disable"] else
+                      "blocks destroy" if u["blocks_destroy"] else "no block")
+            out.append(f"    {_pin_line(u)} ({effect})")
+    return "\n".join(out)
+
+
+def status_text(plan_path: str, steps: list[dict[str, Any]], complete: bool) -> str:
+    out = [f"Apply of {plan_path}: {'complete' if complete else 'not complete'}"]
+    for s in steps:
+        line = f"  {s['state']:<8} {s['id']} ({s['kind']})"
+        if s.get("result") is not None:
+            line += f"  {s['result']}"
+        elif s.get("progress"):
+            line += f"  progress {s['progress']}"
+        if s.get("error"):
+            line += f"  error: {s['error']}"
+        out.append(line)
+    return "\n".join(out)

@@ -1,0 +1,235 @@
+"""KMS steps: a new primary version (R2), disable what nothing pins (R3, R13.4, R14),
+schedule destruction of what nothing will ever need (R1, R16, R18)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rotator import guards
+from rotator.errors import BadInput, Stale
+from rotator.inventory import BUCKET_DEFAULT, PRIMARY
+from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
+from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+from rotator.timeutil import format_time
+
+if TYPE_CHECKING:
+    from rotator.engine import ApplyContext
+    from rotator.plan import PlanContext
+
+
+def _states(ctx_backend: Any, key: str) -> dict[int, str]:
+    return {v.number: v.state for v in ctx_backend.kms.list_crypto_key_versions(key)}
+
+
+@register
+class CreatePrimaryVersion(StepKind):
+    name = "kms.create_primary_version"
+    summary = "Create a new key version and make it the primary (a rotation)"
+    rules = ["R2", "R12"]
+    with_schema = strict({"key": PARAM_REF}, ["key"])
+    param_fields = ("key",)
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key = ctx.key(params["key"])
+        inv = ctx.inventory(key)
+        before = sorted(inv.versions)
+        number = (max(before) if before else 0) + 1
+        # The old primary stops being primary, and bucket defaults follow the key's
+        # primary (R2, R12), so neither pins the old versions once this step ran.
+        ctx.resolved.update({PRIMARY, BUCKET_DEFAULT})
+        return PlannedStep(
+            id=step_id,
+            kind=self.name,
+            title=f"create version {number} of {key} and make it primary",
+            rules=self.rules,
+            targets=[key],
+            changes=[
+                {"action": "create_version", "key": key, "expected_version": number},
+                {"action": "set_primary", "key": key, "from": inv.key.primary, "to": number},
+            ],
+            notes=["new writes are encrypted with the new primary; old versions stay "
+                   "usable for decryption until disabled (R2, R12)"],
+            data={"key": key, "versions_before": before, "primary_before": inv.key.primary},
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        kms, key = ctx.backend.kms, step.data["key"]
+        before = set(step.data["versions_before"])
+        created = ctx.journal.value(step.id, "created_version")
+        versions = kms.list_crypto_key_versions(key)
+        new = [v for v in versions if v.number not in before]
+        if created is None and new:
+            if not ctx.journal.started_before(step.id):
+                raise Stale(
+                    f"{key} has version {new[-1].number}, created after the plan; plan again",
+                    resource=key, rule="R2",
+                )
+            # A previous attempt of this very step was killed after creating it: adopt it.
+            created = max(v.number for v in new if v.state == ENABLED)
+        if created is None:
+            primary = kms.get_crypto_key(key).primary
+            if primary != step.data["primary_before"]:
+                raise Stale(
+                    f"{key}: primary is version {primary}, the plan saw "
+                    f"{step.data['primary_before']}; plan again", resource=key, rule="R2",
+                )
+            created = kms.create_crypto_key_version(key).number
+            ctx.journal.record(step.id, created_version=created)
+        if kms.get_crypto_key(key).primary != created:
+            kms.update_crypto_key_primary_version(key, f"{key}/cryptoKeyVersions/{created}")
+        ctx.emit(f"{key}: version {created} is primary")
+        return {"version": created}
+
+
+@register
+class DisableVersions(StepKind):
+    name = "kms.disable_versions"
+    summary = ("Disable key versions; in safe mode only those nothing pins (the rest are "
+               "reported), in emergency mode all of them")
+    rules = ["R3", "R4", "R13", "R14", "R15", "R16", "R18"]
+    with_schema = strict(
+        {
+            "key": PARAM_REF,
+            "scope": {"enum": ["old_versions", "all_versions"]},
+            "mode": {"enum": ["safe", "emergency"]},
+        },
+        ["key", "scope"],
+    )
+    param_fields = ("key",)
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key = ctx.key(params["key"])
+        inv = ctx.inventory(key)
+        emergency = params.get("mode", "safe") == "emergency"
+        retiring_key = params["scope"] == "all_versions"
+        disable, keep, blockers, impact = [], {}, [], []
+        for n, use in sorted(inv.versions.items()):
+            if use.version.state != ENABLED:
+                continue
+            if emergency:
+                disable.append(n)
+                impact += [dict(g.to_json(), version=n) for g in use.pins()
+                           if g.kind != PRIMARY]
+                continue
+            pins = [
+                g for g in guards.disable_blockers(use, retiring_key=retiring_key)
+                if g.kind not in ctx.resolved
+            ]
+            if pins:
+                keep[n] = [guards.describe_pin(p) for p in pins]
+                blockers += [dict(p.to_json(), version=n) for p in pins]
+            else:
+                disable.append(n)
+        title = (f"disable every version of {key}" if emergency
+                 else f"disable versions of {key} that nothing pins")
+        notes = ["a disable can take up to 3 hours to take effect everywhere (R4); "
+                 "re-enabling restores access (R14)"]
+        if emergency:
+            notes.append("EMERGENCY: data under these versions becomes unreadable and "
+                         "writes naming the key fail until re-enabled (R14, R15)")
+        return PlannedStep(
+            id=step_id, kind=self.name, title=title, rules=self.rules, targets=[key],
+            changes=[{"action": "disable", "version": f"{key}/cryptoKeyVersions/{n}"}
+                     for n in disable],
+            blockers=blockers + [dict(i, impact=True) for i in impact],
+            notes=notes,
+            data={"key": key, "disable": disable, "keep": {str(k): v for k, v in keep.items()},
+                  "mode": "emergency" if emergency else "safe", "retiring_key": retiring_key},
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        key, todo = step.data["key"], step.data["disable"]
+        kms = ctx.backend.kms
+        if not todo:
+            return {"disabled": []}
+        states = _states(ctx.backend, key)
+        if step.data["mode"] == "safe":
+            inv = ctx.fresh_inventory(key)
+            for n in todo:
+                if states.get(n) not in (ENABLED, DISABLED):
+                    raise Stale(f"{key}/cryptoKeyVersions/{n} is {states.get(n)}; plan again",
+                                resource=key)
+                pins = guards.disable_blockers(inv.version(n), retiring_key=step.data["retiring_key"])
+                if pins:
+                    raise Stale(
+                        f"{key}/cryptoKeyVersions/{n} is still pinned: "
+                        f"{guards.describe_pin(pins[0])}; nothing was disabled; plan again",
+                        resource=f"{key}/cryptoKeyVersions/{n}", rule=pins[0].rule,
+                    )
+        done = []
+        for n in todo:
+            name = f"{key}/cryptoKeyVersions/{n}"
+            if states.get(n) == DISABLED:
+                continue  # a previous attempt got here (or someone did): the goal holds
+            if states.get(n) != ENABLED:
+                raise Stale(f"{name} is {states.get(n)}; plan again", resource=name)
+            kms.update_crypto_key_version(name, DISABLED)
+            ctx.journal.record(step.id, disabled=n)
+            done.append(n)
+            ctx.emit(f"{name}: DISABLED")
+        return {"disabled": todo}
+
+
+def parse_versions(value: Any) -> list[int]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    out = []
+    for item in items:
+        text = str(item).strip().rsplit("/", 1)[-1]
+        if not text.isdigit() or int(text) < 1:
+            raise BadInput(f"versions: {item!r} is not a version number (e.g. versions=1,2)")
+        out.append(int(text))
+    if not out:
+        raise BadInput("versions: give at least one version number (e.g. versions=1,2)")
+    return sorted(set(out))
+
+
+@register
+class DestroyVersions(StepKind):
+    name = "kms.destroy_versions"
+    summary = ("Schedule destruction of disabled versions, refusing every version still "
+               "pinned, with the date it frees up")
+    rules = ["R1", "R14", "R16", "R18"]
+    with_schema = strict({"key": PARAM_REF, "versions": PARAM_REF}, ["key", "versions"])
+    param_fields = ("key", "versions")
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key = ctx.key(params["key"])
+        numbers = parse_versions(ctx.param(params["versions"]))
+        inv = ctx.inventory(key)
+        missing = [n for n in numbers if n not in inv.versions]
+        if missing:
+            raise BadInput(f"versions: {key} has no version {missing[0]} (it has "
+                           f"{', '.join(map(str, sorted(inv.versions)))})", resource=key, rule="R1")
+        todo = [n for n in numbers
+                if inv.version(n).version.state not in (DESTROY_SCHEDULED, DESTROYED)]
+        guards.refuse_destroy(inv, todo)
+        done = [n for n in numbers if n not in todo]
+        when = inv.now + inv.key.destroy_scheduled_duration
+        return PlannedStep(
+            id=step_id, kind=self.name,
+            title=f"schedule destruction of versions {', '.join(map(str, todo)) or '(none)'} of {key}",
+            rules=self.rules, targets=[key],
+            changes=[{"action": "destroy", "version": f"{key}/cryptoKeyVersions/{n}",
+                      "destroyed_after": format_time(when)} for n in todo],
+            notes=[f"version {n} is already {inv.version(n).version.state}" for n in done]
+            + [f"DESTROY_SCHEDULED for {inv.key.destroy_scheduled_duration.days} days; "
+               "`restore` brings a version back as DISABLED until then; after that it is "
+               "gone for good (R1)"],
+            data={"key": key, "destroy": todo},
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        key, todo = step.data["key"], step.data["destroy"]
+        if not todo:
+            return {"destroyed": []}
+        inv = ctx.fresh_inventory(key)
+        pending = [n for n in todo if inv.version(n).version.state not in (DESTROY_SCHEDULED, DESTROYED)]
+        guards.refuse_destroy(inv, pending)  # re-check every pin right before (exit 3)
+        out = {}
+        for n in pending:
+            v = ctx.backend.kms.destroy_crypto_key_version(f"{key}/cryptoKeyVersions/{n}")
+            ctx.journal.record(step.id, destroyed=n)
+            out[str(n)] = format_time(v.destroy_time) if v.destroy_time else None
+            ctx.emit(f"{v.name}: DESTROY_SCHEDULED until {out[str(n)]}")
+        return {"destroy_scheduled": out}
+

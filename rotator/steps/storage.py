@@ -1,0 +1,245 @@
+"""Cloud Storage steps: location preflight (R7), bucket defaults (R13.1), and the
+rewrite of every live object from retiring versions (R11, R13.3, R14)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rotator import apierrors as api
+from rotator import guards
+from rotator.backends.base import StorageApi, iter_objects
+from rotator.errors import Failure, Stale
+from rotator.inventory import BUCKET_DEFAULT, LIVE_OBJECT
+from rotator.model import Bucket, ObjectInfo
+from rotator.names import parse_key
+from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+from rotator.storage_rules import overwrite_blocker
+
+if TYPE_CHECKING:
+    from rotator.engine import ApplyContext
+    from rotator.plan import PlanContext
+
+# A rewrite whose generation precondition fails is re-read and retried this often
+# before the object is reported (an application keeps rewriting it).
+MAX_PRECONDITION_RETRIES = 3
+
+
+def _buckets_using(ctx: PlanContext, key: str) -> list[Bucket]:
+    inv = ctx.inventory(key)
+    used = {g.resource.removeprefix("gs://") for use in inv.versions.values() for g in use.pins()
+            if g.resource.startswith("gs://")}
+    return [b for b in inv.buckets if b.name in used or b.name in inv.default_for]
+
+
+@register
+class CheckKeyLocations(StepKind):
+    name = "storage.check_key_locations"
+    summary = "Refuse, before any change, a new key that cannot protect every bucket the old key does"
+    rules = ["R7"]
+    with_schema = strict({"key": PARAM_REF, "new_key": PARAM_REF}, ["key", "new_key"])
+    param_fields = ("key", "new_key")
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key, new_key = ctx.key(params["key"]), ctx.key(params["new_key"])
+        buckets = _buckets_using(ctx, key)
+        location = parse_key(new_key).location
+        guards.check_bucket_locations(buckets, new_key, location)
+        return PlannedStep(
+            id=step_id, kind=self.name,
+            title=f"check that {new_key} ({location}) can protect {len(buckets)} bucket(s)",
+            rules=self.rules, targets=[f"gs://{b.name}" for b in buckets],
+            data={"new_key": new_key, "location": location, "buckets": [b.name for b in buckets]},
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        storage = ctx.backend.storage
+        buckets = [storage.get_bucket(b) for b in step.data["buckets"]]
+        guards.check_bucket_locations(buckets, step.data["new_key"], step.data["location"])
+        return {"checked": len(buckets)}
+
+
+@register
+class SetBucketDefaults(StepKind):
+    name = "storage.set_bucket_defaults"
+    summary = "Point every bucket whose default key is the old key at the new key"
+    rules = ["R13", "R10", "R15"]
+    with_schema = strict({"key": PARAM_REF, "new_key": PARAM_REF}, ["key", "new_key"])
+    param_fields = ("key", "new_key")
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep | None:
+        key, new_key = ctx.key(params["key"]), ctx.key(params["new_key"])
+        buckets = ctx.inventory(key).default_for
+        ctx.resolved.add(BUCKET_DEFAULT)
+        return PlannedStep(
+            id=step_id, kind=self.name,
+            title=f"set the default key of {len(buckets)} bucket(s) to {new_key} (R13.1)",
+            rules=self.rules, targets=[f"gs://{b}" for b in buckets],
+            changes=[{"action": "set_default_kms_key", "bucket": f"gs://{b}", "from": key,
+                      "to": new_key} for b in buckets],
+            data={"key": key, "new_key": new_key, "buckets": buckets},
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        storage, key, new_key = ctx.backend.storage, step.data["key"], step.data["new_key"]
+        changed = 0
+        for name in step.data["buckets"]:
+            current = storage.get_bucket(name).default_kms_key
+            if current == new_key:
+                continue
+            if current != key:
+                raise Stale(f"gs://{name}: default key is now {current}, the plan saw {key}; "
+                            "plan again", resource=f"gs://{name}", rule="R13")
+            storage.patch_bucket_default_kms_key(name, new_key)
+            changed += 1
+            ctx.emit(f"gs://{name}: default key -> {new_key}")
+        return {"buckets_changed": changed}
+
+
+@dataclass
+class RewriteTally:
+    rewritten: int = 0
+    already_current: int = 0
+    pinned: int = 0
+    bytes: int = 0
+    failures: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rewritten": self.rewritten, "already_current": self.already_current,
+                "skipped_pinned": self.pinned, "bytes_rewritten": self.bytes,
+                "failed": len(self.failures)}
+
+
+@register
+class RewriteObjects(StepKind):
+    name = "storage.rewrite_objects"
+    summary = ("Rewrite every live object under a retiring version of the key, in place, "
+               "under the destination key's primary version")
+    rules = ["R11", "R13", "R14", "R16", "R18"]
+    with_schema = strict({"key": PARAM_REF, "to": PARAM_REF}, ["key", "to"])
+    param_fields = ("key", "to")
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key, dest = ctx.key(params["key"]), ctx.key(params["to"])
+        inv = ctx.inventory(key)
+        # Retiring: every version that exists now. For a rotation the new primary is
+        # made later and is not among them; for a replacement the whole key retires.
+        retiring = sorted(inv.versions)
+        work = inv.rewrite_work(retiring)
+        changes, objects, size = [], 0, 0
+        for bucket, per_version in work.items():
+            for n, (count, nbytes) in sorted(per_version.items()):
+                changes.append({"action": "rewrite", "bucket": f"gs://{bucket}",
+                                "from_version": f"{key}/cryptoKeyVersions/{n}", "to_key": dest,
+                                "objects": count, "bytes": nbytes})
+                objects += count
+                size += nbytes
+        notes = []
+        for n in retiring:
+            for g in inv.version(n).pins():
+                if g.kind != LIVE_OBJECT and g.resource.startswith("gs://") and g.kind != BUCKET_DEFAULT:
+                    notes.append(f"version {n}: not rewritten: {guards.describe_pin(g)}")
+        ctx.resolved.add(LIVE_OBJECT)
+        return PlannedStep(
+            id=step_id, kind=self.name,
+            title=f"rewrite {objects} object(s) under {key} to {dest}",
+            rules=self.rules, targets=[f"gs://{b}" for b in work],
+            changes=changes, notes=notes,
+            data={"key": key, "to": dest, "retiring": retiring, "buckets": list(work),
+                  "objects": objects, "bytes": size},
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        key, dest = step.data["key"], step.data["to"]
+        retiring = {f"{key}/cryptoKeyVersions/{n}" for n in step.data["retiring"]}
+        total: dict[str, Any] = {}
+        failures: list[str] = []
+        for bucket_name in step.data["buckets"]:
+            bucket = ctx.backend.storage.get_bucket(bucket_name)
+            tally = RewriteTally()
+            self._rewrite_bucket(ctx, step, bucket, retiring, dest, tally)
+            for k, v in tally.to_json().items():
+                total[k] = total.get(k, 0) + v
+            failures += tally.failures
+        if failures:
+            raise Failure(
+                f"{len(failures)} object(s) could not be rewritten, e.g. {failures[0]}; "
+                "their versions stay enabled; fix the cause and run apply again",
+                resource=step.id,
+            )
+        return total
+
+    def _rewrite_bucket(
+        self, ctx: ApplyContext, step: PlannedStep, bucket: Bucket, retiring: set[str],
+        dest: str, tally: RewriteTally,
+    ) -> None:
+        storage = ctx.backend.storage
+        now = ctx.backend.clock.now()
+        progress = ctx.progress(step.id, bucket.name)
+
+        def one(obj: ObjectInfo) -> None:
+            outcome, size = rewrite_one(storage, obj, retiring, dest, bucket, now)
+            with tally.lock:
+                if outcome == "rewritten":
+                    tally.rewritten += 1
+                    tally.bytes += size
+                elif outcome == "current":
+                    tally.already_current += 1
+                elif outcome == "pinned":
+                    tally.pinned += 1
+                else:
+                    tally.failures.append(outcome)
+                progress(tally.to_json())
+
+        limit = max(1, ctx.concurrency)
+        with ThreadPoolExecutor(max_workers=limit) as pool:
+            inflight: set[Future[None]] = set()
+            for obj in iter_objects(storage, bucket.name):
+                if obj.kms_key_version not in retiring:
+                    continue  # never touch an object that is already current
+                if len(inflight) >= 2 * limit:
+                    finished, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        f.result()
+                inflight.add(pool.submit(one, obj))
+            for f in inflight:
+                f.result()
+        progress(tally.to_json(), final=True)
+
+
+def rewrite_one(
+    storage: StorageApi, obj: ObjectInfo, retiring: set[str], dest: str, bucket: Bucket, now: Any
+) -> tuple[str, int]:
+    """Rewrite one object if it still needs it. Returns ('rewritten'|'current'|'pinned'
+    | a failure description, bytes). The generation precondition means an application's
+    concurrent write is never overwritten: on a mismatch the object is re-read and
+    re-checked."""
+    where = f"gs://{obj.bucket}/{obj.name}"
+    for _ in range(MAX_PRECONDITION_RETRIES + 1):
+        if obj.kms_key_version not in retiring:
+            return "current", 0
+        if obj.held or overwrite_blocker(obj, bucket, now):
+            return "pinned", 0  # reported by inventory as an R16 pin; cannot be rewritten
+        token = None
+        try:
+            while True:
+                result = storage.rewrite_object(
+                    obj.bucket, obj.name, destination_kms_key=dest,
+                    if_generation_match=obj.generation, rewrite_token=token,
+                )
+                if result.done:
+                    return "rewritten", obj.size
+                token = result.rewrite_token
+        except api.PreconditionFailed:
+            try:
+                obj = storage.get_object(obj.bucket, obj.name)
+            except api.NotFound:
+                return "current", 0  # deleted meanwhile: nothing left to protect
+        except api.NotFound:
+            return "current", 0
+        except api.ApiError as e:
+            return f"{where}: {e}", 0
+    return f"{where}: generation kept changing under rotator (ifGenerationMatch)", 0
