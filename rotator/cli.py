@@ -21,8 +21,7 @@ from rotator.journal import journal_path, read_events, step_states
 from rotator.names import parse_key
 from rotator.timeutil import parse_duration
 
-EPILOG_EXIT = ("Exit codes: 0 done, 1 failure, 2 bad input, 3 refused by a guard, "
-               "4 stale plan, 75 waiting.")
+EPILOG_EXIT = "Exit codes: 0 done, 1 failure, 2 bad input, 3 refused by a guard, 4 stale plan, 75 waiting."
 
 
 @dataclass
@@ -41,12 +40,17 @@ class Env:
 
                 self._backend = open_world(self.world)
                 if self.project and self.project != self._backend.project:
-                    raise BadInput(f"--project {self.project} does not match the world's "
-                                   f"project {self._backend.project}", resource=self.world)
+                    raise BadInput(
+                        f"--project {self.project} does not match the world's "
+                        f"project {self._backend.project}",
+                        resource=self.world,
+                    )
             else:
                 raise Failure(
                     "the Google Cloud backend is not part of this build yet; "
-                    "use --world FILE for the fake backend", resource="backend")
+                    "use --world FILE for the fake backend",
+                    resource="backend",
+                )
         backend: Backend = self._backend
         return backend
 
@@ -76,7 +80,9 @@ pass_env = click.make_pass_decorator(Env)
 
 def services_option(f: Any) -> Any:
     return click.option(
-        "--services", default=",".join(SERVICES), show_default=True,
+        "--services",
+        default=",".join(SERVICES),
+        show_default=True,
         help="Comma-separated services to look at: " + ",".join(SERVICES),
     )(f)
 
@@ -85,23 +91,31 @@ def parse_services(value: str) -> list[str]:
     items = [s.strip() for s in value.split(",") if s.strip()]
     bad = [s for s in items if s not in SERVICES]
     if bad or not items:
-        raise BadInput(f"--services: unknown service {bad[0] if bad else value!r}; "
-                       f"choose from {','.join(SERVICES)}")
+        raise BadInput(
+            f"--services: unknown service {bad[0] if bad else value!r}; choose from {','.join(SERVICES)}"
+        )
     return items
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-             epilog=EPILOG_EXIT)
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EPILOG_EXIT
+)
 @click.option("--world", metavar="FILE", help="Use the fake backend with its state in FILE.")
 @click.option("--project", metavar="ID", help="Project (default: from ADC or GOOGLE_CLOUD_PROJECT).")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: one JSON document on stdout; messages go to stderr.")
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON document on stdout; messages go to stderr.",
+)
 @click.option("-v", "--verbose", count=True, help="More detail; tracebacks on internal errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @click.version_option(__version__, prog_name="rotator")
 @click.pass_context
-def cli(ctx: click.Context, world: str | None, project: str | None, output: str,
-        verbose: int, quiet: bool) -> None:
+def cli(
+    ctx: click.Context, world: str | None, project: str | None, output: str, verbose: int, quiet: bool
+) -> None:
     """Rotate and replace Cloud KMS CMEK keys without making data unreadable.
 
     \b
@@ -130,18 +144,33 @@ def playbooks_cmd(env: Env, name: str | None) -> None:
     docs: list[dict[str, Any]] = []
     for n in names:
         pb = playbooks.load(n)
-        docs.append({
-            "name": pb.name, "summary": pb.summary, "description": pb.description,
-            "parameters": {p.name: {"type": p.type, "required": p.required, "help": p.help}
-                           for p in pb.parameters.values()},
-            "steps": [{"id": s.id, "kind": s.kind, "summary": REGISTRY[s.kind].summary,
-                       "rules": REGISTRY[s.kind].rules, "when": s.when} for s in pb.steps],
-        })
+        docs.append(
+            {
+                "name": pb.name,
+                "summary": pb.summary,
+                "description": pb.description,
+                "parameters": {
+                    p.name: {"type": p.type, "required": p.required, "help": p.help}
+                    for p in pb.parameters.values()
+                },
+                "steps": [
+                    {
+                        "id": s.id,
+                        "kind": s.kind,
+                        "summary": REGISTRY[s.kind].summary,
+                        "rules": REGISTRY[s.kind].rules,
+                        "when": s.when,
+                    }
+                    for s in pb.steps
+                ],
+            }
+        )
     lines = []
     for d in docs:
         params = " ".join(
             (f"--{p.replace('_', '-')} KEY" if p in ("key", "new_key") else f"[--set {p}=...]")
-            for p in d["parameters"])
+            for p in d["parameters"]
+        )
         lines.append(f"{d['name']:<18} {d['summary']}\n{'':<18} parameters: {params}")
         if name:
             if d["description"]:
@@ -203,8 +232,15 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--out", metavar="PLAN.json", help="Write the plan here for `rotator apply`.")
 @services_option
 @pass_env
-def plan(env: Env, playbook: str, key: str, new_key: str | None, sets: tuple[str, ...],
-         out: str | None, services: str) -> None:
+def plan(
+    env: Env,
+    playbook: str,
+    key: str,
+    new_key: str | None,
+    sets: tuple[str, ...],
+    out: str | None,
+    services: str,
+) -> None:
     """Inspect the world and plan PLAYBOOK (read-only).
 
     \b
@@ -227,23 +263,39 @@ def plan(env: Env, playbook: str, key: str, new_key: str | None, sets: tuple[str
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(dumps(doc))
         os.replace(tmp, out)
-        env.say(f"plan written to {out}; apply it with: rotator "
-                f"{'--world ' + env.world + ' ' if env.world else ''}apply {out}")
+        env.say(
+            f"plan written to {out}; apply it with: rotator "
+            f"{'--world ' + env.world + ' ' if env.world else ''}apply {out}"
+        )
     env.result(doc, plan_text(doc))
 
 
 @cli.command()
 @click.argument("plan_file", metavar="PLAN.json")
 @click.option("--yes", is_flag=True, help="Apply without asking (needed when not interactive).")
-@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True,
-              help="Object rewrites in flight at once.")
-@click.option("--max-rps", type=click.IntRange(1, 100000), default=None,
-              help="Cap on object rewrites per second.")
-@click.option("--wait", "wait_for", is_flag=False, flag_value="1h", default=None, metavar="DURATION",
-              help="Poll wait steps up to DURATION (default 1h) instead of exiting 75.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=8,
+    show_default=True,
+    help="Object rewrites in flight at once.",
+)
+@click.option(
+    "--max-rps", type=click.IntRange(1, 100000), default=None, help="Cap on object rewrites per second."
+)
+@click.option(
+    "--wait",
+    "wait_for",
+    is_flag=False,
+    flag_value="1h",
+    default=None,
+    metavar="DURATION",
+    help="Poll wait steps up to DURATION (default 1h) instead of exiting 75.",
+)
 @pass_env
-def apply(env: Env, plan_file: str, yes: bool, concurrency: int, max_rps: int | None,
-          wait_for: str | None) -> None:
+def apply(
+    env: Env, plan_file: str, yes: bool, concurrency: int, max_rps: int | None, wait_for: str | None
+) -> None:
     """Execute a saved plan, resuming from its journal.
 
     \b
@@ -261,8 +313,7 @@ def apply(env: Env, plan_file: str, yes: bool, concurrency: int, max_rps: int | 
     backend = env.backend()
     if not yes:
         if not sys.stdin.isatty():
-            raise BadInput("refusing to apply without --yes in a non-interactive run; "
-                           "nothing was changed")
+            raise BadInput("refusing to apply without --yes in a non-interactive run; nothing was changed")
         click.echo(plan_text(doc), err=True)
         if not click.confirm("Apply this plan?", err=True):
             raise BadInput("not confirmed; nothing was changed")
@@ -287,11 +338,14 @@ def status(env: Env, plan_file: str) -> None:
     path = journal_path(plan_file)
     events = list(read_events(path)) if os.path.exists(path) else []
     states = step_states(events)
-    steps = [{"id": s["id"], "kind": s["kind"], **states.get(s["id"], {"state": "pending"})}
-             for s in doc["steps"]]
+    steps = [
+        {"id": s["id"], "kind": s["kind"], **states.get(s["id"], {"state": "pending"})} for s in doc["steps"]
+    ]
     complete = any(e["event"] == "complete" for e in events)
-    env.result({"plan": plan_file, "complete": complete, "started": bool(events), "steps": steps},
-               status_text(plan_file, steps, complete))
+    env.result(
+        {"plan": plan_file, "complete": complete, "started": bool(events), "steps": steps},
+        status_text(plan_file, steps, complete),
+    )
 
 
 @cli.group()
@@ -343,8 +397,10 @@ def world_reset(env: Env) -> None:
     if not env.world:
         raise BadInput("world reset needs --world FILE")
     backend = reset_world(env.world)
-    env.result({"world": env.world, "now": backend.store.get_meta("now")},
-               f"{env.world}: state reloaded from the file")
+    env.result(
+        {"world": env.world, "now": backend.store.get_meta("now")},
+        f"{env.world}: state reloaded from the file",
+    )
 
 
 def _emit_error(err: RotatorError, output: str) -> None:
@@ -381,6 +437,5 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # a bug: one line, the traceback only with -v
         if verbose:
             traceback.print_exc()
-        _emit_error(Failure(f"internal error: {type(e).__name__}: {e} (run with -v for details)"),
-                    output)
+        _emit_error(Failure(f"internal error: {type(e).__name__}: {e} (run with -v for details)"), output)
         sys.exit(1)

@@ -45,12 +45,18 @@ class ApplyContext:
         def report(counts: dict[str, Any], final: bool = False) -> None:
             n = counts.get("rewritten", 0) + counts.get("already_current", 0)
             now = time.monotonic()
-            if final or n - last["n"] >= CHECKPOINT_EVERY_OBJECTS or now - last["t"] >= CHECKPOINT_EVERY_SECONDS:
+            if (
+                final
+                or n - last["n"] >= CHECKPOINT_EVERY_OBJECTS
+                or now - last["t"] >= CHECKPOINT_EVERY_SECONDS
+            ):
                 last.update(t=now, n=n)
                 self.journal.checkpoint(step_id, bucket=bucket, **counts)
-                self.emit(f"gs://{bucket}: {counts.get('rewritten', 0)} rewritten, "
-                          f"{counts.get('already_current', 0)} already current, "
-                          f"{counts.get('skipped_pinned', 0)} pinned")
+                self.emit(
+                    f"gs://{bucket}: {counts.get('rewritten', 0)} rewritten, "
+                    f"{counts.get('already_current', 0)} already current, "
+                    f"{counts.get('skipped_pinned', 0)} pinned"
+                )
 
         return report
 
@@ -62,7 +68,8 @@ def check_target(backend: Backend, plan: dict[str, Any]) -> None:
         if there.get(field) != here.get(field):
             raise BadInput(
                 f"plan was made for {field} {there.get(field)!r}, not {here.get(field)!r}; "
-                "make a new plan here", resource=str(there.get(field)),
+                "make a new plan here",
+                resource=str(there.get(field)),
             )
 
 
@@ -73,20 +80,30 @@ def check_expectations(backend: Backend, plan: dict[str, Any]) -> None:
     kms = backend.kms
     primary = kms.get_crypto_key(key).primary
     if primary != expect["primary"]:
-        raise Stale(f"{key}: primary is version {primary}, the plan saw {expect['primary']}; "
-                    "plan again", resource=key, rule="R2")
+        raise Stale(
+            f"{key}: primary is version {primary}, the plan saw {expect['primary']}; plan again",
+            resource=key,
+            rule="R2",
+        )
     states = {str(v.number): v.state for v in kms.list_crypto_key_versions(key)}
     for n, state in states.items():
         seen = expect["versions"].get(n)
         if seen != state:
             what = f"was {seen}" if seen else "did not exist"
-            raise Stale(f"{key}/cryptoKeyVersions/{n} is {state} but {what} when planned; "
-                        "plan again", resource=f"{key}/cryptoKeyVersions/{n}")
+            raise Stale(
+                f"{key}/cryptoKeyVersions/{n} is {state} but {what} when planned; plan again",
+                resource=f"{key}/cryptoKeyVersions/{n}",
+            )
 
 
 def apply_plan(
-    backend: Backend, plan: dict[str, Any], plan_sha256: str, plan_path: str, *,
-    concurrency: int = 8, emit: Callable[[str], None] = lambda _m: None,
+    backend: Backend,
+    plan: dict[str, Any],
+    plan_sha256: str,
+    plan_path: str,
+    *,
+    concurrency: int = 8,
+    emit: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     check_target(backend, plan)
     key = plan["params"]["key"]

@@ -82,17 +82,18 @@ def refuse_destroy(inv: KeyInventory, numbers: list[int]) -> None:
         use = inv.version(n)
         pins = destroy_blockers(use)
         if use.version.state == ENABLED:
-            lines.append(
-                f"version {n} is ENABLED: disable it first and watch for failures (R13.4, R4)"
-            )
+            lines.append(f"version {n} is ENABLED: disable it first and watch for failures (R13.4, R4)")
             rules.add("R4")
             continue
         if not pins:
             continue
         frees = frees_up(pins)
         date = f"frees up {format_time(frees)}" if frees else "no date known"
-        lines.append(f"version {n} pinned by {describe_pin(pins[0])}" + (
-            f" and {len(pins) - 1} more" if len(pins) > 1 else "") + f"; {date}")
+        lines.append(
+            f"version {n} pinned by {describe_pin(pins[0])}"
+            + (f" and {len(pins) - 1} more" if len(pins) > 1 else "")
+            + f"; {date}"
+        )
         rules.update(p.rule for p in pins)
     if lines:
         raise Refused(

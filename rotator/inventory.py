@@ -51,9 +51,7 @@ PIN_KINDS: dict[str, PinKind] = {
     PRIMARY: PinKind("R3", True, True, "another version is primary"),
     BUCKET_DEFAULT: PinKind("R15", True, True, "the bucket's default key is switched (R13.1)"),
     LIVE_OBJECT: PinKind("R14", True, True, "rewritten under another version", rewritable=True),
-    UNREADABLE_OBJECT: PinKind(
-        "R14", False, True, "the version is re-enabled and the object rewritten"
-    ),
+    UNREADABLE_OBJECT: PinKind("R14", False, True, "the version is re-enabled and the object rewritten"),
     HELD_OBJECT: PinKind("R16", True, True, "the hold is released, then rewritten"),
     RETAINED_OBJECT: PinKind("R16", True, True, "retention expires, then rewritten"),
     NONCURRENT_GENERATION: PinKind("R18", True, True, "deleted (e.g. by lifecycle)"),
@@ -151,7 +149,9 @@ class KeyInventory:
         return out
 
 
-def classify(obj: ObjectInfo, bucket: Bucket, version_state: str, now: datetime) -> tuple[str, datetime | None, str]:
+def classify(
+    obj: ObjectInfo, bucket: Bucket, version_state: str, now: datetime
+) -> tuple[str, datetime | None, str]:
     """The pin kind of one generation, when it frees the version, and a detail."""
     if obj.state == SOFT_DELETED:
         return SOFT_DELETED_GENERATION, obj.hard_delete_time, ""
@@ -171,9 +171,7 @@ def classify(obj: ObjectInfo, bucket: Bucket, version_state: str, now: datetime)
 ProgressFn = Callable[[str, int], None]
 
 
-def scan_key(
-    backend: Backend, key: KeyName | str, *, progress: ProgressFn | None = None
-) -> KeyInventory:
+def scan_key(backend: Backend, key: KeyName | str, *, progress: ProgressFn | None = None) -> KeyInventory:
     """Inventory one key across the project's buckets."""
     key_name = str(key)
     crypto_key = backend.kms.get_crypto_key(key_name)
@@ -199,7 +197,7 @@ def scan_key(
                 kv = obj.kms_key_version
                 if not kv or not kv.startswith(prefix):
                     continue
-                use = uses.get(int(kv[len(prefix):]))
+                use = uses.get(int(kv[len(prefix) :]))
                 if use is None:
                     continue
                 kind, frees, detail = classify(obj, bucket, use.version.state, now)

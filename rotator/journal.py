@@ -116,8 +116,7 @@ def step_states(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         elif ev == "done":
             s.update(state="done", result=e.get("result"), finished=e["t"])
         elif ev == "failed":
-            s.update(state="waiting" if e.get("kind") == "waiting" else "failed",
-                     error=e.get("message"))
+            s.update(state="waiting" if e.get("kind") == "waiting" else "failed", error=e.get("message"))
         elif ev == "checkpoint":
             s["progress"] = {k: v for k, v in e.items() if k not in ("t", "event", "step")}
     return out

@@ -23,6 +23,13 @@ _KEY_RE = re.compile(
 _VERSION_RE = re.compile(_KEY_RE.pattern + r"/cryptoKeyVersions/(?P<version>[1-9][0-9]{0,9})")
 
 _SEGMENTS = ("projects", "locations", "keyRings", "cryptoKeys", "cryptoKeyVersions")
+_PART_RULES = {
+    "projects": (_PROJECT, "lower-case [a-z0-9.:-]"),
+    "locations": (_LOCATION, "lower-case [a-z0-9-] (e.g. us-east1, global)"),
+    "keyRings": (_ID, "[A-Za-z0-9_-], 1-63 characters"),
+    "cryptoKeys": (_ID, "[A-Za-z0-9_-], 1-63 characters"),
+    "cryptoKeyVersions": (r"[1-9][0-9]{0,9}", "a positive number"),
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -67,7 +74,10 @@ def _explain(text: str, what: str) -> str:
         value = parts[2 * i + 1]
         if not value:
             return f"the {segment} id is empty"
-    return "an id has characters outside [A-Za-z0-9_-] (or the version is not a positive number)"
+        pattern, allowed = _PART_RULES[segment]
+        if not re.fullmatch(pattern, value):
+            return f"the {segment} id {value!r} must match {allowed}"
+    return "the name is not a valid Cloud KMS resource name"
 
 
 def parse_key(text: str, *, field: str = "key") -> KeyName:

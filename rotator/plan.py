@@ -48,15 +48,14 @@ class PlanContext:
         if key not in self._inventories:
             self.emit(f"inventory of {key} ...")
             self._inventories[key] = scan_key(
-                self.backend, key,
+                self.backend,
+                key,
                 progress=lambda b, n: self.emit(f"  gs://{b}: {n} generations listed"),
             )
         return self._inventories[key]
 
 
-def resolve_params(
-    playbook: Playbook, key: str, new_key: str | None, sets: dict[str, str]
-) -> dict[str, Any]:
+def resolve_params(playbook: Playbook, key: str, new_key: str | None, sets: dict[str, str]) -> dict[str, Any]:
     """Command-line values -> typed parameters, or BadInput naming the bad one."""
     given: dict[str, Any] = {"key": key, **sets}
     if new_key is not None:
@@ -95,8 +94,11 @@ def _check_keys_exist(backend: Backend, playbook: Playbook, params: dict[str, An
             try:
                 backend.kms.get_crypto_key(params[name])
             except api.NotFound:
-                raise BadInput(f"--{name.replace('_', '-')}: key {params[name]} not found",
-                               resource=params[name], rule="R1") from None
+                raise BadInput(
+                    f"--{name.replace('_', '-')}: key {params[name]} not found",
+                    resource=params[name],
+                    rule="R1",
+                ) from None
 
 
 def _step_applies(when: str | None, params: dict[str, Any]) -> bool:
@@ -107,7 +109,9 @@ def _step_applies(when: str | None, params: dict[str, Any]) -> bool:
 
 
 def build_plan(
-    backend: Backend, playbook: Playbook, params: dict[str, Any],
+    backend: Backend,
+    playbook: Playbook,
+    params: dict[str, Any],
     emit: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     _check_keys_exist(backend, playbook, params)
@@ -148,17 +152,19 @@ def inventory_json(inv: KeyInventory) -> dict[str, Any]:
         disable = guards.disable_blockers(use)
         destroy = guards.destroy_blockers(use)
         frees = guards.frees_up(destroy)
-        versions.append({
-            "version": use.version.name,
-            "number": n,
-            "state": use.version.state,
-            "primary": use.is_primary,
-            "destroy_time": format_time(use.version.destroy_time) if use.version.destroy_time else None,
-            "blocks_disable": bool(disable),
-            "blocks_destroy": bool(destroy),
-            "frees_up": format_time(frees) if frees and destroy else None,
-            "uses": [p.to_json() for p in pins],
-        })
+        versions.append(
+            {
+                "version": use.version.name,
+                "number": n,
+                "state": use.version.state,
+                "primary": use.is_primary,
+                "destroy_time": format_time(use.version.destroy_time) if use.version.destroy_time else None,
+                "blocks_disable": bool(disable),
+                "blocks_destroy": bool(destroy),
+                "frees_up": format_time(frees) if frees and destroy else None,
+                "uses": [p.to_json() for p in pins],
+            }
+        )
     return {
         "key": inv.key.name,
         "protection_level": inv.key.protection_level,
@@ -170,9 +176,16 @@ def inventory_json(inv: KeyInventory) -> dict[str, Any]:
 
 
 def summarize(doc: dict[str, Any]) -> dict[str, int]:
-    s = {"steps": len(doc["steps"]), "objects_to_rewrite": 0, "bytes_to_rewrite": 0,
-         "versions_to_disable": 0, "versions_pinned": 0, "versions_to_destroy": 0,
-         "buckets_to_change": 0, "grants": 0}
+    s = {
+        "steps": len(doc["steps"]),
+        "objects_to_rewrite": 0,
+        "bytes_to_rewrite": 0,
+        "versions_to_disable": 0,
+        "versions_pinned": 0,
+        "versions_to_destroy": 0,
+        "buckets_to_change": 0,
+        "grants": 0,
+    }
     for step in doc["steps"]:
         for c in step["changes"]:
             action = c["action"]
@@ -196,9 +209,15 @@ def summarize(doc: dict[str, Any]) -> dict[str, int]:
 _STEP_SCHEMA = {
     "type": "object",
     "properties": {
-        "id": {"type": "string"}, "kind": {"enum": sorted(REGISTRY)}, "title": {"type": "string"},
-        "rules": {"type": "array"}, "targets": {"type": "array"}, "changes": {"type": "array"},
-        "blockers": {"type": "array"}, "notes": {"type": "array"}, "data": {"type": "object"},
+        "id": {"type": "string"},
+        "kind": {"enum": sorted(REGISTRY)},
+        "title": {"type": "string"},
+        "rules": {"type": "array"},
+        "targets": {"type": "array"},
+        "changes": {"type": "array"},
+        "blockers": {"type": "array"},
+        "notes": {"type": "array"},
+        "data": {"type": "object"},
     },
     "required": ["id", "kind", "title", "rules", "targets", "changes", "blockers", "notes", "data"],
     "additionalProperties": False,

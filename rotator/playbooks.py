@@ -111,14 +111,17 @@ def load(name_or_path: str) -> Playbook:
         path = playbook_dir() / f"{name_or_path}.yaml"
         if not path.exists():
             names = ", ".join(available()) or "(none)"
-            raise BadInput(f"unknown playbook {name_or_path!r}; available: {names}",
-                           resource=name_or_path)
+            raise BadInput(f"unknown playbook {name_or_path!r}; available: {names}", resource=name_or_path)
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise BadInput(f"playbook {path}: {e.strerror}", resource=str(path)) from None
-    return parse(raw.decode("utf-8", errors="replace"), source=str(path),
-                 sha256=hashlib.sha256(raw).hexdigest(), expected_name=path.stem)
+    return parse(
+        raw.decode("utf-8", errors="replace"),
+        source=str(path),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        expected_name=path.stem,
+    )
 
 
 def parse(text: str, *, source: str, sha256: str = "", expected_name: str | None = None) -> Playbook:
@@ -132,8 +135,14 @@ def parse(text: str, *, source: str, sha256: str = "", expected_name: str | None
     for pname, p in doc["parameters"].items():
         if p["type"] == "choice" and not p.get("choices"):
             raise BadInput(f"{where}: parameter {pname}: a choice needs choices")
-        params[pname] = Parameter(pname, p["type"], p.get("required", False), p["help"],
-                                  tuple(p.get("choices", ())), p.get("default"))
+        params[pname] = Parameter(
+            pname,
+            p["type"],
+            p.get("required", False),
+            p["help"],
+            tuple(p.get("choices", ())),
+            p.get("default"),
+        )
     if "key" not in params:
         raise BadInput(f"{where}: every playbook takes the parameter 'key'")
     steps, seen = [], set()
@@ -145,8 +154,9 @@ def parse(text: str, *, source: str, sha256: str = "", expected_name: str | None
         seen.add(sid)
         kind = REGISTRY.get(raw_step["kind"])
         if kind is None:
-            raise BadInput(f"{swhere}: unknown step kind {raw_step['kind']!r}; known: "
-                           f"{', '.join(sorted(REGISTRY))}")
+            raise BadInput(
+                f"{swhere}: unknown step kind {raw_step['kind']!r}; known: {', '.join(sorted(REGISTRY))}"
+            )
         with_ = raw_step.get("with", {})
         validate(with_, kind.with_schema, source=f"{swhere} with")
         kind.validate(with_, set(params), swhere)
@@ -156,5 +166,4 @@ def parse(text: str, *, source: str, sha256: str = "", expected_name: str | None
             if pname not in params:
                 raise BadInput(f"{swhere}: when: names parameter {pname!r}, which is not declared")
         steps.append(StepSpec(sid, raw_step["kind"], with_, when))
-    return Playbook(name, doc["summary"], doc.get("description", ""), params, tuple(steps),
-                    source, sha256)
+    return Playbook(name, doc["summary"], doc.get("description", ""), params, tuple(steps), source, sha256)

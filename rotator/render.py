@@ -7,8 +7,15 @@ from typing import Any
 from rotator.guards import describe_pin
 from rotator.inventory import PinGroup
 
-_SIGN = {"create_version": "+", "set_primary": "~", "grant": "+", "set_default_kms_key": "~",
-         "rewrite": "~", "disable": "-", "destroy": "-"}
+_SIGN = {
+    "create_version": "+",
+    "set_primary": "~",
+    "grant": "+",
+    "set_default_kms_key": "~",
+    "rewrite": "~",
+    "disable": "-",
+    "destroy": "-",
+}
 
 
 def human_bytes(n: int) -> str:
@@ -33,8 +40,10 @@ def _change_line(c: dict[str, Any]) -> str:
     if a == "rewrite":
         version = c["from_version"].rsplit("/", 1)[1]
         noun = "object" if c["objects"] == 1 else "objects"
-        return (f"{c['bucket']}: {c['objects']:,} {noun} ({human_bytes(c['bytes'])}) "
-                f"under version {version} -> {c['to_key'].rsplit('/', 1)[1]}")
+        return (
+            f"{c['bucket']}: {c['objects']:,} {noun} ({human_bytes(c['bytes'])}) "
+            f"under version {version} -> {c['to_key'].rsplit('/', 1)[1]}"
+        )
     if a == "disable":
         return f"disable {c['version']}"
     if a == "destroy":
@@ -81,8 +90,11 @@ def plan_text(doc: dict[str, Any]) -> str:
             out.append(f"    note: {note}")
         out.append("")
     s = doc["summary"]
-    parts = [f"{s['objects_to_rewrite']:,} objects to rewrite ({human_bytes(s['bytes_to_rewrite'])})",
-             f"{s['versions_to_disable']} versions to disable", f"{s['versions_pinned']} pinned"]
+    parts = [
+        f"{s['objects_to_rewrite']:,} objects to rewrite ({human_bytes(s['bytes_to_rewrite'])})",
+        f"{s['versions_to_disable']} versions to disable",
+        f"{s['versions_pinned']} pinned",
+    ]
     if s["versions_to_destroy"]:
         parts.append(f"{s['versions_to_destroy']} versions to destroy")
     if s["buckets_to_change"]:
@@ -111,8 +123,13 @@ def inventory_text(inv: dict[str, Any]) -> str:
             out.append(f"    DESTROYED after {v['destroy_time']} unless restored (R1)")
         del state
         for u in v["uses"]:
-            effect = ("blocks disable+destroy" if u["blocks_disable"] else
-                      "blocks destroy" if u["blocks_destroy"] else "no block")
+            effect = (
+                "blocks disable+destroy"
+                if u["blocks_disable"]
+                else "blocks destroy"
+                if u["blocks_destroy"]
+                else "no block"
+            )
             out.append(f"    {_pin_line(u)} ({effect})")
     return "\n".join(out)
 

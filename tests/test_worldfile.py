@@ -287,20 +287,11 @@ def test_dump_after_changes_loads_back_unchanged() -> None:
     _round_trip(b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a deleted object (only soft-deleted or noncurrent generations left) dumps "
-    "without a live generation, and loading that dump fails ('generation 1 is declared twice')",
-)
 def test_dump_after_delete_loads_back(backend: FakeBackend) -> None:
     backend.storage.delete(BUCKET, OBJECT)
     _round_trip(backend)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: dump drops customer_supplied_key on noncurrent/soft-deleted generations (R19)",
-)
 def test_dump_keeps_csek_on_older_generations() -> None:
     b = make_backend(
         storage=[

@@ -64,8 +64,7 @@ class StepKind:
         for f in self.param_fields:
             if f in params and params[f] not in declared:
                 raise BadInput(
-                    f"{where}: with.{f} names parameter {params[f]!r}, which the playbook "
-                    "does not declare"
+                    f"{where}: with.{f} names parameter {params[f]!r}, which the playbook does not declare"
                 )
 
     def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep | None:

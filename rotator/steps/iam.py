@@ -25,8 +25,9 @@ def services_using(ctx: PlanContext, key: str) -> list[str]:
 @register
 class GrantAgents(StepKind):
     name = "iam.grant_agents"
-    summary = ("Grant Encrypter/Decrypter on the new key to the service agent of every "
-               "service that uses the old key")
+    summary = (
+        "Grant Encrypter/Decrypter on the new key to the service agent of every service that uses the old key"
+    )
     rules = ["R5"]
     with_schema = strict({"key": PARAM_REF, "new_key": PARAM_REF}, ["key", "new_key"])
     param_fields = ("key", "new_key")
@@ -39,11 +40,15 @@ class GrantAgents(StepKind):
         needed = [(s, m) for s in services for m in agents(s, ctx.backend.project_number)]
         missing = [(s, m) for s, m in needed if m not in have]
         return PlannedStep(
-            id=step_id, kind=self.name,
+            id=step_id,
+            kind=self.name,
             title=f"grant {len(missing)} service agent(s) {ENCRYPTER_DECRYPTER} on {new_key}",
-            rules=self.rules, targets=[new_key],
-            changes=[{"action": "grant", "key": new_key, "role": ENCRYPTER_DECRYPTER,
-                      "member": m, "service": s} for s, m in missing],
+            rules=self.rules,
+            targets=[new_key],
+            changes=[
+                {"action": "grant", "key": new_key, "role": ENCRYPTER_DECRYPTER, "member": m, "service": s}
+                for s, m in missing
+            ],
             notes=["granting needs roles/owner or roles/cloudkms.admin on the key (R5)"],
             data={"key": new_key, "members": [m for _, m in missing]},
         )

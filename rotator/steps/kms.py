@@ -47,8 +47,10 @@ class CreatePrimaryVersion(StepKind):
                 {"action": "create_version", "key": key, "expected_version": number},
                 {"action": "set_primary", "key": key, "from": inv.key.primary, "to": number},
             ],
-            notes=["new writes are encrypted with the new primary; old versions stay "
-                   "usable for decryption until disabled (R2, R12)"],
+            notes=[
+                "new writes are encrypted with the new primary; old versions stay "
+                "usable for decryption until disabled (R2, R12)"
+            ],
             data={"key": key, "versions_before": before, "primary_before": inv.key.primary},
         )
 
@@ -62,7 +64,8 @@ class CreatePrimaryVersion(StepKind):
             if not ctx.journal.started_before(step.id):
                 raise Stale(
                     f"{key} has version {new[-1].number}, created after the plan; plan again",
-                    resource=key, rule="R2",
+                    resource=key,
+                    rule="R2",
                 )
             # A previous attempt of this very step was killed after creating it: adopt it.
             created = max(v.number for v in new if v.state == ENABLED)
@@ -71,7 +74,9 @@ class CreatePrimaryVersion(StepKind):
             if primary != step.data["primary_before"]:
                 raise Stale(
                     f"{key}: primary is version {primary}, the plan saw "
-                    f"{step.data['primary_before']}; plan again", resource=key, rule="R2",
+                    f"{step.data['primary_before']}; plan again",
+                    resource=key,
+                    rule="R2",
                 )
             created = kms.create_crypto_key_version(key).number
             ctx.journal.record(step.id, created_version=created)
@@ -84,8 +89,10 @@ class CreatePrimaryVersion(StepKind):
 @register
 class DisableVersions(StepKind):
     name = "kms.disable_versions"
-    summary = ("Disable key versions; in safe mode only those nothing pins (the rest are "
-               "reported), in emergency mode all of them")
+    summary = (
+        "Disable key versions; in safe mode only those nothing pins (the rest are "
+        "reported), in emergency mode all of them"
+    )
     rules = ["R3", "R4", "R13", "R14", "R15", "R16", "R18"]
     with_schema = strict(
         {
@@ -108,11 +115,11 @@ class DisableVersions(StepKind):
                 continue
             if emergency:
                 disable.append(n)
-                impact += [dict(g.to_json(), version=n) for g in use.pins()
-                           if g.kind != PRIMARY]
+                impact += [dict(g.to_json(), version=n) for g in use.pins() if g.kind != PRIMARY]
                 continue
             pins = [
-                g for g in guards.disable_blockers(use, retiring_key=retiring_key)
+                g
+                for g in guards.disable_blockers(use, retiring_key=retiring_key)
                 if g.kind not in ctx.resolved
             ]
             if pins:
@@ -120,21 +127,34 @@ class DisableVersions(StepKind):
                 blockers += [dict(p.to_json(), version=n) for p in pins]
             else:
                 disable.append(n)
-        title = (f"disable every version of {key}" if emergency
-                 else f"disable versions of {key} that nothing pins")
-        notes = ["a disable can take up to 3 hours to take effect everywhere (R4); "
-                 "re-enabling restores access (R14)"]
+        title = (
+            f"disable every version of {key}" if emergency else f"disable versions of {key} that nothing pins"
+        )
+        notes = [
+            "a disable can take up to 3 hours to take effect everywhere (R4); "
+            "re-enabling restores access (R14)"
+        ]
         if emergency:
-            notes.append("EMERGENCY: data under these versions becomes unreadable and "
-                         "writes naming the key fail until re-enabled (R14, R15)")
+            notes.append(
+                "EMERGENCY: data under these versions becomes unreadable and "
+                "writes naming the key fail until re-enabled (R14, R15)"
+            )
         return PlannedStep(
-            id=step_id, kind=self.name, title=title, rules=self.rules, targets=[key],
-            changes=[{"action": "disable", "version": f"{key}/cryptoKeyVersions/{n}"}
-                     for n in disable],
+            id=step_id,
+            kind=self.name,
+            title=title,
+            rules=self.rules,
+            targets=[key],
+            changes=[{"action": "disable", "version": f"{key}/cryptoKeyVersions/{n}"} for n in disable],
             blockers=blockers + [dict(i, impact=True) for i in impact],
             notes=notes,
-            data={"key": key, "disable": disable, "keep": {str(k): v for k, v in keep.items()},
-                  "mode": "emergency" if emergency else "safe", "retiring_key": retiring_key},
+            data={
+                "key": key,
+                "disable": disable,
+                "keep": {str(k): v for k, v in keep.items()},
+                "mode": "emergency" if emergency else "safe",
+                "retiring_key": retiring_key,
+            },
         )
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
@@ -147,14 +167,14 @@ class DisableVersions(StepKind):
             inv = ctx.fresh_inventory(key)
             for n in todo:
                 if states.get(n) not in (ENABLED, DISABLED):
-                    raise Stale(f"{key}/cryptoKeyVersions/{n} is {states.get(n)}; plan again",
-                                resource=key)
+                    raise Stale(f"{key}/cryptoKeyVersions/{n} is {states.get(n)}; plan again", resource=key)
                 pins = guards.disable_blockers(inv.version(n), retiring_key=step.data["retiring_key"])
                 if pins:
                     raise Stale(
                         f"{key}/cryptoKeyVersions/{n} is still pinned: "
                         f"{guards.describe_pin(pins[0])}; nothing was disabled; plan again",
-                        resource=f"{key}/cryptoKeyVersions/{n}", rule=pins[0].rule,
+                        resource=f"{key}/cryptoKeyVersions/{n}",
+                        rule=pins[0].rule,
                     )
         done = []
         for n in todo:
@@ -186,8 +206,10 @@ def parse_versions(value: Any) -> list[int]:
 @register
 class DestroyVersions(StepKind):
     name = "kms.destroy_versions"
-    summary = ("Schedule destruction of disabled versions, refusing every version still "
-               "pinned, with the date it frees up")
+    summary = (
+        "Schedule destruction of disabled versions, refusing every version still "
+        "pinned, with the date it frees up"
+    )
     rules = ["R1", "R14", "R16", "R18"]
     with_schema = strict({"key": PARAM_REF, "versions": PARAM_REF}, ["key", "versions"])
     param_fields = ("key", "versions")
@@ -198,23 +220,36 @@ class DestroyVersions(StepKind):
         inv = ctx.inventory(key)
         missing = [n for n in numbers if n not in inv.versions]
         if missing:
-            raise BadInput(f"versions: {key} has no version {missing[0]} (it has "
-                           f"{', '.join(map(str, sorted(inv.versions)))})", resource=key, rule="R1")
-        todo = [n for n in numbers
-                if inv.version(n).version.state not in (DESTROY_SCHEDULED, DESTROYED)]
+            raise BadInput(
+                f"versions: {key} has no version {missing[0]} (it has "
+                f"{', '.join(map(str, sorted(inv.versions)))})",
+                resource=key,
+                rule="R1",
+            )
+        todo = [n for n in numbers if inv.version(n).version.state not in (DESTROY_SCHEDULED, DESTROYED)]
         guards.refuse_destroy(inv, todo)
         done = [n for n in numbers if n not in todo]
         when = inv.now + inv.key.destroy_scheduled_duration
         return PlannedStep(
-            id=step_id, kind=self.name,
+            id=step_id,
+            kind=self.name,
             title=f"schedule destruction of versions {', '.join(map(str, todo)) or '(none)'} of {key}",
-            rules=self.rules, targets=[key],
-            changes=[{"action": "destroy", "version": f"{key}/cryptoKeyVersions/{n}",
-                      "destroyed_after": format_time(when)} for n in todo],
+            rules=self.rules,
+            targets=[key],
+            changes=[
+                {
+                    "action": "destroy",
+                    "version": f"{key}/cryptoKeyVersions/{n}",
+                    "destroyed_after": format_time(when),
+                }
+                for n in todo
+            ],
             notes=[f"version {n} is already {inv.version(n).version.state}" for n in done]
-            + [f"DESTROY_SCHEDULED for {inv.key.destroy_scheduled_duration.days} days; "
-               "`restore` brings a version back as DISABLED until then; after that it is "
-               "gone for good (R1)"],
+            + [
+                f"DESTROY_SCHEDULED for {inv.key.destroy_scheduled_duration.days} days; "
+                "`restore` brings a version back as DISABLED until then; after that it is "
+                "gone for good (R1)"
+            ],
             data={"key": key, "destroy": todo},
         )
 
@@ -232,4 +267,3 @@ class DestroyVersions(StepKind):
             out[str(n)] = format_time(v.destroy_time) if v.destroy_time else None
             ctx.emit(f"{v.name}: DESTROY_SCHEDULED until {out[str(n)]}")
         return {"destroy_scheduled": out}
-

@@ -17,15 +17,23 @@ class ManualCheck(StepKind):
     summary = "A check the operator must make by hand; shown in the plan, recorded by apply"
     rules: ClassVar[list[str]] = []
     with_schema = strict(
-        {"rule": {"type": "string", "pattern": r"^R[0-9]+(\.[0-9]+)?$"},
-         "text": {"type": "string", "minLength": 1}},
+        {
+            "rule": {"type": "string", "pattern": r"^R[0-9]+(\.[0-9]+)?$"},
+            "text": {"type": "string", "minLength": 1},
+        },
         ["rule", "text"],
     )
 
     def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
         text = params["text"].format(**{k: v for k, v in ctx.params.items() if isinstance(v, str)})
-        return PlannedStep(id=step_id, kind=self.name, title=f"manual check: {text}",
-                           rules=[params["rule"]], notes=[text], data={"text": text})
+        return PlannedStep(
+            id=step_id,
+            kind=self.name,
+            title=f"manual check: {text}",
+            rules=[params["rule"]],
+            notes=[text],
+            data={"text": text},
+        )
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
         ctx.emit(f"manual check ({step.rules[0]}): {step.data['text']}")

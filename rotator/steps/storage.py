@@ -29,8 +29,12 @@ MAX_PRECONDITION_RETRIES = 3
 
 def _buckets_using(ctx: PlanContext, key: str) -> list[Bucket]:
     inv = ctx.inventory(key)
-    used = {g.resource.removeprefix("gs://") for use in inv.versions.values() for g in use.pins()
-            if g.resource.startswith("gs://")}
+    used = {
+        g.resource.removeprefix("gs://")
+        for use in inv.versions.values()
+        for g in use.pins()
+        if g.resource.startswith("gs://")
+    }
     return [b for b in inv.buckets if b.name in used or b.name in inv.default_for]
 
 
@@ -48,9 +52,11 @@ class CheckKeyLocations(StepKind):
         location = parse_key(new_key).location
         guards.check_bucket_locations(buckets, new_key, location)
         return PlannedStep(
-            id=step_id, kind=self.name,
+            id=step_id,
+            kind=self.name,
             title=f"check that {new_key} ({location}) can protect {len(buckets)} bucket(s)",
-            rules=self.rules, targets=[f"gs://{b.name}" for b in buckets],
+            rules=self.rules,
+            targets=[f"gs://{b.name}" for b in buckets],
             data={"new_key": new_key, "location": location, "buckets": [b.name for b in buckets]},
         )
 
@@ -74,11 +80,15 @@ class SetBucketDefaults(StepKind):
         buckets = ctx.inventory(key).default_for
         ctx.resolved.add(BUCKET_DEFAULT)
         return PlannedStep(
-            id=step_id, kind=self.name,
+            id=step_id,
+            kind=self.name,
             title=f"set the default key of {len(buckets)} bucket(s) to {new_key} (R13.1)",
-            rules=self.rules, targets=[f"gs://{b}" for b in buckets],
-            changes=[{"action": "set_default_kms_key", "bucket": f"gs://{b}", "from": key,
-                      "to": new_key} for b in buckets],
+            rules=self.rules,
+            targets=[f"gs://{b}" for b in buckets],
+            changes=[
+                {"action": "set_default_kms_key", "bucket": f"gs://{b}", "from": key, "to": new_key}
+                for b in buckets
+            ],
             data={"key": key, "new_key": new_key, "buckets": buckets},
         )
 
@@ -90,8 +100,11 @@ class SetBucketDefaults(StepKind):
             if current == new_key:
                 continue
             if current != key:
-                raise Stale(f"gs://{name}: default key is now {current}, the plan saw {key}; "
-                            "plan again", resource=f"gs://{name}", rule="R13")
+                raise Stale(
+                    f"gs://{name}: default key is now {current}, the plan saw {key}; plan again",
+                    resource=f"gs://{name}",
+                    rule="R13",
+                )
             storage.patch_bucket_default_kms_key(name, new_key)
             changed += 1
             ctx.emit(f"gs://{name}: default key -> {new_key}")
@@ -108,16 +121,22 @@ class RewriteTally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def to_json(self) -> dict[str, Any]:
-        return {"rewritten": self.rewritten, "already_current": self.already_current,
-                "skipped_pinned": self.pinned, "bytes_rewritten": self.bytes,
-                "failed": len(self.failures)}
+        return {
+            "rewritten": self.rewritten,
+            "already_current": self.already_current,
+            "skipped_pinned": self.pinned,
+            "bytes_rewritten": self.bytes,
+            "failed": len(self.failures),
+        }
 
 
 @register
 class RewriteObjects(StepKind):
     name = "storage.rewrite_objects"
-    summary = ("Rewrite every live object under a retiring version of the key, in place, "
-               "under the destination key's primary version")
+    summary = (
+        "Rewrite every live object under a retiring version of the key, in place, "
+        "under the destination key's primary version"
+    )
     rules = ["R11", "R13", "R14", "R16", "R18"]
     with_schema = strict({"key": PARAM_REF, "to": PARAM_REF}, ["key", "to"])
     param_fields = ("key", "to")
@@ -132,9 +151,16 @@ class RewriteObjects(StepKind):
         changes, objects, size = [], 0, 0
         for bucket, per_version in work.items():
             for n, (count, nbytes) in sorted(per_version.items()):
-                changes.append({"action": "rewrite", "bucket": f"gs://{bucket}",
-                                "from_version": f"{key}/cryptoKeyVersions/{n}", "to_key": dest,
-                                "objects": count, "bytes": nbytes})
+                changes.append(
+                    {
+                        "action": "rewrite",
+                        "bucket": f"gs://{bucket}",
+                        "from_version": f"{key}/cryptoKeyVersions/{n}",
+                        "to_key": dest,
+                        "objects": count,
+                        "bytes": nbytes,
+                    }
+                )
                 objects += count
                 size += nbytes
         notes = []
@@ -144,12 +170,21 @@ class RewriteObjects(StepKind):
                     notes.append(f"version {n}: not rewritten: {guards.describe_pin(g)}")
         ctx.resolved.add(LIVE_OBJECT)
         return PlannedStep(
-            id=step_id, kind=self.name,
+            id=step_id,
+            kind=self.name,
             title=f"rewrite {objects} object(s) under {key} to {dest}",
-            rules=self.rules, targets=[f"gs://{b}" for b in work],
-            changes=changes, notes=notes,
-            data={"key": key, "to": dest, "retiring": retiring, "buckets": list(work),
-                  "objects": objects, "bytes": size},
+            rules=self.rules,
+            targets=[f"gs://{b}" for b in work],
+            changes=changes,
+            notes=notes,
+            data={
+                "key": key,
+                "to": dest,
+                "retiring": retiring,
+                "buckets": list(work),
+                "objects": objects,
+                "bytes": size,
+            },
         )
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
@@ -173,8 +208,13 @@ class RewriteObjects(StepKind):
         return total
 
     def _rewrite_bucket(
-        self, ctx: ApplyContext, step: PlannedStep, bucket: Bucket, retiring: set[str],
-        dest: str, tally: RewriteTally,
+        self,
+        ctx: ApplyContext,
+        step: PlannedStep,
+        bucket: Bucket,
+        retiring: set[str],
+        dest: str,
+        tally: RewriteTally,
     ) -> None:
         storage = ctx.backend.storage
         now = ctx.backend.clock.now()
@@ -227,8 +267,11 @@ def rewrite_one(
         try:
             while True:
                 result = storage.rewrite_object(
-                    obj.bucket, obj.name, destination_kms_key=dest,
-                    if_generation_match=obj.generation, rewrite_token=token,
+                    obj.bucket,
+                    obj.name,
+                    destination_kms_key=dest,
+                    if_generation_match=obj.generation,
+                    rewrite_token=token,
                 )
                 if result.done:
                     return "rewritten", obj.size

@@ -53,6 +53,16 @@ def _decode_token(token: str) -> list[object]:
     return value
 
 
+def remember_purged(c: sqlite3.Connection, where: str, args: tuple[object, ...]) -> None:
+    """Keep the highest generation of rows about to be hard-deleted (see _write_generation)."""
+    c.execute(
+        "INSERT INTO purged(bucket, name, top) "
+        f"SELECT bucket, name, MAX(generation) FROM objects WHERE {where} GROUP BY bucket, name "
+        "ON CONFLICT(bucket, name) DO UPDATE SET top=MAX(top, excluded.top)",
+        args,
+    )
+
+
 class FakeStorage:
     def __init__(self, store: Store, kms: FakeKms, project_number: str):
         self.store = store
@@ -156,6 +166,8 @@ class FakeStorage:
         page_token: str | None = None,
         page_size: int = 1000,
     ) -> ObjectPage:
+        if page_size < 1:
+            raise api.InvalidArgument(f"maxResults must be a positive number, not {page_size}")
         if soft_deleted:
             states: tuple[str, ...] = (SOFT_DELETED,)
         elif versions:
@@ -291,9 +303,12 @@ class FakeStorage:
     ) -> ObjectInfo:
         bucket = brow["name"]
         now = self.store.now()
+        # Generations never repeat for a name, even after every row of it was purged:
+        # a stale ifGenerationMatch must never match a different object.
         (top,) = c.execute(
-            "SELECT COALESCE(MAX(generation), 0) FROM objects WHERE bucket=? AND name=?",
-            (bucket, name),
+            "SELECT MAX(COALESCE((SELECT MAX(generation) FROM objects WHERE bucket=? AND name=?), 0),"
+            " COALESCE((SELECT top FROM purged WHERE bucket=? AND name=?), 0))",
+            (bucket, name, bucket, name),
         ).fetchone()
         if old is not None:
             self._retire_generation(c, brow, old, now)
@@ -322,6 +337,7 @@ class FakeStorage:
                 (SOFT_DELETED, format_time(hard), *ident),
             )
         else:
+            remember_purged(c, "bucket=? AND name=? AND generation=?", ident)
             c.execute("DELETE FROM objects WHERE bucket=? AND name=? AND generation=?", ident)
 
     # -- what an application does (fake only: tests and race simulations) --------------

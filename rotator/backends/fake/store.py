@@ -39,6 +39,9 @@ CREATE TABLE objects(
   retention_mode TEXT, retain_until TEXT, hard_delete_time TEXT,
   csek INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(bucket, name, generation)) WITHOUT ROWID;
+CREATE TABLE purged(
+  bucket TEXT NOT NULL, name TEXT NOT NULL, top INTEGER NOT NULL,
+  PRIMARY KEY(bucket, name)) WITHOUT ROWID;
 CREATE TABLE documents(service TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 

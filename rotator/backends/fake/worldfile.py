@@ -65,6 +65,8 @@ _OBJECT = _obj(
         ),
         # Extension (R19): an object under a customer-supplied key has no CMEK version.
         "customer_supplied_key": _BOOL,
+        # Extension: the object was deleted; only its older generations remain (R18).
+        "deleted": _BOOL,
         "noncurrent": {"type": "array", "items": _GENERATION},
         "soft_deleted": {"type": "array", "items": _GENERATION},
     },
@@ -336,8 +338,15 @@ class _Checker:
             self.time(f"{path}.created", o["created"])
         if "retention" in o:
             self.time(f"{path}.retention.retain_until", o["retention"]["retain_until"])
+        deleted = o.get("deleted", False)
+        if deleted and not (o.get("noncurrent") or o.get("soft_deleted")):
+            raise self.fail(
+                f"{path}.deleted", "a deleted object needs noncurrent or soft_deleted generations"
+            )
         live_gen = o.get("generation", 1)
-        gens = {live_gen}
+        if deleted:
+            live_gen = max(g["generation"] for k in ("noncurrent", "soft_deleted") for g in o.get(k, [])) + 1
+        gens = set() if deleted else {live_gen}
         for kind in ("noncurrent", "soft_deleted"):
             for k, g in enumerate(o.get(kind, [])):
                 gpath = f"{path}.{kind}[{k}]"
@@ -433,21 +442,22 @@ def _object_rows(b: dict[str, Any], now: datetime) -> Iterator[tuple[Any, ...]]:
     for o in b.get("objects", []):
         created = format_time(parse_time(o["created"])) if "created" in o else default_created
         retention = o.get("retention")
-        yield (
-            bucket,
-            o["name"],
-            o.get("generation", 1),
-            LIVE,
-            o.get("kms_key_version"),
-            o.get("size", 0),
-            created,
-            int(o.get("temporary_hold", False)),
-            int(o.get("event_based_hold", False)),
-            retention["mode"] if retention else None,
-            format_time(parse_time(retention["retain_until"])) if retention else None,
-            None,
-            int(o.get("customer_supplied_key", False)),
-        )
+        if not o.get("deleted"):  # a deleted object keeps only its older generations (R18)
+            yield (
+                bucket,
+                o["name"],
+                o.get("generation", 1),
+                LIVE,
+                o.get("kms_key_version"),
+                o.get("size", 0),
+                created,
+                int(o.get("temporary_hold", False)),
+                int(o.get("event_based_hold", False)),
+                retention["mode"] if retention else None,
+                format_time(parse_time(retention["retain_until"])) if retention else None,
+                None,
+                int(o.get("customer_supplied_key", False)),
+            )
         for g in o.get("noncurrent", []):
             yield (
                 bucket,
@@ -562,7 +572,7 @@ def _dump_objects(store: Store, bucket: str) -> Iterator[dict[str, Any]]:
     for r in rows:
         if current is None or current["name"] != r["name"]:
             if current is not None:
-                yield current
+                yield _mark_deleted(current)
             current = {"name": r["name"]}
         if r["state"] == LIVE:
             current.update(
@@ -585,9 +595,17 @@ def _dump_objects(store: Store, bucket: str) -> Iterator[dict[str, Any]]:
             }
             if r["state"] == SOFT_DELETED:
                 gen["hard_delete_time"] = r["hard_delete_time"]
+            if r["csek"]:
+                gen["customer_supplied_key"] = True
             current.setdefault(r["state"], []).append(gen)
     if current is not None:
-        yield current
+        yield _mark_deleted(current)
+
+
+def _mark_deleted(entry: dict[str, Any]) -> dict[str, Any]:
+    if "generation" not in entry:
+        entry["deleted"] = True
+    return entry
 
 
 def format_duration_s(seconds: int) -> str:
