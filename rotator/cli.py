@@ -202,13 +202,15 @@ def inventory(env: Env, key: str, services: str) -> None:
     from rotator.render import inventory_text
 
     key_name = str(parse_key(key, field="KEY"))
-    parse_services(services)
+    chosen = parse_services(services)
     backend = env.backend()
     try:
         backend.kms.get_crypto_key(key_name)
     except api.NotFound:
         raise BadInput(f"KEY: key {key_name} not found", resource=key_name, rule="R1") from None
-    inv = inventory_json(scan_key(backend, key_name, progress=lambda b, n: env.debug(f"gs://{b}: {n}")))
+    inv = inventory_json(
+        scan_key(backend, key_name, services=chosen, progress=lambda b, n: env.debug(f"gs://{b}: {n}"))
+    )
     env.result(inv, inventory_text(inv))
 
 
@@ -254,10 +256,10 @@ def plan(
 
     pb = playbooks.load(playbook)
     params = resolve_params(pb, key, new_key, _parse_sets(sets))
-    parse_services(services)
+    chosen = tuple(parse_services(services))
     if out and os.path.isdir(out):
         raise BadInput(f"--out {out} is a directory")
-    doc = build_plan(env.backend(), pb, params, emit=env.debug)
+    doc = build_plan(env.backend(), pb, params, emit=env.debug, services=chosen)
     if out:
         tmp = f"{out}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:

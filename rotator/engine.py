@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rotator import apierrors as api
+from rotator.agents import SERVICES
 from rotator.backends.base import Backend
 from rotator.errors import BadInput, Failure, RotatorError, Stale
 from rotator.inventory import KeyInventory, scan_key
@@ -35,7 +36,7 @@ class ApplyContext:
 
     def fresh_inventory(self, key: str) -> KeyInventory:
         """Always re-read: a guard must judge the world as it is now, not as planned."""
-        return scan_key(self.backend, key)
+        return scan_key(self.backend, key, services=self.plan.get("services", SERVICES))
 
     def progress(self, step_id: str, bucket: str) -> Progress:
         """A callback for per-object counters: a journal checkpoint and a progress line

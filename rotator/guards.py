@@ -11,7 +11,7 @@ from datetime import datetime
 from rotator.errors import Refused
 from rotator.inventory import BUCKET_DEFAULT, PRIMARY, KeyInventory, PinGroup, VersionUse
 from rotator.locations import bucket_key_location_ok, key_location_for_bucket
-from rotator.model import DISABLED, ENABLED, Bucket
+from rotator.model import ENABLED, Bucket
 from rotator.timeutil import format_time
 
 
@@ -78,6 +78,12 @@ def refuse_destroy(inv: KeyInventory, numbers: list[int]) -> None:
     """Raise Refused naming every pinned version, its first pin, rule and free date."""
     lines = []
     rules = set()
+    if inv.uninspected and numbers:
+        raise Refused(
+            f"{inv.key.name}: not every service was inspected ({', '.join(inv.uninspected)} left "
+            "out by --services); destroying needs them all",
+            resource=inv.key.name,
+        )
     for n in numbers:
         use = inv.version(n)
         pins = destroy_blockers(use)
@@ -116,7 +122,3 @@ def check_bucket_locations(buckets: list[Bucket], new_key: str, key_location: st
             resource=f"gs://{b.name}",
             rule="R7",
         )
-
-
-def disabled_or_missing(use: VersionUse) -> bool:
-    return use.version.state in (DISABLED,)

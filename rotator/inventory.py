@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rotator.agents import SERVICES, STORAGE
 from rotator.backends.base import Backend, iter_objects
 from rotator.model import (
     ENABLED,
@@ -134,6 +135,7 @@ class KeyInventory:
     versions: dict[int, VersionUse]
     buckets: list[Bucket]
     default_for: list[str]  # buckets whose default key is this key
+    uninspected: list[str] = field(default_factory=list)  # services left out by --services
 
     def version(self, number: int) -> VersionUse:
         return self.versions[number]
@@ -171,8 +173,15 @@ def classify(
 ProgressFn = Callable[[str, int], None]
 
 
-def scan_key(backend: Backend, key: KeyName | str, *, progress: ProgressFn | None = None) -> KeyInventory:
-    """Inventory one key across the project's buckets."""
+def scan_key(
+    backend: Backend,
+    key: KeyName | str,
+    *,
+    services: Iterable[str] = SERVICES,
+    progress: ProgressFn | None = None,
+) -> KeyInventory:
+    """Inventory one key across the project's services (those in `services`)."""
+    services = list(services)
     key_name = str(key)
     crypto_key = backend.kms.get_crypto_key(key_name)
     versions = backend.kms.list_crypto_key_versions(key_name)
@@ -180,7 +189,7 @@ def scan_key(backend: Backend, key: KeyName | str, *, progress: ProgressFn | Non
     now = backend.clock.now()
     if crypto_key.primary in uses:
         uses[crypto_key.primary].group(PRIMARY, key_name).add(key_name)
-    buckets = list(backend.storage.list_buckets())
+    buckets = list(backend.storage.list_buckets()) if STORAGE in services else []
     default_for = []
     prefix = key_name + "/cryptoKeyVersions/"
     for bucket in buckets:
@@ -208,4 +217,5 @@ def scan_key(backend: Backend, key: KeyName | str, *, progress: ProgressFn | Non
                 group.add(name, obj.size, frees)
         if progress:
             progress(bucket.name, seen)
-    return KeyInventory(crypto_key, now, uses, buckets, default_for)
+    uninspected = [s for s in SERVICES if s not in services]
+    return KeyInventory(crypto_key, now, uses, buckets, default_for, uninspected)

@@ -12,6 +12,7 @@ from typing import Any
 
 from rotator import __version__, guards
 from rotator import apierrors as api
+from rotator.agents import SERVICES
 from rotator.backends.base import Backend
 from rotator.errors import BadInput
 from rotator.inventory import KeyInventory, scan_key
@@ -30,6 +31,7 @@ class PlanContext:
     backend: Backend
     params: dict[str, Any]
     emit: Callable[[str], None] = lambda _msg: None
+    services: tuple[str, ...] = SERVICES
     # Pin kinds that earlier steps of this plan will remove (e.g. a rewrite removes
     # live-object pins), so later steps can reason about the world after them.
     resolved: set[str] = field(default_factory=set)
@@ -50,6 +52,7 @@ class PlanContext:
             self._inventories[key] = scan_key(
                 self.backend,
                 key,
+                services=self.services,
                 progress=lambda b, n: self.emit(f"  gs://{b}: {n} generations listed"),
             )
         return self._inventories[key]
@@ -113,9 +116,10 @@ def build_plan(
     playbook: Playbook,
     params: dict[str, Any],
     emit: Callable[[str], None] = lambda _m: None,
+    services: tuple[str, ...] = SERVICES,
 ) -> dict[str, Any]:
     _check_keys_exist(backend, playbook, params)
-    ctx = PlanContext(backend, params, emit)
+    ctx = PlanContext(backend, params, emit, services)
     key = params["key"]
     inv = ctx.inventory(key)
     steps: list[PlannedStep] = []
@@ -133,6 +137,7 @@ def build_plan(
         "playbook": {"name": playbook.name, "sha256": playbook.sha256},
         "params": params,
         "target": backend.describe(),
+        "services": list(services),
         "expect": {
             "key": key,
             "primary": inv.key.primary,
@@ -171,6 +176,7 @@ def inventory_json(inv: KeyInventory) -> dict[str, Any]:
         "primary": inv.key.primary,
         "now": format_time(inv.now),
         "bucket_defaults": [f"gs://{b}" for b in inv.default_for],
+        "uninspected_services": inv.uninspected,
         "versions": versions,
     }
 
@@ -236,6 +242,7 @@ PLAN_SCHEMA: dict[str, Any] = {
         "steps": {"type": "array", "items": _STEP_SCHEMA},
         "inventory": {"type": "object"},
         "summary": {"type": "object"},
+        "services": {"type": "array", "items": {"enum": list(SERVICES)}},
     },
     "required": ["schema_version", "kind", "playbook", "params", "target", "expect", "steps"],
     "additionalProperties": False,

@@ -122,7 +122,12 @@ class DisableVersions(StepKind):
                 for g in guards.disable_blockers(use, retiring_key=retiring_key)
                 if g.kind not in ctx.resolved
             ]
-            if pins:
+            if inv.uninspected:
+                # What was not looked at may still use the version: the safe side (DOMAIN).
+                keep[n] = [
+                    f"services not inspected (--services): {', '.join(inv.uninspected)}; assumed in use"
+                ] + [guards.describe_pin(p) for p in pins]
+            elif pins:
                 keep[n] = [guards.describe_pin(p) for p in pins]
                 blockers += [dict(p.to_json(), version=n) for p in pins]
             else:

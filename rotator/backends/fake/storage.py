@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -68,6 +70,9 @@ class FakeStorage:
         self.store = store
         self.kms = kms
         self.agent = agents(STORAGE, project_number)[0]
+        # Simulated service latency per data call, in seconds (ROTATOR_FAKE_LATENCY_MS):
+        # lets crash tests catch an apply mid-rewrite and benchmarks model a network.
+        self.latency = float(os.environ.get("ROTATOR_FAKE_LATENCY_MS", "0") or 0) / 1000
 
     # -- conversions ------------------------------------------------------------------
     @staticmethod
@@ -218,6 +223,8 @@ class FakeStorage:
         rewrite_token: str | None = None,
         max_bytes_rewritten_per_call: int | None = None,
     ) -> RewriteResult:
+        if self.latency:
+            time.sleep(self.latency)  # outside the lock: calls overlap as on a network
         with self.store.write() as c:
             brow = self._bucket_row(c, bucket)
             row = self._live_row(c, bucket, name)
