@@ -319,7 +319,7 @@ def apply(
         click.echo(plan_text(doc), err=True)
         if not click.confirm("Apply this plan?", err=True):
             raise BadInput("not confirmed; nothing was changed")
-    result = apply_plan(backend, doc, sha, plan_file, concurrency=concurrency, emit=env.say)
+    result = apply_plan(backend, doc, sha, plan_file, concurrency=concurrency, max_rps=max_rps, emit=env.say)
     env.result(result, f"Apply of {plan_file}: complete")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rotator import apierrors as api
@@ -18,6 +18,7 @@ from rotator.backends.base import Backend
 from rotator.errors import BadInput, Failure, RotatorError, Stale
 from rotator.inventory import KeyInventory, scan_key
 from rotator.journal import Journal, journal_path
+from rotator.ratelimit import RateLimiter, Unlimited
 from rotator.steps import REGISTRY, PlannedStep
 
 CHECKPOINT_EVERY_OBJECTS = 1000
@@ -33,6 +34,7 @@ class ApplyContext:
     journal: Journal
     concurrency: int
     emit: Callable[[str], None]
+    limiter: RateLimiter | Unlimited = field(default_factory=Unlimited)
 
     def fresh_inventory(self, key: str) -> KeyInventory:
         """Always re-read: a guard must judge the world as it is now, not as planned."""
@@ -65,12 +67,12 @@ class ApplyContext:
 def check_target(backend: Backend, plan: dict[str, Any]) -> None:
     """A plan runs only against the world it was made for."""
     here, there = backend.describe(), plan["target"]
-    for field in ("backend", "project", "world"):
-        if there.get(field) != here.get(field):
+    for what in ("backend", "project", "world"):
+        if there.get(what) != here.get(what):
             raise BadInput(
-                f"plan was made for {field} {there.get(field)!r}, not {here.get(field)!r}; "
+                f"plan was made for {what} {there.get(what)!r}, not {here.get(what)!r}; "
                 "make a new plan here",
-                resource=str(there.get(field)),
+                resource=str(there.get(what)),
             )
 
 
@@ -104,13 +106,15 @@ def apply_plan(
     plan_path: str,
     *,
     concurrency: int = 8,
+    max_rps: int | None = None,
     emit: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     check_target(backend, plan)
     key = plan["params"]["key"]
     with backend.apply_lock(key):
         journal = Journal(journal_path(plan_path), plan_sha256)
-        ctx = ApplyContext(backend, plan, journal, concurrency, emit)
+        limiter = RateLimiter(max_rps) if max_rps else Unlimited()
+        ctx = ApplyContext(backend, plan, journal, concurrency, emit, limiter)
         try:
             if not any(journal.started_before(s["id"]) for s in plan["steps"]):
                 check_expectations(backend, plan)

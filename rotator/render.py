@@ -58,6 +58,10 @@ def _pin_line(b: dict[str, Any]) -> str:
     return text.rsplit(" [", 1)[0] + f" [{b['rule']}; {frees}]"
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def plan_text(doc: dict[str, Any]) -> str:
     t = doc["target"]
     out = [
@@ -71,7 +75,7 @@ def plan_text(doc: dict[str, Any]) -> str:
     out.append("Key versions now:")
     for v in doc["inventory"]["versions"]:
         flags = " primary" if v["primary"] else ""
-        out.append(f"  {v['number']:>3}  {v['state']:<17}{flags}")
+        out.append(f"  {v['number']:>3}  {v['state']:<17}{flags}".rstrip())
     out.append("")
     for i, step in enumerate(doc["steps"], 1):
         rules = " ".join(step["rules"])
@@ -91,16 +95,16 @@ def plan_text(doc: dict[str, Any]) -> str:
         out.append("")
     s = doc["summary"]
     parts = [
-        f"{s['objects_to_rewrite']:,} objects to rewrite ({human_bytes(s['bytes_to_rewrite'])})",
-        f"{s['versions_to_disable']} versions to disable",
+        f"{_n(s['objects_to_rewrite'], 'object')} to rewrite ({human_bytes(s['bytes_to_rewrite'])})",
+        f"{_n(s['versions_to_disable'], 'version')} to disable",
         f"{s['versions_pinned']} pinned",
     ]
     if s["versions_to_destroy"]:
-        parts.append(f"{s['versions_to_destroy']} versions to destroy")
+        parts.append(f"{_n(s['versions_to_destroy'], 'version')} to destroy")
     if s["buckets_to_change"]:
-        parts.append(f"{s['buckets_to_change']} bucket defaults to change")
+        parts.append(f"{_n(s['buckets_to_change'], 'bucket default')} to change")
     if s["grants"]:
-        parts.append(f"{s['grants']} grants")
+        parts.append(_n(s["grants"], "grant"))
     out.append("Plan: " + ", ".join(parts) + ".")
     return "\n".join(out)
 
@@ -134,14 +138,18 @@ def inventory_text(inv: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _pairs(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items())
+
+
 def status_text(plan_path: str, steps: list[dict[str, Any]], complete: bool) -> str:
     out = [f"Apply of {plan_path}: {'complete' if complete else 'not complete'}"]
     for s in steps:
         line = f"  {s['state']:<8} {s['id']} ({s['kind']})"
         if s.get("result") is not None:
-            line += f"  {s['result']}"
+            line += "  " + _pairs(s["result"])
         elif s.get("progress"):
-            line += f"  progress {s['progress']}"
+            line += "  progress: " + _pairs(s["progress"])
         if s.get("error"):
             line += f"  error: {s['error']}"
         out.append(line)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import guards
 from rotator.errors import BadInput, Stale
-from rotator.inventory import BUCKET_DEFAULT, PRIMARY
+from rotator.inventory import BUCKET_DEFAULT, LIVE_OBJECT, NONCURRENT_GENERATION, PRIMARY, PinGroup
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.timeutil import format_time
@@ -110,6 +110,7 @@ class DisableVersions(StepKind):
         emergency = params.get("mode", "safe") == "emergency"
         retiring_key = params["scope"] == "all_versions"
         disable, keep, blockers, impact = [], {}, [], []
+        versioned = {f"gs://{b.name}" for b in inv.buckets if b.versioning}
         for n, use in sorted(inv.versions.items()):
             if use.version.state != ENABLED:
                 continue
@@ -117,11 +118,9 @@ class DisableVersions(StepKind):
                 disable.append(n)
                 impact += [dict(g.to_json(), version=n) for g in use.pins() if g.kind != PRIMARY]
                 continue
-            pins = [
-                g
-                for g in guards.disable_blockers(use, retiring_key=retiring_key)
-                if g.kind not in ctx.resolved
-            ]
+            pins = expected_pins_after(
+                guards.disable_blockers(use, retiring_key=retiring_key), ctx.resolved, versioned
+            )
             if inv.uninspected:
                 # What was not looked at may still use the version: the safe side (DOMAIN).
                 keep[n] = [
@@ -193,6 +192,30 @@ class DisableVersions(StepKind):
             done.append(n)
             ctx.emit(f"{name}: DISABLED")
         return {"disabled": todo}
+
+
+def expected_pins_after(pins: list[PinGroup], resolved: set[str], versioned: set[str]) -> list[PinGroup]:
+    """The pins left once the plan's earlier steps ran. A rewrite frees live objects,
+    except in a versioned bucket, where each rewrite leaves a noncurrent generation
+    under the old version (R18): that still pins it."""
+    left = []
+    for g in pins:
+        if g.kind == LIVE_OBJECT and LIVE_OBJECT in resolved and g.resource in versioned:
+            left.append(
+                PinGroup(
+                    NONCURRENT_GENERATION,
+                    g.resource,
+                    g.count,
+                    g.bytes,
+                    None,
+                    True,
+                    g.examples,
+                    "left by the planned rewrite",
+                )
+            )
+        elif g.kind not in resolved:
+            left.append(g)
+    return left
 
 
 def parse_versions(value: Any) -> list[int]:

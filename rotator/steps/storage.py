@@ -221,6 +221,7 @@ class RewriteObjects(StepKind):
         progress = ctx.progress(step.id, bucket.name)
 
         def one(obj: ObjectInfo) -> None:
+            ctx.limiter.acquire()
             outcome, size = rewrite_one(storage, obj, retiring, dest, bucket, now)
             with tally.lock:
                 if outcome == "rewritten":
