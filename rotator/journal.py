@@ -36,9 +36,12 @@ class Journal:
             # The plan file was replaced by a new plan: the old journal is history.
             os.replace(path, f"{path}.{int(time.time())}.old")
             self.events = []
+        _drop_torn_tail(path)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the journal
         if not self.events:
             self._write({"event": "begin", "plan_sha256": plan_sha256}, sync=True)
+        # Events before this index were written by earlier runs (see started_before).
+        self._earlier = len(self.events)
         self._write({"event": "run", "pid": os.getpid()}, sync=True)
 
     def _write(self, event: dict[str, Any], *, sync: bool) -> None:
@@ -57,8 +60,8 @@ class Journal:
         return any(e.get("step") == step and e["event"] == "done" for e in self.events)
 
     def started_before(self, step: str) -> bool:
-        """Did an earlier run (or this one) start this step?"""
-        return any(e.get("step") == step and e["event"] == "start" for e in self.events)
+        """Did an earlier run start this step (and perhaps die inside it)?"""
+        return any(e.get("step") == step and e["event"] == "start" for e in self.events[: self._earlier])
 
     def start(self, step: str) -> None:
         self._write({"event": "start", "step": step}, sync=True)
@@ -84,6 +87,16 @@ class Journal:
             if e.get("step") == step and name in e:
                 return e[name]
         return None
+
+
+def _drop_torn_tail(path: str) -> None:
+    """A run killed mid-write leaves half a line; cut it so the next event starts clean."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
 
 
 def read_events(path: str) -> Iterator[dict[str, Any]]:
