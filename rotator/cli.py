@@ -168,8 +168,14 @@ def playbooks_cmd(env: Env, name: str | None) -> None:
     lines = []
     for d in docs:
         params = " ".join(
-            (f"--{p.replace('_', '-')} KEY" if p in ("key", "new_key") else f"[--set {p}=...]")
-            for p in d["parameters"]
+            (
+                f"--{p.replace('_', '-')} KEY"
+                if p in ("key", "new_key")
+                else f"--set {p}=..."
+                if spec["required"]
+                else f"[--set {p}=...]"
+            )
+            for p, spec in d["parameters"].items()
         )
         lines.append(f"{d['name']:<18} {d['summary']}\n{'':<18} parameters: {params}")
         if name:
@@ -310,8 +316,7 @@ def apply(
     from rotator.render import plan_text
 
     doc, sha = load_plan(plan_file)
-    if wait_for is not None:
-        parse_duration(wait_for, field="--wait")
+    wait = parse_duration(wait_for, field="--wait") if wait_for is not None else None
     backend = env.backend()
     if not yes:
         if not sys.stdin.isatty():
@@ -319,7 +324,9 @@ def apply(
         click.echo(plan_text(doc), err=True)
         if not click.confirm("Apply this plan?", err=True):
             raise BadInput("not confirmed; nothing was changed")
-    result = apply_plan(backend, doc, sha, plan_file, concurrency=concurrency, max_rps=max_rps, emit=env.say)
+    result = apply_plan(
+        backend, doc, sha, plan_file, concurrency=concurrency, max_rps=max_rps, wait=wait, emit=env.say
+    )
     env.result(result, f"Apply of {plan_file}: complete")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from rotator import apierrors as api
@@ -35,6 +36,23 @@ class ApplyContext:
     concurrency: int
     emit: Callable[[str], None]
     limiter: RateLimiter | Unlimited = field(default_factory=Unlimited)
+    wait: timedelta | None = None  # --wait: how long a wait step may poll
+    poll_seconds: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+
+    def wait_until(self, done: Callable[[], bool]) -> bool:
+        """Poll `done` until it holds or --wait runs out. Returns True if still waiting."""
+        if done():
+            return False
+        if not self.wait:
+            return True
+        deadline = self.monotonic() + self.wait.total_seconds()
+        while self.monotonic() < deadline:
+            self.sleep(min(self.poll_seconds, max(0.0, deadline - self.monotonic())))
+            if done():
+                return False
+        return True
 
     def fresh_inventory(self, key: str) -> KeyInventory:
         """Always re-read: a guard must judge the world as it is now, not as planned."""
@@ -70,8 +88,7 @@ def check_target(backend: Backend, plan: dict[str, Any]) -> None:
     for what in ("backend", "project", "world"):
         if there.get(what) != here.get(what):
             raise BadInput(
-                f"plan was made for {what} {there.get(what)!r}, not {here.get(what)!r}; "
-                "make a new plan here",
+                f"plan was made for {what} {there.get(what)!r}, not {here.get(what)!r}; make a new plan here",
                 resource=str(there.get(what)),
             )
 
@@ -107,14 +124,16 @@ def apply_plan(
     *,
     concurrency: int = 8,
     max_rps: int | None = None,
+    wait: timedelta | None = None,
     emit: Callable[[str], None] = lambda _m: None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     check_target(backend, plan)
     key = plan["params"]["key"]
     with backend.apply_lock(key):
         journal = Journal(journal_path(plan_path), plan_sha256)
         limiter = RateLimiter(max_rps) if max_rps else Unlimited()
-        ctx = ApplyContext(backend, plan, journal, concurrency, emit, limiter)
+        ctx = ApplyContext(backend, plan, journal, concurrency, emit, limiter, wait, sleep=sleep)
         try:
             if not any(journal.started_before(s["id"]) for s in plan["steps"]):
                 check_expectations(backend, plan)

@@ -9,7 +9,24 @@ from __future__ import annotations
 from datetime import datetime
 
 from rotator.errors import Refused
-from rotator.inventory import BUCKET_DEFAULT, PRIMARY, KeyInventory, PinGroup, VersionUse
+from rotator.inventory import (
+    BUCKET_DEFAULT,
+    DATAFLOW_JOB,
+    DATAFLOW_KEY,
+    FIRESTORE_ACTIVE,
+    FIRESTORE_BACKUP,
+    FIRESTORE_KEY,
+    FUNCTION,
+    FUNCTION_KEY,
+    PRIMARY,
+    REPOSITORY_KEY,
+    RUN_IDLE,
+    RUN_KEY,
+    RUN_SERVING,
+    KeyInventory,
+    PinGroup,
+    VersionUse,
+)
 from rotator.locations import bucket_key_location_ok, key_location_for_bucket
 from rotator.model import ENABLED, Bucket
 from rotator.timeutil import format_time
@@ -58,9 +75,29 @@ def describe_pin(p: PinGroup) -> str:
     what = {
         PRIMARY: "is the key's primary version",
         BUCKET_DEFAULT: "is the default key of the bucket",
+        FIRESTORE_KEY: "is encrypted with this key, fixed at creation",
+        FIRESTORE_ACTIVE: "still has data under this version",
+        DATAFLOW_KEY: "runs with this key",
+        RUN_KEY: "deploys new revisions with this key",
+        FUNCTION_KEY: "is deployed with this key",
+        REPOSITORY_KEY: "(Artifact Registry) is protected by this key",
+    }.get(p.kind)
+    names = ", ".join(p.examples[:3]) + (" ..." if p.count > 3 else "")
+    about = {
+        DATAFLOW_JOB: "started under this version",
+        RUN_SERVING: f"revision {names} serves traffic",
+        RUN_IDLE: f"revision {names} (no traffic)",
+        FUNCTION: "is deployed under this version",
+        FIRESTORE_BACKUP: f"backup {names}",
     }.get(p.kind)
     if what:
         text = f"{p.resource} {what}"
+    elif about:
+        text = (
+            f"{p.resource}: {about}"
+            if p.kind != DATAFLOW_JOB and p.kind != FUNCTION
+            else f"{p.resource} {about}"
+        )
     else:
         noun = p.kind.replace("_", " ")
         plural = "s" if p.count != 1 else ""
@@ -95,11 +132,9 @@ def refuse_destroy(inv: KeyInventory, numbers: list[int]) -> None:
             continue
         frees = frees_up(pins)
         date = f"frees up {format_time(frees)}" if frees else "no date known"
-        lines.append(
-            f"version {n} pinned by {describe_pin(pins[0])}"
-            + (f" and {len(pins) - 1} more" if len(pins) > 1 else "")
-            + f"; {date}"
-        )
+        shown = "; ".join(describe_pin(p) for p in pins[:3])
+        more = f"; and {len(pins) - 3} more" if len(pins) > 3 else ""
+        lines.append(f"version {n} pinned ({date}) by {shown}{more}")
         rules.update(p.rule for p in pins)
     if lines:
         raise Refused(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from rotator.agents import SERVICES, STORAGE
+from rotator.agents import DATAFLOW, FIRESTORE, FUNCTIONS, RUN, SERVICES, STORAGE
 from rotator.backends.base import Backend, iter_objects
 from rotator.model import (
     ENABLED,
@@ -48,6 +48,68 @@ class PinKind:
     rewritable: bool = False
 
 
+FIRESTORE_KEY = "firestore_database_key"
+FIRESTORE_ACTIVE = "firestore_active_version"
+FIRESTORE_BACKUP = "firestore_backup"
+DATAFLOW_KEY = "dataflow_job_key"
+DATAFLOW_JOB = "dataflow_running_job"
+RUN_KEY = "run_service_key"
+RUN_SERVING = "run_serving_revision"
+RUN_IDLE = "run_idle_revision"
+FUNCTION_KEY = "function_key"
+FUNCTION = "function"
+REPOSITORY_KEY = "repository_key"
+
+# Key-level uses: the resource encrypts new data with whatever version is primary, so
+# they pin the primary, and move with it when a rotation makes another version primary.
+KEY_LEVEL = frozenset({BUCKET_DEFAULT, FIRESTORE_KEY, DATAFLOW_KEY, RUN_KEY, FUNCTION_KEY, REPOSITORY_KEY})
+
+# Which service each kind of use belongs to (whose agent needs the key, R5).
+KIND_SERVICE = {
+    BUCKET_DEFAULT: STORAGE,
+    LIVE_OBJECT: STORAGE,
+    UNREADABLE_OBJECT: STORAGE,
+    HELD_OBJECT: STORAGE,
+    RETAINED_OBJECT: STORAGE,
+    NONCURRENT_GENERATION: STORAGE,
+    SOFT_DELETED_GENERATION: STORAGE,
+    FIRESTORE_KEY: FIRESTORE,
+    FIRESTORE_ACTIVE: FIRESTORE,
+    FIRESTORE_BACKUP: FIRESTORE,
+    DATAFLOW_KEY: DATAFLOW,
+    DATAFLOW_JOB: DATAFLOW,
+    RUN_KEY: RUN,
+    RUN_SERVING: RUN,
+    RUN_IDLE: RUN,
+    FUNCTION_KEY: FUNCTIONS,
+    FUNCTION: FUNCTIONS,
+    REPOSITORY_KEY: FUNCTIONS,
+}
+
+# What stops working when the version a use needs is disabled (disable-key's report).
+_OBJECTS = "its data can no longer be read, copied or rewritten (R14)"
+IMPACT = {
+    BUCKET_DEFAULT: "uploads, copies and rewrites into the bucket fail (R15)",
+    LIVE_OBJECT: _OBJECTS,
+    HELD_OBJECT: _OBJECTS,
+    RETAINED_OBJECT: _OBJECTS,
+    NONCURRENT_GENERATION: _OBJECTS,
+    SOFT_DELETED_GENERATION: "it cannot be restored readable (R14)",
+    UNREADABLE_OBJECT: _OBJECTS,
+    FIRESTORE_KEY: "every call fails with FAILED_PRECONDITION within 10 minutes; import/export fail "
+    "for good, index builds pause (R22); an EXTERNAL key goes offline after 1 hour (R23)",
+    FIRESTORE_ACTIVE: "every call fails with FAILED_PRECONDITION within 10 minutes (R22)",
+    FIRESTORE_BACKUP: "the backup cannot be restored (R22, R24)",
+    DATAFLOW_KEY: "the job is cancelled, for good (R31)",
+    DATAFLOW_JOB: "the job is cancelled, for good (R31)",
+    RUN_KEY: "deploying a new revision fails (R41)",
+    RUN_SERVING: "no new instance starts; existing ones follow the revocation action (R40, R41)",
+    RUN_IDLE: "the revision can never serve again (R41)",
+    FUNCTION_KEY: "deploying fails (R41, R42)",
+    FUNCTION: "no new instance starts (R41, R42)",
+    REPOSITORY_KEY: "images in the repository cannot be pulled (R42)",
+}
+
 PIN_KINDS: dict[str, PinKind] = {
     PRIMARY: PinKind("R3", True, True, "another version is primary"),
     BUCKET_DEFAULT: PinKind("R15", True, True, "the bucket's default key is switched (R13.1)"),
@@ -57,6 +119,21 @@ PIN_KINDS: dict[str, PinKind] = {
     RETAINED_OBJECT: PinKind("R16", True, True, "retention expires, then rewritten"),
     NONCURRENT_GENERATION: PinKind("R18", True, True, "deleted (e.g. by lifecycle)"),
     SOFT_DELETED_GENERATION: PinKind("R18", False, True, "its hard-delete time"),
+    FIRESTORE_KEY: PinKind(
+        "R20", True, True, "the database is moved to a new database under another key (R20)"
+    ),
+    FIRESTORE_ACTIVE: PinKind("R21", True, True, "re-encryption to a newer primary completes"),
+    FIRESTORE_BACKUP: PinKind("R24", False, True, "the backup expires"),
+    DATAFLOW_KEY: PinKind("R31", True, True, "the job ends, or is relaunched under another key (R34)"),
+    DATAFLOW_JOB: PinKind("R31", True, True, "the job ends or is replaced (snapshot or drain, relaunch)"),
+    RUN_KEY: PinKind("R41", True, True, "the service is redeployed under another key"),
+    RUN_SERVING: PinKind("R43", True, True, "a new revision under another version takes its traffic"),
+    RUN_IDLE: PinKind("R43", False, True, "the revision is deleted"),
+    FUNCTION_KEY: PinKind("R42", True, True, "the function is redeployed under another key"),
+    FUNCTION: PinKind("R42", True, True, "the function is redeployed under another version"),
+    REPOSITORY_KEY: PinKind(
+        "R42", True, True, "the repository is deleted (its images are encrypted with the key)"
+    ),
 }
 
 
@@ -140,6 +217,15 @@ class KeyInventory:
     def version(self, number: int) -> VersionUse:
         return self.versions[number]
 
+    def services_using(self) -> list[str]:
+        """Services that use the key (any version, or the key itself), in SERVICES order."""
+        found = {
+            KIND_SERVICE[g.kind] for u in self.versions.values() for g in u.pins() if g.kind in KIND_SERVICE
+        }
+        if self.default_for:
+            found.add(STORAGE)
+        return [s for s in SERVICES if s in found]
+
     def rewrite_work(self, retiring: Iterable[int]) -> dict[str, dict[int, tuple[int, int]]]:
         """bucket -> version -> (objects, bytes) of rewritable live objects."""
         out: dict[str, dict[int, tuple[int, int]]] = {}
@@ -217,5 +303,82 @@ def scan_key(
                 group.add(name, obj.size, frees)
         if progress:
             progress(bucket.name, seen)
+    if FIRESTORE in services:
+        _scan_firestore(backend, key_name, uses, crypto_key.primary, now)
+    if DATAFLOW in services:
+        _scan_dataflow(backend, key_name, uses, crypto_key.primary)
+    if RUN in services:
+        _scan_run(backend, key_name, uses, crypto_key.primary)
+    if FUNCTIONS in services:
+        _scan_functions(backend, key_name, uses, crypto_key.primary)
     uninspected = [s for s in SERVICES if s not in services]
     return KeyInventory(crypto_key, now, uses, buckets, default_for, uninspected)
+
+
+def _version_use(uses: dict[int, VersionUse], key: str, version: str | None) -> VersionUse | None:
+    prefix = key + "/cryptoKeyVersions/"
+    if not version or not version.startswith(prefix):
+        return None
+    return uses.get(int(version[len(prefix) :]))
+
+
+def _pin_primary(uses: dict[int, VersionUse], primary: int | None, kind: str, resource: str) -> None:
+    if primary in uses:
+        uses[primary].group(kind, resource).add(resource)
+
+
+def _scan_firestore(
+    backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None, now: datetime
+) -> None:
+    for db in backend.firestore.list_databases():
+        if db.kms_key == key:
+            _pin_primary(uses, primary, FIRESTORE_KEY, db.name)
+        for version in db.active_key_versions:
+            use = _version_use(uses, key, version)
+            if use is not None:
+                # Still being re-encrypted away from: frees when the re-encryption is due.
+                leaving = db.reencryption_due is not None and version != db.active_key_versions[-1]
+                use.group(FIRESTORE_ACTIVE, db.name).add(db.name, 0, db.reencryption_due if leaving else None)
+    for backup in backend.firestore.list_backups():
+        use = _version_use(uses, key, backup.kms_key_version)
+        if use is not None:
+            use.group(FIRESTORE_BACKUP, backup.database).add(backup.name, 0, backup.expire_time)
+
+
+def _scan_dataflow(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:
+    for job in backend.dataflow.list_jobs():
+        if not job.running:
+            continue
+        where = f"dataflow job {job.id} ({job.name}, {job.region})"
+        if job.kms_key == key:
+            _pin_primary(uses, primary, DATAFLOW_KEY, where)
+        use = _version_use(uses, key, job.kms_key_version)
+        if use is not None:
+            use.group(DATAFLOW_JOB, where).add(job.id)
+
+
+def _scan_run(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:
+    for service in backend.run.list_services():
+        latest = service.latest
+        if latest is not None and latest.kms_key == key:
+            _pin_primary(uses, primary, RUN_KEY, service.name)
+        for rev in service.revisions:
+            use = _version_use(uses, key, rev.kms_key_version)
+            if use is not None:
+                kind = RUN_SERVING if rev.traffic_percent > 0 else RUN_IDLE
+                use.group(kind, service.name).add(rev.name)
+
+
+def _scan_functions(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:
+    repositories: set[str] = set()
+    for fn in backend.functions.list_functions():
+        if fn.kms_key == key:
+            _pin_primary(uses, primary, FUNCTION_KEY, fn.name)
+        if fn.docker_repository:
+            repositories.add(fn.docker_repository)
+        use = _version_use(uses, key, fn.kms_key_version)
+        if use is not None:
+            use.group(FUNCTION, fn.name).add(fn.name)
+    for repo in sorted(repositories):
+        if backend.functions.get_repository_key(repo) == key:
+            _pin_primary(uses, primary, REPOSITORY_KEY, repo)

@@ -109,3 +109,85 @@ class RewriteResult:
     bytes_rewritten: int
     rewrite_token: str | None
     resource: ObjectInfo | None
+
+
+# -- Firestore (R20-R24) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Database:
+    name: str
+    location: str
+    kms_key: str | None
+    active_key_versions: tuple[str, ...]
+    reencryption_due: datetime | None = None  # when a pending re-encryption completes
+
+
+@dataclass(frozen=True)
+class Backup:
+    name: str
+    database: str
+    snapshot_time: datetime
+    expire_time: datetime
+    kms_key_version: str | None
+
+
+# -- Dataflow (R30-R34) ----------------------------------------------------------------
+@dataclass(frozen=True)
+class DataflowSnapshot:
+    id: str
+    job: str
+    created: datetime
+    state: str
+
+
+@dataclass(frozen=True)
+class DataflowJob:
+    id: str
+    name: str
+    region: str
+    type: str
+    streaming_engine: bool
+    state: str
+    created: datetime
+    kms_key: str | None
+    kms_key_version: str | None
+    snapshots: tuple[DataflowSnapshot, ...] = ()
+
+    @property
+    def running(self) -> bool:
+        return self.state == "RUNNING"
+
+
+# -- Cloud Run (R40, R41, R43) and functions (R42) ---------------------------------------
+@dataclass(frozen=True)
+class RunRevision:
+    name: str
+    kms_key: str | None
+    kms_key_version: str | None
+    traffic_percent: int
+
+
+@dataclass(frozen=True)
+class RunService:
+    name: str
+    revocation_action: str
+    revisions: tuple[RunRevision, ...]
+
+    @property
+    def region(self) -> str:
+        return self.name.split("/")[3]
+
+    @property
+    def latest(self) -> RunRevision | None:
+        return self.revisions[-1] if self.revisions else None
+
+
+@dataclass(frozen=True)
+class CloudFunction:
+    name: str
+    kms_key: str | None
+    kms_key_version: str | None
+    docker_repository: str | None
+
+    @property
+    def region(self) -> str:
+        return self.name.split("/")[3]

@@ -35,6 +35,8 @@ class PlanContext:
     # Pin kinds that earlier steps of this plan will remove (e.g. a rewrite removes
     # live-object pins), so later steps can reason about the world after them.
     resolved: set[str] = field(default_factory=set)
+    # The same, for single uses: (pin kind, resource), e.g. one Cloud Run service.
+    resolved_uses: set[tuple[str, str]] = field(default_factory=set)
     _inventories: dict[str, KeyInventory] = field(default_factory=dict)
 
     def param(self, name: str) -> Any:

@@ -8,6 +8,12 @@ from rotator.guards import describe_pin
 from rotator.inventory import PinGroup
 
 _SIGN = {
+    "deploy_revision": "~",
+    "create_repository": "+",
+    "redeploy_function": "~",
+    "wait_reencryption": "…",
+    "restore_database": "+",
+    "snapshot_job": "+",
     "create_version": "+",
     "set_primary": "~",
     "grant": "+",
@@ -46,6 +52,21 @@ def _change_line(c: dict[str, Any]) -> str:
         )
     if a == "disable":
         return f"disable {c['version']}"
+    if a == "deploy_revision":
+        return f"{c['service']}: new revision under {c['to_key'].rsplit('/', 1)[1]} (replaces {c['from']})"
+    if a == "create_repository":
+        return f"{c['repository']}: create under {c['kms_key'].rsplit('/', 1)[1]} (R42)"
+    if a == "redeploy_function":
+        return f"{c['function']}: redeploy under {c['to_key'].rsplit('/', 1)[1]}"
+    if a == "wait_reencryption":
+        return f"{c['database']}: wait until re-encrypted with the new primary (R21)"
+    if a == "restore_database":
+        return (
+            f"{c['new_database']}: restore {c['backup']} ({c['snapshot_time']}) under "
+            f"{c['kms_key'].rsplit('/', 1)[1]}"
+        )
+    if a == "snapshot_job":
+        return f"snapshot Dataflow job {c['job']} ({c['region']}) (R31)"
     if a == "destroy":
         return f"destroy {c['version']} (DESTROYED after {c['destroyed_after']})"
     return str(c)
@@ -79,6 +100,10 @@ def plan_text(doc: dict[str, Any]) -> str:
     out.append("")
     for i, step in enumerate(doc["steps"], 1):
         rules = " ".join(step["rules"])
+        if not (step["changes"] or step["notes"] or step["blockers"] or step["data"].get("keep")):
+            out.append(f"Step {i}: {step['id']} ({step['kind']}): nothing to do")
+            out.append("")
+            continue
         out.append(f"Step {i}: {step['id']} ({step['kind']}){'  [' + rules + ']' if rules else ''}")
         out.append(f"    {step['title']}")
         for c in step["changes"]:
@@ -89,7 +114,8 @@ def plan_text(doc: dict[str, Any]) -> str:
                 out.append(f"        {r}")
         impact = [b for b in step["blockers"] if b.get("impact")]
         for b in impact:
-            out.append(f"    ! impact, version {b['version']}: {_pin_line(b)}")
+            what = _pin_line(b).rsplit(" [", 1)[0]
+            out.append(f"    ! version {b['version']}: {what}: {b['impact']}")
         for note in step["notes"]:
             out.append(f"    note: {note}")
         out.append("")

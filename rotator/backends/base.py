@@ -10,13 +10,19 @@ from datetime import datetime
 from typing import Protocol
 
 from rotator.model import (
+    Backup,
     Bucket,
+    CloudFunction,
     CryptoKey,
     CryptoKeyVersion,
+    Database,
+    DataflowJob,
+    DataflowSnapshot,
     IamPolicy,
     ObjectInfo,
     ObjectPage,
     RewriteResult,
+    RunService,
 )
 
 
@@ -83,11 +89,59 @@ class StorageApi(Protocol):
         ...
 
 
+class FirestoreAdminApi(Protocol):
+    def list_databases(self) -> list[Database]: ...
+
+    def get_database(self, name: str) -> Database: ...
+
+    def list_backups(self) -> list[Backup]: ...
+
+    def restore_database(
+        self, database_id: str, backup: str, *, kms_key: str | None, use_backup_encryption: bool = False
+    ) -> Database: ...
+
+
+class DataflowApi(Protocol):
+    def list_jobs(self) -> list[DataflowJob]: ...
+
+    def get_job(self, job: str) -> DataflowJob: ...
+
+    def snapshot_job(self, job: str) -> DataflowSnapshot: ...
+
+
+class RunApi(Protocol):
+    def list_services(self) -> list[RunService]: ...
+
+    def get_service(self, name: str) -> RunService: ...
+
+    def update_service(self, name: str, *, kms_key: str | None = ...) -> RunService:
+        """Deploy a new revision, under `kms_key` if given (else the current key)."""
+        ...
+
+
+class FunctionsApi(Protocol):
+    def list_functions(self) -> list[CloudFunction]: ...
+
+    def get_function(self, name: str) -> CloudFunction: ...
+
+    def redeploy_function(
+        self, name: str, *, kms_key: str | None = ..., docker_repository: str | None = ...
+    ) -> CloudFunction: ...
+
+    def get_repository_key(self, repository: str) -> str | None: ...
+
+    def create_repository(self, repository: str, *, kms_key: str | None) -> None: ...
+
+
 class Backend(Protocol):
     project: str
     project_number: str
     kms: KmsApi
     storage: StorageApi
+    firestore: FirestoreAdminApi
+    dataflow: DataflowApi
+    run: RunApi
+    functions: FunctionsApi
     clock: Clock
 
     def apply_lock(self, key: str) -> AbstractContextManager[None]:

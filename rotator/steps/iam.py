@@ -5,21 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
-from rotator.agents import STORAGE, agents
+from rotator.agents import agents
 from rotator.model import ENCRYPTER_DECRYPTER
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 
 if TYPE_CHECKING:
     from rotator.engine import ApplyContext
     from rotator.plan import PlanContext
-
-
-def services_using(ctx: PlanContext, key: str) -> list[str]:
-    inv = ctx.inventory(key)
-    uses_storage = bool(inv.default_for) or any(
-        g.resource.startswith("gs://") for u in inv.versions.values() for g in u.pins()
-    )
-    return [STORAGE] if uses_storage else []
 
 
 @register
@@ -34,7 +26,7 @@ class GrantAgents(StepKind):
 
     def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
         key, new_key = ctx.key(params["key"]), ctx.key(params["new_key"])
-        services = services_using(ctx, key)
+        services = ctx.inventory(key).services_using()
         policy = ctx.backend.kms.get_iam_policy(new_key)
         have = set(policy.members(ENCRYPTER_DECRYPTER))
         needed = [(s, m) for s in services for m in agents(s, ctx.backend.project_number)]

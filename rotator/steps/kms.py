@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import guards
 from rotator.errors import BadInput, Stale
-from rotator.inventory import BUCKET_DEFAULT, LIVE_OBJECT, NONCURRENT_GENERATION, PRIMARY, PinGroup
+from rotator.inventory import IMPACT, KEY_LEVEL, LIVE_OBJECT, NONCURRENT_GENERATION, PRIMARY, PinGroup
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.timeutil import format_time
@@ -36,7 +36,7 @@ class CreatePrimaryVersion(StepKind):
         number = (max(before) if before else 0) + 1
         # The old primary stops being primary, and bucket defaults follow the key's
         # primary (R2, R12), so neither pins the old versions once this step ran.
-        ctx.resolved.update({PRIMARY, BUCKET_DEFAULT})
+        ctx.resolved.update({PRIMARY, *KEY_LEVEL})
         return PlannedStep(
             id=step_id,
             kind=self.name,
@@ -116,11 +116,19 @@ class DisableVersions(StepKind):
                 continue
             if emergency:
                 disable.append(n)
-                impact += [dict(g.to_json(), version=n) for g in use.pins() if g.kind != PRIMARY]
+                impact += [
+                    dict(g.to_json(), version=n, impact=IMPACT[g.kind])
+                    for g in use.pins()
+                    if g.kind != PRIMARY
+                ]
                 continue
-            pins = expected_pins_after(
-                guards.disable_blockers(use, retiring_key=retiring_key), ctx.resolved, versioned
-            )
+            pins = [
+                p
+                for p in expected_pins_after(
+                    guards.disable_blockers(use, retiring_key=retiring_key), ctx.resolved, versioned
+                )
+                if (p.kind, p.resource) not in ctx.resolved_uses
+            ]
             if inv.uninspected:
                 # What was not looked at may still use the version: the safe side (DOMAIN).
                 keep[n] = [
@@ -150,7 +158,7 @@ class DisableVersions(StepKind):
             rules=self.rules,
             targets=[key],
             changes=[{"action": "disable", "version": f"{key}/cryptoKeyVersions/{n}"} for n in disable],
-            blockers=blockers + [dict(i, impact=True) for i in impact],
+            blockers=blockers + impact,
             notes=notes,
             data={
                 "key": key,

@@ -14,7 +14,6 @@ from rotator.backends.base import StorageApi, iter_objects
 from rotator.errors import Failure, Stale
 from rotator.inventory import BUCKET_DEFAULT, LIVE_OBJECT
 from rotator.model import Bucket, ObjectInfo
-from rotator.names import parse_key
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.storage_rules import overwrite_blocker
 
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 MAX_PRECONDITION_RETRIES = 3
 
 
-def _buckets_using(ctx: PlanContext, key: str) -> list[Bucket]:
+def buckets_using(ctx: PlanContext, key: str) -> list[Bucket]:
     inv = ctx.inventory(key)
     used = {
         g.resource.removeprefix("gs://")
@@ -36,35 +35,6 @@ def _buckets_using(ctx: PlanContext, key: str) -> list[Bucket]:
         if g.resource.startswith("gs://")
     }
     return [b for b in inv.buckets if b.name in used or b.name in inv.default_for]
-
-
-@register
-class CheckKeyLocations(StepKind):
-    name = "storage.check_key_locations"
-    summary = "Refuse, before any change, a new key that cannot protect every bucket the old key does"
-    rules = ["R7"]
-    with_schema = strict({"key": PARAM_REF, "new_key": PARAM_REF}, ["key", "new_key"])
-    param_fields = ("key", "new_key")
-
-    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
-        key, new_key = ctx.key(params["key"]), ctx.key(params["new_key"])
-        buckets = _buckets_using(ctx, key)
-        location = parse_key(new_key).location
-        guards.check_bucket_locations(buckets, new_key, location)
-        return PlannedStep(
-            id=step_id,
-            kind=self.name,
-            title=f"check that {new_key} ({location}) can protect {len(buckets)} bucket(s)",
-            rules=self.rules,
-            targets=[f"gs://{b.name}" for b in buckets],
-            data={"new_key": new_key, "location": location, "buckets": [b.name for b in buckets]},
-        )
-
-    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
-        storage = ctx.backend.storage
-        buckets = [storage.get_bucket(b) for b in step.data["buckets"]]
-        guards.check_bucket_locations(buckets, step.data["new_key"], step.data["location"])
-        return {"checked": len(buckets)}
 
 
 @register

@@ -17,7 +17,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rotator.backends.fake.dataflow import FakeDataflow
+from rotator.backends.fake.firestore import FakeFirestore
+from rotator.backends.fake.functions import FakeFunctions
 from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.run import FakeRun
 from rotator.backends.fake.storage import FakeStorage
 from rotator.backends.fake.store import SCHEMA_VERSION, Store
 from rotator.backends.fake.worldfile import dump, load_into, validate_world
@@ -47,6 +51,11 @@ class FakeBackend:
         self.clock = FakeClock(store)
         self.kms = FakeKms(store)
         self.storage = FakeStorage(store, self.kms, self.project_number)
+        self.firestore = FakeFirestore(store, self.kms, self.project, self.project_number)
+        self.dataflow = FakeDataflow(store, self.kms, self.project_number)
+        self.run = FakeRun(store, self.kms, self.project_number)
+        self.functions = FakeFunctions(store, self.kms, self.project_number)
+        self.kms.listeners = [self.firestore, self.dataflow]
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], *, source: str = "world") -> FakeBackend:
@@ -71,6 +80,7 @@ class FakeBackend:
             stamp = format_time(now)
             self.kms.advance_to(c, stamp)
             self.storage.advance_to(c, stamp)
+            self.firestore.advance_to(c, stamp)
         return now
 
     def dump(self) -> dict[str, Any]:

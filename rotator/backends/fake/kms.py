@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import timedelta
+from typing import Any
 
 from rotator import apierrors as api
 from rotator.backends.fake.store import Store
@@ -45,6 +46,16 @@ def _version_name(name: str) -> tuple[str, int]:
 class FakeKms:
     def __init__(self, store: Store):
         self.store = store
+        # Services that react to key events inside the same transaction (the fake's
+        # way of the cloud's consequences: Firestore re-encrypts on a new primary,
+        # Dataflow jobs die when their version goes, R21, R31, R33).
+        self.listeners: list[Any] = []
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for listener in self.listeners:
+            handler = getattr(listener, event, None)
+            if handler is not None:
+                handler(*args)
 
     # -- reads ------------------------------------------------------------------------
     def _key_row(self, c: sqlite3.Connection, key: str) -> sqlite3.Row:
@@ -132,6 +143,7 @@ class FakeKms:
                     rule="R2",
                 )
             c.execute("UPDATE keys SET primary_version=? WHERE name=?", (number, key))
+            self._notify("on_primary_changed", c, key, f"{key}/cryptoKeyVersions/{number}")
             return self._to_key(self._key_row(c, key))
 
     def update_crypto_key_version(self, version: str, state: str) -> CryptoKeyVersion:
@@ -148,6 +160,8 @@ class FakeKms:
                     rule="R1",
                 )
             c.execute("UPDATE versions SET state=? WHERE key=? AND number=?", (state, key, number))
+            if state == DISABLED:
+                self._notify("on_version_unusable", c, version, self._primary_name(c, key))
             return self._to_version(self._version_row(c, key, number))
 
     def destroy_crypto_key_version(self, version: str) -> CryptoKeyVersion:
@@ -164,6 +178,7 @@ class FakeKms:
                 "UPDATE versions SET state=?, destroy_time=? WHERE key=? AND number=?",
                 (DESTROY_SCHEDULED, format_time(when), key, number),
             )
+            self._notify("on_version_unusable", c, version, self._primary_name(c, key))
             return self._to_version(self._version_row(c, key, number))
 
     def restore_crypto_key_version(self, version: str) -> CryptoKeyVersion:
@@ -196,9 +211,15 @@ class FakeKms:
                 "UPDATE keys SET iam=?, iam_etag=iam_etag+1 WHERE name=?",
                 (json.dumps(bindings, sort_keys=True), key),
             )
+            self._notify("on_iam_changed", c, key, bindings)
         return self.get_iam_policy(key)
 
     # -- used by the fake's other services (not part of the Backend protocol) ----------
+    @staticmethod
+    def _primary_name(c: sqlite3.Connection, key: str) -> str | None:
+        row = c.execute("SELECT primary_version FROM keys WHERE name=?", (key,)).fetchone()
+        return f"{key}/cryptoKeyVersions/{row[0]}" if row and row[0] is not None else None
+
     def advance_to(self, c: sqlite3.Connection, now: str) -> None:
         """Scheduled destructions whose time has come become DESTROYED for good (R1)."""
         c.execute(

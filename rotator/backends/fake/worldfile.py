@@ -8,6 +8,7 @@ properties (an unknown field is reported with its path), then semantic checks
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,6 +134,8 @@ _FIRESTORE = _obj(
         "kms_key": _KEY,
         "active_key_versions": {"type": "array", "items": {"type": "string"}},
         "reencrypt_after": _DURATION,
+        # Extension: a re-encryption in progress (R21), written by `world dump`.
+        "pending_reencryption": _obj({"to": {"type": "string"}, "due": _TIME}, ["to", "due"]),
         "backups": {
             "type": "array",
             "items": _obj(
@@ -209,9 +212,25 @@ WORLD_SCHEMA: dict[str, Any] = _obj(
         "dataflow": {"type": "array", "items": _DATAFLOW},
         "run": {"type": "array", "items": _RUN},
         "functions": {"type": "array", "items": _FUNCTIONS},
+        # Extension: Artifact Registry repositories and their keys (R42). Defaults to the
+        # functions' docker_repository entries, each under its function's key.
+        "artifact_registry": {
+            "type": "array",
+            "items": _obj({"repository": {"type": "string"}, "kms_key": _KEY}, ["repository"]),
+        },
     }
 )
-OTHER_SERVICES = ("firestore", "dataflow", "run", "functions")
+OTHER_SERVICES = ("firestore", "dataflow", "run", "functions", "artifact_registry")
+_NAME_PATTERNS = {
+    ("firestore", "database"): r"projects/[a-z0-9.:-]+/databases/[a-z0-9()_-]+",
+    ("dataflow", "job"): r"[A-Za-z0-9_-]+",
+    ("run", "service"): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/services/[a-z0-9-]+",
+    ("functions", "function"): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/functions/[A-Za-z0-9_-]+",
+    (
+        "artifact_registry",
+        "repository",
+    ): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/repositories/[a-z0-9_-]+",
+}
 
 
 def _normalise(doc: Any) -> Any:
@@ -310,6 +329,7 @@ class _Checker:
                     self.version(f"{path}.generate[{j}].kms_key_version", g["kms_key_version"])
                 if "created" in g:
                     self.time(f"{path}.generate[{j}].created", g["created"])
+        self.services()
         for service in OTHER_SERVICES:
             for i, item in enumerate(doc.get(service, [])):
                 for field in ("kms_key",):
@@ -325,6 +345,52 @@ class _Checker:
                             self.version(f"{service}[{i}].{sub}[{j}].kms_key_version", s["kms_key_version"])
                         if s.get("kms_key"):
                             self.key(f"{service}[{i}].{sub}[{j}].kms_key", s["kms_key"])
+
+    def services(self) -> None:
+        """Names, uniqueness and the location rule (R7, R30) of the other services."""
+        from rotator.backends.fake.firestore import key_location_for_database
+
+        for (service, field), pattern in _NAME_PATTERNS.items():
+            seen: set[str] = set()
+            for i, item in enumerate(self.doc.get(service, [])):
+                name = item[field]
+                if not re.fullmatch(pattern, name):
+                    raise self.fail(f"{service}[{i}].{field}", f"malformed name {name!r}")
+                if name in seen:
+                    raise self.fail(f"{service}[{i}].{field}", f"{name} is declared twice")
+                seen.add(name)
+
+        def region_of(key: str) -> str:
+            return key.split("/")[3]
+
+        for i, d in enumerate(self.doc.get("firestore", [])):
+            want = key_location_for_database(d.get("location", ""))
+            if d.get("kms_key") and region_of(d["kms_key"]) != want:
+                raise self.fail(
+                    f"firestore[{i}].kms_key", f"a database in {d.get('location')} needs a key in {want} (R7)"
+                )
+            for j, b in enumerate(d.get("backups", [])):
+                if "expire_time" not in b:
+                    raise self.fail(f"firestore[{i}].backups[{j}]", "expire_time is required (R24)")
+        for i, j in enumerate(self.doc.get("dataflow", [])):
+            if j.get("kms_key") and region_of(j["kms_key"]) != j.get("region"):
+                raise self.fail(
+                    f"dataflow[{i}].kms_key", f"a job in {j.get('region')} needs a key in that region (R30)"
+                )
+        for i, r in enumerate(self.doc.get("run", [])):
+            region = r["service"].split("/")[3]
+            for k, rev in enumerate(r.get("revisions", [])):
+                if rev.get("kms_key") and region_of(rev["kms_key"]) != region:
+                    raise self.fail(
+                        f"run[{i}].revisions[{k}].kms_key",
+                        f"a service in {region} needs a key in {region} (R7)",
+                    )
+        for i, f in enumerate(self.doc.get("functions", [])):
+            region = f["function"].split("/")[3]
+            if f.get("kms_key") and region_of(f["kms_key"]) != region:
+                raise self.fail(
+                    f"functions[{i}].kms_key", f"a function in {region} needs a key in {region} (R7)"
+                )
 
     def object(self, path: str, o: dict[str, Any], names: set[str]) -> None:
         if o["name"] in names:
@@ -428,12 +494,32 @@ def load_into(store: Store, doc: dict[str, Any], *, source_sha256: str = "") -> 
                 "hard_delete_time, csek) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 _object_rows(b, now),
             )
-        for service in OTHER_SERVICES:
-            if service in doc:
-                c.execute(
-                    "INSERT INTO documents(service, body) VALUES(?, ?)",
-                    (service, json.dumps(doc[service])),
-                )
+        for service, items in _service_documents(doc).items():
+            c.execute("INSERT INTO documents(service, body) VALUES(?, ?)", (service, json.dumps(items)))
+
+
+def _service_documents(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The other services' sections, with the defaults the schema promises filled in."""
+    primaries = {str(parse_key(k["key"])): k.get("primary", _top_version(k)) for k in doc.get("kms", [])}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for service in OTHER_SERVICES:
+        if service in doc:
+            out[service] = json.loads(json.dumps(doc[service]))
+    for d in out.get("firestore", []):
+        if d.get("kms_key") and "active_key_versions" not in d and primaries.get(d["kms_key"]):
+            d["active_key_versions"] = [f"{d['kms_key']}/cryptoKeyVersions/{primaries[d['kms_key']]}"]
+    if "artifact_registry" not in out and out.get("functions"):
+        repos: dict[str, str | None] = {}
+        for f in out["functions"]:
+            if f.get("docker_repository"):
+                repos.setdefault(f["docker_repository"], f.get("kms_key"))
+        out["artifact_registry"] = [{"repository": r, "kms_key": k} for r, k in repos.items()]
+    return out
+
+
+def _top_version(k: dict[str, Any]) -> int | None:
+    versions = [int(n) for n in (k.get("versions") or {"1": ENABLED})]
+    return max(versions) if versions else None
 
 
 def _object_rows(b: dict[str, Any], now: datetime) -> Iterator[tuple[Any, ...]]:

@@ -1,0 +1,179 @@
+"""Fake Dataflow (R30-R34): jobs keep the version that was primary when they started;
+disabling or destroying it (or the key's primary) cancels every running job on it, for
+good (R31); revoking the agents' role halts them (R33); snapshots only of running
+streaming jobs, READY at once; a running job's key cannot change (R34)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from rotator import apierrors as api
+from rotator.agents import DATAFLOW, agents
+from rotator.backends.fake.documents import (
+    check_key_name,
+    check_region,
+    encrypt_version,
+    find,
+    load_docs,
+    save_docs,
+)
+from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.store import Store
+from rotator.model import ENCRYPTER_DECRYPTER, DataflowJob, DataflowSnapshot
+from rotator.timeutil import format_time, parse_time
+
+
+class FakeDataflow:
+    def __init__(self, store: Store, kms: FakeKms, project_number: str):
+        self.store, self.kms = store, kms
+        self.agents = agents(DATAFLOW, project_number)
+
+    @staticmethod
+    def _to_job(d: dict[str, Any]) -> DataflowJob:
+        return DataflowJob(
+            id=d["job"],
+            name=d.get("name", d["job"]),
+            region=d.get("region", ""),
+            type=d.get("type", "BATCH"),
+            streaming_engine=d.get("streaming_engine", False),
+            state=d.get("state", "RUNNING"),
+            created=parse_time(d.get("created", "1970-01-01T00:00:00Z")),
+            kms_key=d.get("kms_key"),
+            kms_key_version=d.get("kms_key_version"),
+            snapshots=tuple(
+                DataflowSnapshot(s["snapshot"], d["job"], parse_time(s["created"]), s.get("state", "READY"))
+                for s in d.get("snapshots", [])
+            ),
+        )
+
+    def list_jobs(self) -> list[DataflowJob]:
+        with self.store.read() as c:
+            return [self._to_job(d) for d in load_docs(c, "dataflow")]
+
+    def get_job(self, job: str) -> DataflowJob:
+        with self.store.read() as c:
+            return self._to_job(find(load_docs(c, "dataflow"), "job", job, "job"))
+
+    def _mutate(self, c: sqlite3.Connection, job: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        docs = load_docs(c, "dataflow")
+        return docs, find(docs, "job", job, "job")
+
+    def snapshot_job(self, job: str) -> DataflowSnapshot:
+        """Snapshots exist for running streaming jobs only; the fake makes them READY at once."""
+        with self.store.write() as c:
+            docs, d = self._mutate(c, job)
+            if d.get("state", "RUNNING") != "RUNNING" or d.get("type", "BATCH") != "STREAMING":
+                raise api.FailedPrecondition(
+                    f"job {job} is {d.get('state')} {d.get('type')}: only running streaming jobs "
+                    "can be snapshotted (R31)",
+                    resource=job,
+                    rule="R31",
+                )
+            now = format_time(self.store.now())
+            snap = {
+                "snapshot": f"{job}-snapshot-{len(d.get('snapshots', [])) + 1}",
+                "created": now,
+                "state": "READY",
+            }
+            d.setdefault("snapshots", []).append(snap)
+            save_docs(c, "dataflow", docs)
+            return DataflowSnapshot(snap["snapshot"], job, parse_time(now), "READY")
+
+    def drain_job(self, job: str) -> DataflowJob:
+        with self.store.write() as c:
+            docs, d = self._mutate(c, job)
+            if d.get("type") != "STREAMING" or d.get("state", "RUNNING") != "RUNNING":
+                raise api.FailedPrecondition(
+                    f"job {job}: only a running streaming job can be drained", resource=job
+                )
+            d["state"] = "DRAINED"
+            save_docs(c, "dataflow", docs)
+            return self._to_job(d)
+
+    def cancel_job(self, job: str) -> DataflowJob:
+        with self.store.write() as c:
+            docs, d = self._mutate(c, job)
+            if d.get("state", "RUNNING") != "RUNNING":
+                raise api.FailedPrecondition(f"job {job} is {d.get('state')}", resource=job)
+            d["state"] = "CANCELLED"
+            save_docs(c, "dataflow", docs)
+            return self._to_job(d)
+
+    def update_job_kms_key(self, job: str, kms_key: str) -> DataflowJob:
+        j = self.get_job(job)
+        raise api.FailedPrecondition(
+            f"job {job}: the key is a launch parameter and cannot change on a running job; "
+            "snapshot or drain it, then relaunch under the new key (R34)",
+            resource=j.id,
+            rule="R34",
+        )
+
+    def launch_job(
+        self,
+        job: str,
+        *,
+        name: str,
+        region: str,
+        type: str,
+        streaming_engine: bool,
+        kms_key: str | None,
+        from_snapshot: str | None = None,
+    ) -> DataflowJob:
+        with self.store.write() as c:
+            docs = load_docs(c, "dataflow")
+            if any(d["job"] == job for d in docs):
+                raise api.AlreadyExists(f"job {job} exists", resource=job)
+            version = None
+            if kms_key:
+                kms_key = check_key_name(kms_key, service="Dataflow")
+                if kms_key.split("/")[3] in ("global", "us", "eu", "europe", "asia"):
+                    raise api.InvalidArgument(
+                        f"Dataflow: {kms_key} is not regional; the key must be in {region} (R30)",
+                        resource=job,
+                        rule="R30",
+                    )
+                check_region(kms_key, region, service="Dataflow", resource=job)
+                version = encrypt_version(c, self.kms, kms_key, self.agents, service="Dataflow")
+            if from_snapshot and not any(
+                s["snapshot"] == from_snapshot for d in docs for s in d.get("snapshots", [])
+            ):
+                raise api.NotFound(f"snapshot {from_snapshot} not found", resource=from_snapshot)
+            d = {
+                "job": job,
+                "name": name,
+                "region": region,
+                "type": type,
+                "streaming_engine": streaming_engine,
+                "state": "RUNNING",
+                "created": format_time(self.store.now()),
+                "kms_key": kms_key,
+                "kms_key_version": version,
+                "snapshots": [],
+            }
+            docs.append(d)
+            save_docs(c, "dataflow", docs)
+            return self._to_job(d)
+
+    # -- KMS events ----------------------------------------------------------------------
+    def on_version_unusable(self, c: sqlite3.Connection, version: str, primary: str | None) -> None:
+        """R31: jobs under the version, or under a key whose primary just went, are cancelled."""
+        docs = load_docs(c, "dataflow")
+        key = version.split("/cryptoKeyVersions/")[0]
+        for d in docs:
+            if d.get("state", "RUNNING") != "RUNNING":
+                continue
+            if d.get("kms_key_version") == version or (d.get("kms_key") == key and version == primary):
+                d["state"] = "CANCELLED"
+        save_docs(c, "dataflow", docs)
+
+    def on_iam_changed(self, c: sqlite3.Connection, key: str, bindings: dict[str, list[str]]) -> None:
+        """R33: without the Dataflow agents' role, jobs on the key halt."""
+        members = set(bindings.get(ENCRYPTER_DECRYPTER, []))
+        if all(a in members for a in self.agents):
+            return
+        docs = load_docs(c, "dataflow")
+        for d in docs:
+            if d.get("state", "RUNNING") == "RUNNING" and d.get("kms_key") == key:
+                d["state"] = "CANCELLED"
+        save_docs(c, "dataflow", docs)

@@ -1,0 +1,168 @@
+"""Fake Firestore (R20-R24): a database's key is fixed at creation; a new primary is
+re-encrypted `reencrypt_after` later on the fake clock; every data call fails with
+FAILED_PRECONDITION while an active version is unusable; backups keep the version
+they were taken under; restore into a new database under a chosen key."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from rotator import apierrors as api
+from rotator.agents import FIRESTORE, agents
+from rotator.backends.fake.documents import check_key_name, encrypt_version, find, load_docs, save_docs
+from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.store import Store
+from rotator.model import Backup, Database
+from rotator.timeutil import format_time, parse_duration, parse_time
+
+# Firestore multi-regions take a key in the matching KMS multi-region (R7).
+_KEY_LOCATION = {"nam5": "us", "eur3": "europe"}
+NOT_ACCESSIBLE = "The customer-managed encryption key required by the requested resource is not accessible"
+
+
+def key_location_for_database(location: str) -> str:
+    return _KEY_LOCATION.get(location, location)
+
+
+class FakeFirestore:
+    def __init__(self, store: Store, kms: FakeKms, project: str, project_number: str):
+        self.store, self.kms, self.project = store, kms, project
+        self.agent = agents(FIRESTORE, project_number)[0]
+
+    @staticmethod
+    def _to_db(d: dict[str, Any]) -> Database:
+        pending = d.get("pending_reencryption")
+        return Database(
+            name=d["database"],
+            location=d.get("location", ""),
+            kms_key=d.get("kms_key"),
+            active_key_versions=tuple(d.get("active_key_versions", [])),
+            reencryption_due=parse_time(pending["due"]) if pending else None,
+        )
+
+    def list_databases(self) -> list[Database]:
+        with self.store.read() as c:
+            return [self._to_db(d) for d in load_docs(c, "firestore")]
+
+    def get_database(self, name: str) -> Database:
+        with self.store.read() as c:
+            return self._to_db(find(load_docs(c, "firestore"), "database", name, "database"))
+
+    def list_backups(self) -> list[Backup]:
+        out = []
+        with self.store.read() as c:
+            for d in load_docs(c, "firestore"):
+                for b in d.get("backups", []):
+                    out.append(
+                        Backup(
+                            name=b["backup"],
+                            database=d["database"],
+                            snapshot_time=parse_time(b.get("snapshot_time", "1970-01-01T00:00:00Z")),
+                            expire_time=parse_time(b["expire_time"]),
+                            kms_key_version=b.get("kms_key_version"),
+                        )
+                    )
+        return out
+
+    def update_database_kms_key(self, name: str, kms_key: str | None) -> Database:
+        db = self.get_database(name)
+        if kms_key != db.kms_key:
+            raise api.FailedPrecondition(
+                f"{name}: a database's CMEK key is fixed at creation and cannot be added or "
+                "changed; restore a backup into a new database under the new key (R20)",
+                resource=name,
+                rule="R20",
+            )
+        return db
+
+    def read(self, name: str) -> None:
+        """Any data call (read, write, export): needs every active version (R22)."""
+        with self.store.read() as c:
+            d = find(load_docs(c, "firestore"), "database", name, "database")
+            self._check_accessible(c, d.get("active_key_versions", []), name)
+
+    def _check_accessible(self, c: sqlite3.Connection, versions: list[str], resource: str) -> None:
+        for version in versions:
+            try:
+                self.kms.check_usable(c, version, self.agent, service="Firestore", purpose="serve")
+            except api.ApiError as e:
+                raise api.FailedPrecondition(
+                    f"{resource}: {NOT_ACCESSIBLE} ({e.message}) (R22)", resource=resource, rule="R22"
+                ) from None
+
+    def restore_database(
+        self, database_id: str, backup: str, *, kms_key: str | None, use_backup_encryption: bool = False
+    ) -> Database:
+        """Restore into a new database: under a new CMEK key, Google default (None), or
+        the backup's own encryption (R24)."""
+        with self.store.write() as c:
+            docs = load_docs(c, "firestore")
+            source = next((d for d in docs for b in d.get("backups", []) if b["backup"] == backup), None)
+            if source is None:
+                raise api.NotFound(f"backup {backup} not found", resource=backup)
+            b = next(b for b in source.get("backups", []) if b["backup"] == backup)
+            name = f"projects/{self.project}/databases/{database_id}"
+            if any(d["database"] == name for d in docs):
+                raise api.AlreadyExists(f"database {name} already exists", resource=name)
+            if b.get("kms_key_version"):
+                self._check_accessible(c, [b["kms_key_version"]], backup)
+            location = source.get("location", "")
+            active: list[str] = []
+            key = None
+            if use_backup_encryption and b.get("kms_key_version"):
+                key = b["kms_key_version"].split("/cryptoKeyVersions/")[0]
+                active = [b["kms_key_version"]]
+            elif kms_key:
+                key = check_key_name(kms_key, service="Firestore")
+                want = key_location_for_database(location)
+                if key.split("/")[3] != want:
+                    raise api.InvalidArgument(
+                        f"Firestore: database in {location} needs a key in {want}, not "
+                        f"{key.split('/')[3]} (R7)",
+                        resource=name,
+                        rule="R7",
+                    )
+                active = [encrypt_version(c, self.kms, key, [self.agent], service="Firestore")]
+            docs.append(
+                {
+                    "database": name,
+                    "location": location,
+                    "kms_key": key,
+                    "active_key_versions": active,
+                    "reencrypt_after": source.get("reencrypt_after", "6h"),
+                    "backups": [],
+                }
+            )
+            save_docs(c, "firestore", docs)
+            return self._to_db(docs[-1])
+
+    # -- time and KMS events -------------------------------------------------------------
+    def on_primary_changed(self, c: sqlite3.Connection, key: str, version: str) -> None:
+        """A new primary: re-encryption starts; both versions are active until it is done (R21)."""
+        docs = load_docs(c, "firestore")
+        now = self.store.now()
+        for d in docs:
+            if d.get("kms_key") != key or version in d.get("active_key_versions", []):
+                continue
+            due = now + parse_duration(d.get("reencrypt_after", "6h"))
+            d["active_key_versions"] = list(dict.fromkeys([*d.get("active_key_versions", []), version]))
+            d["pending_reencryption"] = {"to": version, "due": format_time(due)}
+        save_docs(c, "firestore", docs)
+        self.advance_to(c, format_time(now))
+
+    def advance_to(self, c: sqlite3.Connection, now: str) -> None:
+        moment = parse_time(now)
+        docs = load_docs(c, "firestore")
+        for d in docs:
+            pending = d.get("pending_reencryption")
+            if pending and parse_time(pending["due"]) <= moment:
+                d["active_key_versions"] = [pending["to"]]
+                del d["pending_reencryption"]
+            d["backups"] = [b for b in d.get("backups", []) if not _expired(b, moment)]
+        save_docs(c, "firestore", docs)
+
+
+def _expired(backup: dict[str, Any], now: datetime) -> bool:
+    return "expire_time" in backup and parse_time(backup["expire_time"]) <= now

@@ -1,0 +1,114 @@
+"""Fake Cloud Run functions (R42) with the Artifact Registry repositories they need:
+a function always uses its key's primary version; a CMEK function needs a repository
+protected by the same key; moving it means redeploying its source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rotator import apierrors as api
+from rotator.agents import FUNCTIONS, agents
+from rotator.backends.fake.documents import (
+    check_key_name,
+    check_region,
+    encrypt_version,
+    find,
+    load_docs,
+    save_docs,
+)
+from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.store import Store
+from rotator.model import CloudFunction
+
+_UNSET: Any = object()
+
+
+class FakeFunctions:
+    def __init__(self, store: Store, kms: FakeKms, project_number: str):
+        self.store, self.kms = store, kms
+        # The functions agent and Artifact Registry's agent both use the key (R5, R42).
+        self.agents = agents(FUNCTIONS, project_number)[:2]
+
+    @staticmethod
+    def _to_function(d: dict[str, Any]) -> CloudFunction:
+        return CloudFunction(
+            d["function"], d.get("kms_key"), d.get("kms_key_version"), d.get("docker_repository")
+        )
+
+    def list_functions(self) -> list[CloudFunction]:
+        with self.store.read() as c:
+            return [self._to_function(d) for d in load_docs(c, "functions")]
+
+    def get_function(self, name: str) -> CloudFunction:
+        with self.store.read() as c:
+            return self._to_function(find(load_docs(c, "functions"), "function", name, "function"))
+
+    # -- Artifact Registry ---------------------------------------------------------------
+    def get_repository_key(self, repository: str) -> str | None:
+        with self.store.read() as c:
+            return find(load_docs(c, "artifact_registry"), "repository", repository, "repository").get(
+                "kms_key"
+            )
+
+    def create_repository(self, repository: str, *, kms_key: str | None) -> None:
+        with self.store.write() as c:
+            repos = load_docs(c, "artifact_registry")
+            if any(r["repository"] == repository for r in repos):
+                raise api.AlreadyExists(f"repository {repository} exists", resource=repository)
+            if kms_key:
+                kms_key = check_key_name(kms_key, service="Artifact Registry")
+                check_region(
+                    kms_key, repository.split("/")[3], service="Artifact Registry", resource=repository
+                )
+                encrypt_version(c, self.kms, kms_key, self.agents[1:], service="Artifact Registry")
+            repos.append({"repository": repository, "kms_key": kms_key})
+            save_docs(c, "artifact_registry", repos)
+
+    # -- functions -----------------------------------------------------------------------
+    def redeploy_function(
+        self, name: str, *, kms_key: str | None = _UNSET, docker_repository: str | None = _UNSET
+    ) -> CloudFunction:
+        """Redeploy the source: the function is re-encrypted under the key's primary (R42)."""
+        with self.store.write() as c:
+            docs = load_docs(c, "functions")
+            d = find(docs, "function", name, "function")
+            key = d.get("kms_key") if kms_key is _UNSET else kms_key
+            repo = d.get("docker_repository") if docker_repository is _UNSET else docker_repository
+            version = None
+            if key:
+                key = check_key_name(key, service="Cloud Run functions")
+                check_region(key, name.split("/")[3], service="Cloud Run functions", resource=name)
+                repo_key = None
+                if repo:
+                    repo_key = find(load_docs(c, "artifact_registry"), "repository", repo, "repository").get(
+                        "kms_key"
+                    )
+                if repo_key != key:
+                    raise api.FailedPrecondition(
+                        f"{name}: a CMEK function needs an Artifact Registry repository protected "
+                        f"by the same key ({key}); {repo} is under {repo_key} (R42)",
+                        resource=name,
+                        rule="R42",
+                    )
+                version = encrypt_version(c, self.kms, key, self.agents, service="Cloud Run functions")
+            d.update(kms_key=key, kms_key_version=version, docker_repository=repo)
+            save_docs(c, "functions", docs)
+            return self._to_function(d)
+
+    def invoke(self, name: str) -> None:
+        """A new instance needs the version it was deployed under (R41, R42)."""
+        with self.store.read() as c:
+            d = find(load_docs(c, "functions"), "function", name, "function")
+            if d.get("kms_key_version"):
+                try:
+                    self.kms.check_usable(
+                        c,
+                        d["kms_key_version"],
+                        self.agents[0],
+                        service="Cloud Run functions",
+                        purpose=f"start {name}",
+                    )
+                except api.ApiError as e:
+                    raise api.FailedPrecondition(
+                        f"{name}: {e.message} (R41)", resource=name, rule="R41"
+                    ) from None

@@ -1,0 +1,128 @@
+"""Fake Cloud Run (R40, R41, R43): the key is set per revision; every update creates
+a revision under the key's then-primary version, and the traffic that followed the
+latest revision moves to it; nothing new starts under an unusable key."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rotator import apierrors as api
+from rotator.agents import RUN, agents
+from rotator.backends.fake.documents import (
+    check_key_name,
+    check_region,
+    encrypt_version,
+    find,
+    load_docs,
+    save_docs,
+)
+from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.store import Store
+from rotator.model import RunRevision, RunService
+
+_UNSET: Any = object()
+
+
+class FakeRun:
+    def __init__(self, store: Store, kms: FakeKms, project_number: str):
+        self.store, self.kms = store, kms
+        self.agent = agents(RUN, project_number)[0]
+
+    @staticmethod
+    def _to_service(d: dict[str, Any]) -> RunService:
+        return RunService(
+            name=d["service"],
+            revocation_action=d.get("revocation_action", "PREVENT_NEW"),
+            revisions=tuple(
+                RunRevision(
+                    r["revision"], r.get("kms_key"), r.get("kms_key_version"), r.get("traffic_percent", 0)
+                )
+                for r in d.get("revisions", [])
+            ),
+        )
+
+    def list_services(self) -> list[RunService]:
+        with self.store.read() as c:
+            return [self._to_service(d) for d in load_docs(c, "run")]
+
+    def get_service(self, name: str) -> RunService:
+        with self.store.read() as c:
+            return self._to_service(find(load_docs(c, "run"), "service", name, "service"))
+
+    def update_service(self, name: str, *, kms_key: str | None = _UNSET) -> RunService:
+        """Deploy a new revision (R40): under `kms_key` if given, else the latest
+        revision's key, encrypted with that key's current primary (R43). Fails under a
+        disabled, destroyed or unreachable key (R41), a key in another region (R7) or
+        without the agent's role (R5)."""
+        with self.store.write() as c:
+            docs = load_docs(c, "run")
+            d = find(docs, "service", name, "service")
+            revisions = d.setdefault("revisions", [])
+            latest = revisions[-1] if revisions else None
+            key = (latest or {}).get("kms_key") if kms_key is _UNSET else kms_key
+            version = None
+            if key:
+                key = check_key_name(key, service="Cloud Run")
+                check_region(key, name.split("/")[3], service="Cloud Run", resource=name)
+                try:
+                    version = encrypt_version(c, self.kms, key, [self.agent], service="Cloud Run")
+                except api.ApiError as e:
+                    raise type(e)(
+                        f"deploying a new revision of {name} failed: {e.message} (R41)",
+                        resource=name,
+                        rule=e.rule or "R41",
+                    ) from None
+            short = name.rsplit("/", 1)[1]
+            numbers = [
+                int(m.group(1))
+                for r in revisions
+                if (m := re.search(r"-(\d+)(?:-[a-z0-9]+)?$", r["revision"]))
+            ]
+            revision = {
+                "revision": f"{short}-{max(numbers, default=0) + 1:05d}",
+                "kms_key": key,
+                "kms_key_version": version,
+                "traffic_percent": 0,
+            }
+            if latest is not None:
+                # The traffic that followed the latest revision follows the new one.
+                revision["traffic_percent"] = latest.get("traffic_percent", 0)
+                latest["traffic_percent"] = 0
+            else:
+                revision["traffic_percent"] = 100
+            revisions.append(revision)
+            save_docs(c, "run", docs)
+            return self._to_service(d)
+
+    def delete_revision(self, name: str, revision: str) -> RunService:
+        with self.store.write() as c:
+            docs = load_docs(c, "run")
+            d = find(docs, "service", name, "service")
+            r = find(d.get("revisions", []), "revision", revision, "revision")
+            if r.get("traffic_percent", 0):
+                raise api.FailedPrecondition(f"{revision} serves traffic; move it first", resource=revision)
+            d["revisions"].remove(r)
+            save_docs(c, "run", docs)
+            return self._to_service(d)
+
+    def start_instance(self, name: str) -> None:
+        """A new instance of a serving revision needs its version usable (R41, R43)."""
+        with self.store.read() as c:
+            d = find(load_docs(c, "run"), "service", name, "service")
+            for r in d.get("revisions", []):
+                if r.get("traffic_percent", 0) and r.get("kms_key_version"):
+                    try:
+                        self.kms.check_usable(
+                            c,
+                            r["kms_key_version"],
+                            self.agent,
+                            service="Cloud Run",
+                            purpose=f"start {r['revision']}",
+                        )
+                    except api.ApiError as e:
+                        raise api.FailedPrecondition(
+                            f"{name}: no new instance of {r['revision']} can start: {e.message} (R41)",
+                            resource=name,
+                            rule="R41",
+                        ) from None

@@ -1,0 +1,140 @@
+"""Dataflow steps: report running jobs that pin a version or the old key (R31, R34),
+and snapshot Streaming Engine jobs before an emergency disable (R31, R32)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from rotator.model import DataflowJob
+from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+from rotator.timeutil import format_time
+
+if TYPE_CHECKING:
+    from rotator.engine import ApplyContext
+    from rotator.plan import PlanContext
+
+# Streaming jobs created before this keep key-based transform data outside CMEK (R32).
+R32_CUTOFF = datetime(2024, 3, 7, tzinfo=timezone.utc)
+
+
+def uses_key(job: DataflowJob, key: str) -> bool:
+    return job.kms_key == key or (job.kms_key_version or "").startswith(key + "/cryptoKeyVersions/")
+
+
+def r32_note(job: DataflowJob) -> str | None:
+    if job.type == "STREAMING" and job.created < R32_CUTOFF:
+        return (
+            f"job {job.id} ({job.name}) was created {format_time(job.created)}, before 2024-03-07: "
+            "its key-based transform data is outside CMEK; drain or cancel and restart it to "
+            "protect it (R32)"
+        )
+    return None
+
+
+def relaunch_path(job: DataflowJob, new_key: str) -> str:
+    first = (
+        f"gcloud dataflow snapshots create --job-id={job.id} --region={job.region}"
+        if job.type == "STREAMING"
+        else f"gcloud dataflow jobs drain {job.id} --region={job.region}"
+    )
+    return (
+        f"job {job.id} ({job.name}) keeps its key while it runs (R34): {first}; relaunch the "
+        f"pipeline{' from the snapshot' if job.type == 'STREAMING' else ''} with "
+        f"--dataflowKmsKey={new_key} in {job.region}; then drain/cancel the old job"
+    )
+
+
+@register
+class ReportJobs(StepKind):
+    name = "dataflow.report_jobs"
+    summary = (
+        "Report running Dataflow jobs that use the key: they keep their version or key "
+        "until they end or are relaunched; never stopped by rotator"
+    )
+    rules = ["R31", "R32", "R34"]
+    with_schema = strict({"key": PARAM_REF, "new_key": PARAM_REF}, ["key"])
+    param_fields = ("key", "new_key")
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key = ctx.key(params["key"])
+        new_key = ctx.params.get(params["new_key"]) if "new_key" in params else None
+        inv = ctx.inventory(key)
+        jobs = (
+            []
+            if "dataflow" in inv.uninspected
+            else [j for j in ctx.backend.dataflow.list_jobs() if j.running and uses_key(j, key)]
+        )
+        notes = []
+        for j in jobs:
+            notes.append(
+                relaunch_path(j, new_key)
+                if new_key
+                else f"job {j.id} ({j.name}) runs under {j.kms_key_version}: that version stays "
+                "enabled until the job ends or is relaunched (R31, R34)"
+            )
+            if n := r32_note(j):
+                notes.append(n)
+        return PlannedStep(
+            id=step_id,
+            kind=self.name,
+            title=f"{len(jobs)} running Dataflow job(s) keep their key version",
+            rules=self.rules,
+            targets=[j.id for j in jobs],
+            notes=notes,
+            data={"jobs": [j.id for j in jobs]},
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        for note in step.notes:
+            ctx.emit(note)
+        return {"reported": len(step.data["jobs"])}
+
+
+@register
+class SnapshotJobs(StepKind):
+    name = "dataflow.snapshot_jobs"
+    summary = "Snapshot every running Streaming Engine job that uses the key, before it is disabled"
+    rules = ["R31", "R32"]
+    with_schema = strict({"key": PARAM_REF}, ["key"])
+    param_fields = ("key",)
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key = ctx.key(params["key"])
+        jobs = [
+            j
+            for j in ctx.backend.dataflow.list_jobs()
+            if j.running and j.type == "STREAMING" and j.streaming_engine and uses_key(j, key)
+        ]
+        notes = [n for j in jobs if (n := r32_note(j))]
+        notes.append(
+            "disabling the key cancels every job that uses it, for good; a snapshot lets "
+            "the pipeline be relaunched later (R31)"
+        )
+        return PlannedStep(
+            id=step_id,
+            kind=self.name,
+            title=f"snapshot {len(jobs)} Streaming Engine job(s)",
+            rules=self.rules,
+            targets=[j.id for j in jobs],
+            changes=[{"action": "snapshot_job", "job": j.id, "region": j.region} for j in jobs],
+            notes=notes,
+            data={"jobs": [j.id for j in jobs]},
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        taken = {}
+        for job_id in step.data["jobs"]:
+            done = ctx.journal.value(step.id, f"snapshot:{job_id}")
+            if done:
+                taken[job_id] = done
+                continue
+            job = ctx.backend.dataflow.get_job(job_id)
+            if not job.running:
+                ctx.emit(f"job {job_id} is {job.state}; nothing to snapshot")
+                continue
+            snap = ctx.backend.dataflow.snapshot_job(job_id)
+            ctx.journal.record(step.id, **{f"snapshot:{job_id}": snap.id})
+            taken[job_id] = snap.id
+            ctx.emit(f"job {job_id}: snapshot {snap.id} {snap.state}")
+        return {"snapshots": taken}

@@ -1,0 +1,96 @@
+"""Cloud Run functions step: redeploy every function under a retiring version, or
+(replace-key) under the old key, with a repository protected by the same key (R42)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from rotator import apierrors as api
+from rotator.inventory import FUNCTION, FUNCTION_KEY
+from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+
+if TYPE_CHECKING:
+    from rotator.engine import ApplyContext
+    from rotator.plan import PlanContext
+
+
+def repository_for(repo: str | None, region: str, project: str, dest: str) -> str:
+    """A repository for the new key, beside the old one (R42: same key, same region)."""
+    base = repo.rsplit("/", 1)[1] if repo else "functions"
+    key_id = re.sub(r"[^a-z0-9-]", "-", dest.rsplit("/", 1)[1].lower())
+    return f"projects/{project}/locations/{region}/repositories/{base}-{key_id}"[:200]
+
+
+@register
+class RedeployFunctions(StepKind):
+    name = "functions.redeploy"
+    summary = (
+        "Redeploy every function under a retiring version (or the old key); a move to a new "
+        "key also gets an Artifact Registry repository under that key"
+    )
+    rules = ["R42", "R5", "R7"]
+    with_schema = strict({"key": PARAM_REF, "to": PARAM_REF}, ["key", "to"])
+    param_fields = ("key", "to")
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key, dest = ctx.key(params["key"]), ctx.key(params["to"])
+        inv = ctx.inventory(key)
+        if "functions" in inv.uninspected:
+            return PlannedStep(step_id, self.name, "functions not inspected (--services)", self.rules)
+        prefix = key + "/cryptoKeyVersions/"
+        moves: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        for fn in ctx.backend.functions.list_functions():
+            if fn.kms_key != key and not (fn.kms_key_version or "").startswith(prefix):
+                continue
+            repo = fn.docker_repository
+            if dest != key:
+                repo = repository_for(fn.docker_repository, fn.region, ctx.backend.project, dest)
+                changes.append({"action": "create_repository", "repository": repo, "kms_key": dest})
+            changes.append(
+                {"action": "redeploy_function", "function": fn.name, "to_key": dest, "repository": repo}
+            )
+            moves.append({"function": fn.name, "repository": repo})
+            ctx.resolved_uses.update({(FUNCTION, fn.name), (FUNCTION_KEY, fn.name)})
+        notes = (
+            [
+                "the function's source is rebuilt and redeployed; new instances use the key's "
+                "primary version (R42)"
+            ]
+            if moves
+            else []
+        )
+        return PlannedStep(
+            id=step_id,
+            kind=self.name,
+            title=f"redeploy {len(moves)} function(s) under {dest}",
+            rules=self.rules,
+            targets=[m["function"] for m in moves],
+            changes=changes,
+            notes=notes,
+            data={"key": key, "to": dest, "retiring": sorted(inv.versions), "moves": moves},
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        key, dest = step.data["key"], step.data["to"]
+        prefix = key + "/cryptoKeyVersions/"
+        retiring = {f"{prefix}{n}" for n in step.data["retiring"]}
+        done = 0
+        for move in step.data["moves"]:
+            fn = ctx.backend.functions.get_function(move["function"])
+            if fn.kms_key == dest and fn.kms_key_version not in retiring:
+                continue
+            repo = move["repository"]
+            if dest != key:
+                try:
+                    ctx.backend.functions.get_repository_key(repo)
+                except api.NotFound:
+                    ctx.backend.functions.create_repository(repo, kms_key=dest)
+                    ctx.emit(f"{repo}: created under {dest}")
+                ctx.backend.functions.redeploy_function(fn.name, kms_key=dest, docker_repository=repo)
+            else:
+                ctx.backend.functions.redeploy_function(fn.name)
+            done += 1
+            ctx.emit(f"{fn.name}: redeployed under {dest}")
+        return {"functions_redeployed": done}

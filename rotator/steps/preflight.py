@@ -1,0 +1,97 @@
+"""Location preflight (R7): before any change, refuse a new key that cannot protect
+every resource the old key does and that will move to it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rotator import guards
+from rotator.errors import Refused
+from rotator.names import parse_key
+from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+from rotator.steps.storage import buckets_using
+
+if TYPE_CHECKING:
+    from rotator.engine import ApplyContext
+    from rotator.plan import PlanContext
+
+
+def _regional_targets(ctx: PlanContext, key: str) -> list[tuple[str, str]]:
+    """(resource, region) of Cloud Run services and functions that will move (R7)."""
+    out = []
+    prefix = key + "/cryptoKeyVersions/"
+    inv = ctx.inventory(key)
+    if "run" not in inv.uninspected:
+        for svc in ctx.backend.run.list_services():
+            if any(r.kms_key == key or (r.kms_key_version or "").startswith(prefix) for r in svc.revisions):
+                out.append((svc.name, svc.region))
+    if "functions" not in inv.uninspected:
+        for fn in ctx.backend.functions.list_functions():
+            if fn.kms_key == key or (fn.kms_key_version or "").startswith(prefix):
+                out.append((fn.name, fn.region))
+    return out
+
+
+def _firestore_targets(ctx: PlanContext, key: str) -> list[tuple[str, str]]:
+    from rotator.backends.fake.firestore import key_location_for_database
+
+    return [
+        (d.name, key_location_for_database(d.location))
+        for d in ctx.backend.firestore.list_databases()
+        if d.kms_key == key
+    ]
+
+
+def check_regional(targets: list[tuple[str, str]], new_key: str, location: str) -> None:
+    wrong = [(name, region) for name, region in targets if region != location]
+    if wrong:
+        name, region = wrong[0]
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise Refused(
+            f"{name} is in {region} and needs a key in {region}, but {new_key} is in {location}{more} (R7)",
+            resource=name,
+            rule="R7",
+        )
+
+
+@register
+class CheckKeyLocations(StepKind):
+    name = "preflight.key_locations"
+    summary = "Refuse, before any change, a new key that cannot protect every resource that moves to it"
+    rules = ["R7"]
+    with_schema = strict({"key": PARAM_REF, "new_key": PARAM_REF}, ["key", "new_key"])
+    param_fields = ("key", "new_key")
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key, new_key = ctx.key(params["key"]), ctx.key(params["new_key"])
+        location = parse_key(new_key).location
+        buckets = buckets_using(ctx, key)
+        guards.check_bucket_locations(buckets, new_key, location)
+        regional = _regional_targets(ctx, key)
+        if ctx.params.get("firestore") == "restore":
+            regional += _firestore_targets(ctx, key)
+        check_regional(regional, new_key, location)
+        targets = [f"gs://{b.name}" for b in buckets] + [name for name, _ in regional]
+        return PlannedStep(
+            id=step_id,
+            kind=self.name,
+            title=f"check that {new_key} ({location}) can protect {len(targets)} resource(s)",
+            rules=self.rules,
+            targets=targets,
+            data={
+                "new_key": new_key,
+                "location": location,
+                "buckets": [b.name for b in buckets],
+                "regional": [list(t) for t in regional],
+            },
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        buckets = [ctx.backend.storage.get_bucket(b) for b in step.data["buckets"]]
+        guards.check_bucket_locations(buckets, step.data["new_key"], step.data["location"])
+        check_regional(
+            [tuple(t) for t in step.data["regional"]],
+            step.data["new_key"],
+            step.data["location"],
+        )
+        return {"checked": len(step.data["buckets"]) + len(step.data["regional"])}

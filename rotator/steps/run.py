@@ -1,0 +1,98 @@
+"""Cloud Run step: deploy a new revision of each service that still serves from a
+retiring version, or (replace-key) names the old key (R40, R41, R43)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rotator.errors import Stale
+from rotator.inventory import RUN_KEY, RUN_SERVING
+from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+
+if TYPE_CHECKING:
+    from rotator.engine import ApplyContext
+    from rotator.plan import PlanContext
+
+
+def _version_of(key: str, version: str | None) -> int | None:
+    prefix = key + "/cryptoKeyVersions/"
+    return int(version[len(prefix) :]) if version and version.startswith(prefix) else None
+
+
+@register
+class RedeployServices(StepKind):
+    name = "run.redeploy_services"
+    summary = (
+        "Deploy a new revision of every Cloud Run service serving from a retiring version "
+        "(or naming the old key), so it leaves that version"
+    )
+    rules = ["R40", "R41", "R43"]
+    with_schema = strict({"key": PARAM_REF, "to": PARAM_REF}, ["key", "to"])
+    param_fields = ("key", "to")
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key, dest = ctx.key(params["key"]), ctx.key(params["to"])
+        inv = ctx.inventory(key)
+        retiring = set(inv.versions)
+        changes, notes, services = [], [], []
+        if "run" in inv.uninspected:
+            return PlannedStep(step_id, self.name, "Cloud Run not inspected (--services)", self.rules)
+        for svc in ctx.backend.run.list_services():
+            latest = svc.latest
+            if latest is None:
+                continue
+            serving_old = [
+                r
+                for r in svc.revisions
+                if r.traffic_percent > 0 and _version_of(key, r.kms_key_version) in retiring
+            ]
+            if not serving_old and latest.kms_key != key:
+                continue
+            services.append(svc.name)
+            changes.append(
+                {
+                    "action": "deploy_revision",
+                    "service": svc.name,
+                    "from": latest.name,
+                    "to_key": dest,
+                    "traffic_percent": latest.traffic_percent,
+                }
+            )
+            ctx.resolved_uses.add((RUN_KEY, svc.name))
+            pinned = [r for r in serving_old if r.name != latest.name]
+            if pinned:
+                notes.append(
+                    f"{svc.name}: traffic pinned to {', '.join(r.name for r in pinned)} stays on the old "
+                    "version; move it to the new revision (gcloud run services update-traffic) and "
+                    "plan again (R43)"
+                )
+            else:
+                ctx.resolved_uses.add((RUN_SERVING, svc.name))
+        return PlannedStep(
+            id=step_id,
+            kind=self.name,
+            title=f"deploy a new revision of {len(services)} Cloud Run service(s) under {dest}",
+            rules=self.rules,
+            targets=services,
+            changes=changes,
+            notes=notes,
+            data={"key": key, "to": dest, "retiring": sorted(retiring), "services": services},
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        key, dest = step.data["key"], step.data["to"]
+        retiring = set(step.data["retiring"])
+        deployed = 0
+        for name in step.data["services"]:
+            latest = ctx.backend.run.get_service(name).latest
+            if latest is None:
+                raise Stale(f"{name} has no revision any more; plan again", resource=name)
+            if latest.kms_key == dest and _version_of(key, latest.kms_key_version) not in retiring:
+                continue  # already moved (an earlier attempt, or someone else)
+            if dest == key:
+                svc = ctx.backend.run.update_service(name)
+            else:
+                svc = ctx.backend.run.update_service(name, kms_key=dest)
+            deployed += 1
+            ctx.emit(f"{name}: new revision {svc.latest.name if svc.latest else '?'} under {dest}")
+        return {"services_redeployed": deployed}
