@@ -76,6 +76,9 @@ class Env:
 
 
 pass_env = click.make_pass_decorator(Env)
+# The global options as click parsed them, so errors are rendered the way the user asked
+# (an error before parsing falls back to a plain look at argv).
+_PARSED: list[Env] = []
 
 
 def services_option(f: Any) -> Any:
@@ -125,6 +128,7 @@ def cli(
       rotator --world demo.yaml apply plan.json --yes
     """
     ctx.obj = Env(world, project or os.environ.get("GOOGLE_CLOUD_PROJECT"), output, verbose, quiet)
+    _PARSED.append(ctx.obj)
 
 
 @cli.command("playbooks")
@@ -418,33 +422,43 @@ def _emit_error(err: RotatorError, output: str) -> None:
     click.echo(err.line(), err=True)
 
 
+def _output(args: list[str]) -> str:
+    if _PARSED:
+        return _PARSED[-1].output
+    for i, a in enumerate(args):  # the error came before click parsed the options
+        if a == "--output=json" or (a == "--output" and args[i + 1 : i + 2] == ["json"]):
+            return "json"
+    return "text"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    output = "json" if "--output=json" in args or ("--output" in args and "json" in args) else "text"
-    verbose = any(a in ("-v", "--verbose") or a.startswith("-vv") for a in args)
+    _PARSED.clear()
     try:
         cli.main(args=args, prog_name="rotator", standalone_mode=False)
     except RotatorError as e:
-        _emit_error(e, output)
+        _emit_error(e, _output(args))
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        _emit_error(Failure("aborted"), output)
+        _emit_error(Failure("aborted"), _output(args))
         sys.exit(1)
     except click.UsageError as e:
         hint = f" (try `{e.ctx.command_path} --help`)" if e.ctx else ""
-        _emit_error(BadInput(e.format_message() + hint), output)
+        _emit_error(BadInput(e.format_message() + hint), _output(args))
         sys.exit(2)
     except click.ClickException as e:
-        _emit_error(BadInput(e.format_message()), output)
+        _emit_error(BadInput(e.format_message()), _output(args))
         sys.exit(2)
     except api.ApiError as e:
-        _emit_error(Failure(str(e), resource=e.resource, rule=e.rule), output)
+        _emit_error(Failure(str(e), resource=e.resource, rule=e.rule), _output(args))
         sys.exit(1)
     except KeyboardInterrupt:
-        _emit_error(Failure("interrupted; run apply again to resume from the journal"), output)
+        _emit_error(Failure("interrupted; run apply again to resume from the journal"), _output(args))
         sys.exit(1)
     except Exception as e:  # a bug: one line, the traceback only with -v
-        if verbose:
+        if _PARSED[-1].verbose if _PARSED else any(a.startswith("-v") for a in args):
             traceback.print_exc()
-        _emit_error(Failure(f"internal error: {type(e).__name__}: {e} (run with -v for details)"), output)
+        _emit_error(
+            Failure(f"internal error: {type(e).__name__}: {e} (run with -v for details)"), _output(args)
+        )
         sys.exit(1)

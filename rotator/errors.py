@@ -22,6 +22,8 @@ class RotatorError(Exception):
     def line(self) -> str:
         # One line, always: embedded newlines would break scripts that read stderr.
         text = " ".join(self.message.split("\n"))
+        if self.rule and not all(r.strip() in text for r in self.rule.split(",")):
+            text += f" ({self.rule})"
         return f"{self.prefix}: {text}"
 
     def to_json(self) -> dict[str, object]:

@@ -50,17 +50,10 @@ def disable_blockers(
     return out
 
 
-def destroy_blockers(use: VersionUse, *, retiring_key: bool = False) -> list[PinGroup]:
-    out = []
-    for g in use.pins():
-        if not g.spec.blocks_destroy:
-            continue
-        if g.kind == PRIMARY and (retiring_key or use.version.state != ENABLED):
-            # A disabled primary already encrypts nothing (R3); what matters is the data
-            # under it, which the other pins cover.
-            continue
-        out.append(g)
-    return out
+def destroy_blockers(use: VersionUse) -> list[PinGroup]:
+    """Pins that forbid destroying. Being primary is one of them, even when disabled:
+    destroying is final, and something may still name the key (R3, R13.2)."""
+    return [g for g in use.pins() if g.spec.blocks_destroy]
 
 
 def frees_up(pins: list[PinGroup]) -> datetime | None:
@@ -113,8 +106,8 @@ def describe_pin(p: PinGroup) -> str:
 
 def refuse_destroy(inv: KeyInventory, numbers: list[int]) -> None:
     """Raise Refused naming every pinned version, its first pin, rule and free date."""
-    lines = []
-    rules = set()
+    lines: list[str] = []
+    rules: set[str] = set()
     if inv.uninspected and numbers:
         raise Refused(
             f"{inv.key.name}: not every service was inspected ({', '.join(inv.uninspected)} left "
@@ -124,18 +117,16 @@ def refuse_destroy(inv: KeyInventory, numbers: list[int]) -> None:
     for n in numbers:
         use = inv.version(n)
         pins = destroy_blockers(use)
-        if use.version.state == ENABLED:
+        if pins:
+            frees = frees_up(pins)
+            date = f"frees up {format_time(frees)}" if frees else "no date known"
+            shown = "; ".join(describe_pin(p) for p in pins[:3])
+            more = f"; and {len(pins) - 3} more" if len(pins) > 3 else ""
+            lines.append(f"version {n} pinned ({date}) by {shown}{more}")
+            rules.update(p.rule for p in pins)
+        elif use.version.state == ENABLED:
             lines.append(f"version {n} is ENABLED: disable it first and watch for failures (R13.4, R4)")
             rules.add("R4")
-            continue
-        if not pins:
-            continue
-        frees = frees_up(pins)
-        date = f"frees up {format_time(frees)}" if frees else "no date known"
-        shown = "; ".join(describe_pin(p) for p in pins[:3])
-        more = f"; and {len(pins) - 3} more" if len(pins) > 3 else ""
-        lines.append(f"version {n} pinned ({date}) by {shown}{more}")
-        rules.update(p.rule for p in pins)
     if lines:
         raise Refused(
             f"{inv.key.name}: " + "; ".join(lines),

@@ -62,6 +62,9 @@ class PlanContext:
 
 def resolve_params(playbook: Playbook, key: str, new_key: str | None, sets: dict[str, str]) -> dict[str, Any]:
     """Command-line values -> typed parameters, or BadInput naming the bad one."""
+    for flag in ("key", "new_key"):
+        if flag in sets:
+            raise BadInput(f"--set {flag}=...: give the key with --{flag.replace('_', '-')}, not --set")
     given: dict[str, Any] = {"key": key, **sets}
     if new_key is not None:
         given["new_key"] = new_key

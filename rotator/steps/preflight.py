@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import guards
 from rotator.errors import Refused
+from rotator.inventory import KeyInventory
+from rotator.model import ENABLED
 from rotator.names import parse_key
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.steps.storage import buckets_using
@@ -42,6 +44,20 @@ def _firestore_targets(ctx: PlanContext, key: str) -> list[tuple[str, str]]:
     ]
 
 
+def check_can_encrypt(inv: KeyInventory, new_key: str) -> None:
+    """Everything moves to the new key's primary: without an ENABLED one every move
+    would fail half-way (R3, R15)."""
+    primary = inv.versions.get(inv.key.primary) if inv.key.primary is not None else None
+    if primary is None or primary.version.state != ENABLED:
+        state = primary.version.state if primary else "missing"
+        raise Refused(
+            f"{new_key} cannot encrypt: its primary version is {state}; make an enabled "
+            "version primary first",
+            resource=new_key,
+            rule="R3",
+        )
+
+
 def check_regional(targets: list[tuple[str, str]], new_key: str, location: str) -> None:
     wrong = [(name, region) for name, region in targets if region != location]
     if wrong:
@@ -64,6 +80,7 @@ class CheckKeyLocations(StepKind):
 
     def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
         key, new_key = ctx.key(params["key"]), ctx.key(params["new_key"])
+        check_can_encrypt(ctx.inventory(new_key), new_key)
         location = parse_key(new_key).location
         buckets = buckets_using(ctx, key)
         guards.check_bucket_locations(buckets, new_key, location)
@@ -87,6 +104,9 @@ class CheckKeyLocations(StepKind):
         )
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        from rotator.inventory import scan_key
+
+        check_can_encrypt(scan_key(ctx.backend, step.data["new_key"], services=()), step.data["new_key"])
         buckets = [ctx.backend.storage.get_bucket(b) for b in step.data["buckets"]]
         guards.check_bucket_locations(buckets, step.data["new_key"], step.data["location"])
         check_regional(

@@ -365,7 +365,7 @@ class _Checker:
 
         for i, d in enumerate(self.doc.get("firestore", [])):
             want = key_location_for_database(d.get("location", ""))
-            if d.get("kms_key") and region_of(d["kms_key"]) != want:
+            if d.get("kms_key") and "location" in d and region_of(d["kms_key"]) != want:
                 raise self.fail(
                     f"firestore[{i}].kms_key", f"a database in {d.get('location')} needs a key in {want} (R7)"
                 )
@@ -506,6 +506,8 @@ def _service_documents(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         if service in doc:
             out[service] = json.loads(json.dumps(doc[service]))
     for d in out.get("firestore", []):
+        if "location" not in d:  # the only location its key allows (R7)
+            d["location"] = d["kms_key"].split("/")[3] if d.get("kms_key") else "us-east1"
         if d.get("kms_key") and "active_key_versions" not in d and primaries.get(d["kms_key"]):
             d["active_key_versions"] = [f"{d['kms_key']}/cryptoKeyVersions/{primaries[d['kms_key']]}"]
     if "artifact_registry" not in out and out.get("functions"):
