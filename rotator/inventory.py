@@ -322,6 +322,21 @@ def _version_use(uses: dict[int, VersionUse], key: str, version: str | None) -> 
     return uses.get(int(version[len(prefix) :]))
 
 
+def _versions_used(
+    uses: dict[int, VersionUse], key: str, version: str | None, resource_key: str | None
+) -> list[VersionUse]:
+    """The versions a resource depends on. Some APIs do not say which version a resource
+    was encrypted under (a Firestore backup, a Dataflow job, a Cloud Run revision not
+    deployed by rotator): then it may be any version of its key, and the safe side is
+    that it pins them all (DOMAIN: when unsure, assume in use)."""
+    use = _version_use(uses, key, version)
+    if use is not None:
+        return [use]
+    if version is None and resource_key == key:
+        return list(uses.values())
+    return []
+
+
 def _pin_primary(uses: dict[int, VersionUse], primary: int | None, kind: str, resource: str) -> None:
     if primary in uses:
         uses[primary].group(kind, resource).add(resource)
@@ -339,9 +354,9 @@ def _scan_firestore(
                 # Still being re-encrypted away from: frees when the re-encryption is due.
                 leaving = db.reencryption_due is not None and version != db.active_key_versions[-1]
                 use.group(FIRESTORE_ACTIVE, db.name).add(db.name, 0, db.reencryption_due if leaving else None)
+    db_keys = {db.name: db.kms_key for db in backend.firestore.list_databases()}
     for backup in backend.firestore.list_backups():
-        use = _version_use(uses, key, backup.kms_key_version)
-        if use is not None:
+        for use in _versions_used(uses, key, backup.kms_key_version, db_keys.get(backup.database)):
             use.group(FIRESTORE_BACKUP, backup.database).add(backup.name, 0, backup.expire_time)
 
 
@@ -352,8 +367,7 @@ def _scan_dataflow(backend: Backend, key: str, uses: dict[int, VersionUse], prim
         where = f"dataflow job {job.id} ({job.name}, {job.region})"
         if job.kms_key == key:
             _pin_primary(uses, primary, DATAFLOW_KEY, where)
-        use = _version_use(uses, key, job.kms_key_version)
-        if use is not None:
+        for use in _versions_used(uses, key, job.kms_key_version, job.kms_key):
             use.group(DATAFLOW_JOB, where).add(job.id)
 
 
@@ -363,9 +377,8 @@ def _scan_run(backend: Backend, key: str, uses: dict[int, VersionUse], primary: 
         if latest is not None and latest.kms_key == key:
             _pin_primary(uses, primary, RUN_KEY, service.name)
         for rev in service.revisions:
-            use = _version_use(uses, key, rev.kms_key_version)
-            if use is not None:
-                kind = RUN_SERVING if rev.traffic_percent > 0 else RUN_IDLE
+            kind = RUN_SERVING if rev.traffic_percent > 0 else RUN_IDLE
+            for use in _versions_used(uses, key, rev.kms_key_version, rev.kms_key):
                 use.group(kind, service.name).add(rev.name)
 
 
@@ -376,8 +389,7 @@ def _scan_functions(backend: Backend, key: str, uses: dict[int, VersionUse], pri
             _pin_primary(uses, primary, FUNCTION_KEY, fn.name)
         if fn.docker_repository:
             repositories.add(fn.docker_repository)
-        use = _version_use(uses, key, fn.kms_key_version)
-        if use is not None:
+        for use in _versions_used(uses, key, fn.kms_key_version, fn.kms_key):
             use.group(FUNCTION, fn.name).add(fn.name)
     for repo in sorted(repositories):
         if backend.functions.get_repository_key(repo) == key:

@@ -27,3 +27,11 @@ def regional_key_location_ok(resource_region: str, key_location: str) -> bool:
     """Dataflow, Cloud Run, functions, Artifact Registry: the same region, never global
     or a multi-region (R7, R30)."""
     return resource_region.lower() == key_location.lower() and key_location != "global"
+
+
+# Firestore multi-regions take a key in the matching KMS multi-region (R7).
+_FIRESTORE_KEY_LOCATION = {"nam5": "us", "eur3": "europe"}
+
+
+def key_location_for_database(location: str) -> str:
+    return _FIRESTORE_KEY_LOCATION.get(location, location)

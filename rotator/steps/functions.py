@@ -53,6 +53,20 @@ class RedeployFunctions(StepKind):
             )
             moves.append({"function": fn.name, "repository": repo})
             ctx.resolved_uses.update({(FUNCTION, fn.name), (FUNCTION_KEY, fn.name)})
+        old_repos = sorted(
+            {
+                fn.docker_repository
+                for fn in ctx.backend.functions.list_functions()
+                if fn.docker_repository and (fn.kms_key == key)
+            }
+            if dest != key
+            else set()
+        )
+        repo_notes = [
+            f"{r} stays under {key} and pins its primary (R42): delete it once nothing pulls "
+            "from it, then plan again to disable that version"
+            for r in old_repos
+        ]
         notes = (
             [
                 "the function's source is rebuilt and redeployed; new instances use the key's "
@@ -68,7 +82,7 @@ class RedeployFunctions(StepKind):
             rules=self.rules,
             targets=[m["function"] for m in moves],
             changes=changes,
-            notes=notes,
+            notes=notes + repo_notes,
             data={"key": key, "to": dest, "retiring": sorted(inv.versions), "moves": moves},
         )
 
@@ -79,7 +93,8 @@ class RedeployFunctions(StepKind):
         done = 0
         for move in step.data["moves"]:
             fn = ctx.backend.functions.get_function(move["function"])
-            if fn.kms_key == dest and fn.kms_key_version not in retiring:
+            # Done only if provably under the destination's new version (unknown: redeploy).
+            if fn.kms_key == dest and fn.kms_key_version is not None and fn.kms_key_version not in retiring:
                 continue
             repo = move["repository"]
             if dest != key:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rotator import guards
 from rotator.errors import Refused
 from rotator.inventory import KeyInventory
+from rotator.locations import key_location_for_database
 from rotator.model import ENABLED
 from rotator.names import parse_key
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
@@ -18,27 +19,29 @@ if TYPE_CHECKING:
     from rotator.plan import PlanContext
 
 
-def _regional_targets(ctx: PlanContext, key: str) -> list[tuple[str, str]]:
-    """(resource, region) of Cloud Run services and functions that will move (R7)."""
+# (resource, where it is, the key location it needs)
+Target = tuple[str, str, str]
+
+
+def _regional_targets(ctx: PlanContext, key: str) -> list[Target]:
+    """Cloud Run services and functions that will move: same region as the key (R7)."""
     out = []
     prefix = key + "/cryptoKeyVersions/"
     inv = ctx.inventory(key)
     if "run" not in inv.uninspected:
         for svc in ctx.backend.run.list_services():
             if any(r.kms_key == key or (r.kms_key_version or "").startswith(prefix) for r in svc.revisions):
-                out.append((svc.name, svc.region))
+                out.append((svc.name, svc.region, svc.region))
     if "functions" not in inv.uninspected:
         for fn in ctx.backend.functions.list_functions():
             if fn.kms_key == key or (fn.kms_key_version or "").startswith(prefix):
-                out.append((fn.name, fn.region))
+                out.append((fn.name, fn.region, fn.region))
     return out
 
 
-def _firestore_targets(ctx: PlanContext, key: str) -> list[tuple[str, str]]:
-    from rotator.backends.fake.firestore import key_location_for_database
-
+def _firestore_targets(ctx: PlanContext, key: str) -> list[Target]:
     return [
-        (d.name, key_location_for_database(d.location))
+        (d.name, d.location, key_location_for_database(d.location))
         for d in ctx.backend.firestore.list_databases()
         if d.kms_key == key
     ]
@@ -58,13 +61,13 @@ def check_can_encrypt(inv: KeyInventory, new_key: str) -> None:
         )
 
 
-def check_regional(targets: list[tuple[str, str]], new_key: str, location: str) -> None:
-    wrong = [(name, region) for name, region in targets if region != location]
+def check_regional(targets: list[Target], new_key: str, location: str) -> None:
+    wrong = [t for t in targets if t[2] != location]
     if wrong:
-        name, region = wrong[0]
+        name, where, needed = wrong[0]
         more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
         raise Refused(
-            f"{name} is in {region} and needs a key in {region}, but {new_key} is in {location}{more} (R7)",
+            f"{name} is in {where} and needs a key in {needed}, but {new_key} is in {location}{more} (R7)",
             resource=name,
             rule="R7",
         )
@@ -88,7 +91,7 @@ class CheckKeyLocations(StepKind):
         if ctx.params.get("firestore") == "restore":
             regional += _firestore_targets(ctx, key)
         check_regional(regional, new_key, location)
-        targets = [f"gs://{b.name}" for b in buckets] + [name for name, _ in regional]
+        targets = [f"gs://{b.name}" for b in buckets] + [t[0] for t in regional]
         return PlannedStep(
             id=step_id,
             kind=self.name,
@@ -110,7 +113,7 @@ class CheckKeyLocations(StepKind):
         buckets = [ctx.backend.storage.get_bucket(b) for b in step.data["buckets"]]
         guards.check_bucket_locations(buckets, step.data["new_key"], step.data["location"])
         check_regional(
-            [tuple(t) for t in step.data["regional"]],
+            [(t[0], t[1], t[2]) for t in step.data["regional"]],
             step.data["new_key"],
             step.data["location"],
         )

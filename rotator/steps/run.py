@@ -87,8 +87,12 @@ class RedeployServices(StepKind):
             latest = ctx.backend.run.get_service(name).latest
             if latest is None:
                 raise Stale(f"{name} has no revision any more; plan again", resource=name)
-            if latest.kms_key == dest and _version_of(key, latest.kms_key_version) not in retiring:
-                continue  # already moved (an earlier attempt, or someone else)
+            version = _version_of(key, latest.kms_key_version) if dest == key else None
+            moved = latest.kms_key == dest and (
+                dest != key or (version is not None and version not in retiring)
+            )
+            if moved:
+                continue  # already moved (an earlier attempt, or someone else); an unknown version is not
             if dest == key:
                 svc = ctx.backend.run.update_service(name)
             else:

@@ -14,16 +14,11 @@ from rotator.agents import FIRESTORE, agents
 from rotator.backends.fake.documents import check_key_name, encrypt_version, find, load_docs, save_docs
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
+from rotator.locations import key_location_for_database
 from rotator.model import Backup, Database
 from rotator.timeutil import format_time, parse_duration, parse_time
 
-# Firestore multi-regions take a key in the matching KMS multi-region (R7).
-_KEY_LOCATION = {"nam5": "us", "eur3": "europe"}
 NOT_ACCESSIBLE = "The customer-managed encryption key required by the requested resource is not accessible"
-
-
-def key_location_for_database(location: str) -> str:
-    return _KEY_LOCATION.get(location, location)
 
 
 class FakeFirestore:

@@ -7,6 +7,7 @@ properties (an unknown field is reported with its path), then semantic checks
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 
 from rotator.backends.fake.store import Store
 from rotator.errors import BadInput
-from rotator.locations import bucket_key_location_ok, key_location_for_bucket
+from rotator.locations import bucket_key_location_ok, key_location_for_bucket, key_location_for_database
 from rotator.model import ENABLED, LIVE, NONCURRENT, SOFT_DELETED, VERSION_STATES
 from rotator.names import parse_key, parse_version
 from rotator.schemacheck import validate
@@ -345,11 +346,10 @@ class _Checker:
                             self.version(f"{service}[{i}].{sub}[{j}].kms_key_version", s["kms_key_version"])
                         if s.get("kms_key"):
                             self.key(f"{service}[{i}].{sub}[{j}].kms_key", s["kms_key"])
+        self.versions_match_keys()
 
     def services(self) -> None:
         """Names, uniqueness and the location rule (R7, R30) of the other services."""
-        from rotator.backends.fake.firestore import key_location_for_database
-
         for (service, field), pattern in _NAME_PATTERNS.items():
             seen: set[str] = set()
             for i, item in enumerate(self.doc.get(service, [])):
@@ -385,12 +385,45 @@ class _Checker:
                         f"run[{i}].revisions[{k}].kms_key",
                         f"a service in {region} needs a key in {region} (R7)",
                     )
+        repos = self.doc.get("artifact_registry")
+        for i, r in enumerate(repos or []):
+            region = r["repository"].split("/")[3]
+            if r.get("kms_key") and region_of(r["kms_key"]) != region:
+                raise self.fail(
+                    f"artifact_registry[{i}].kms_key",
+                    f"a repository in {region} needs a key in {region} (R7)",
+                )
+        listed = {r["repository"] for r in repos or []}
+        for i, f in enumerate(self.doc.get("functions", [])):
+            if repos is not None and f.get("docker_repository") and f["docker_repository"] not in listed:
+                raise self.fail(
+                    f"functions[{i}].docker_repository",
+                    f"{f['docker_repository']} is not under artifact_registry",
+                )
         for i, f in enumerate(self.doc.get("functions", [])):
             region = f["function"].split("/")[3]
             if f.get("kms_key") and region_of(f["kms_key"]) != region:
                 raise self.fail(
                     f"functions[{i}].kms_key", f"a function in {region} needs a key in {region} (R7)"
                 )
+
+    def versions_match_keys(self) -> None:
+        """A resource's version is a version of its own key (the cloud cannot say otherwise)."""
+
+        def check(path: str, key: str | None, version: str | None) -> None:
+            if key and version and not version.startswith(key + "/cryptoKeyVersions/"):
+                raise self.fail(path, f"{version} is not a version of the resource's key {key}")
+
+        for i, j in enumerate(self.doc.get("dataflow", [])):
+            check(f"dataflow[{i}].kms_key_version", j.get("kms_key"), j.get("kms_key_version"))
+        for i, f in enumerate(self.doc.get("functions", [])):
+            check(f"functions[{i}].kms_key_version", f.get("kms_key"), f.get("kms_key_version"))
+        for i, s in enumerate(self.doc.get("run", [])):
+            for k, r in enumerate(s.get("revisions", [])):
+                check(f"run[{i}].revisions[{k}].kms_key_version", r.get("kms_key"), r.get("kms_key_version"))
+        for i, d in enumerate(self.doc.get("firestore", [])):
+            for k, v in enumerate(d.get("active_key_versions", [])):
+                check(f"firestore[{i}].active_key_versions[{k}]", d.get("kms_key"), v)
 
     def object(self, path: str, o: dict[str, Any], names: set[str]) -> None:
         if o["name"] in names:
@@ -433,7 +466,7 @@ class _Checker:
 def validate_world(doc: Any, *, source: str) -> dict[str, Any]:
     if doc is None:
         doc = {}
-    doc = _normalise(doc)
+    doc = _normalise(copy.deepcopy(doc))  # never change the caller's document
     validate(doc, WORLD_SCHEMA, source=source)
     _Checker(doc, source).run()
     return doc
