@@ -46,11 +46,9 @@ class Env:
                         resource=self.world,
                     )
             else:
-                raise Failure(
-                    "the Google Cloud backend is not part of this build yet; "
-                    "use --world FILE for the fake backend",
-                    resource="backend",
-                )
+                from rotator.backends.gcp import GcpBackend
+
+                self._backend = GcpBackend(self.project)
         backend: Backend = self._backend
         return backend
 

@@ -59,6 +59,16 @@ RUN_IDLE = "run_idle_revision"
 FUNCTION_KEY = "function_key"
 FUNCTION = "function"
 REPOSITORY_KEY = "repository_key"
+UNCOVERED = "uncovered_resource"
+# Products rotator inspects itself; anything else Cloud KMS Inventory lists is reported.
+COVERED_PRODUCTS = {
+    "storage.googleapis.com",
+    "firestore.googleapis.com",
+    "dataflow.googleapis.com",
+    "run.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "artifactregistry.googleapis.com",
+}
 
 # Key-level uses: the resource encrypts new data with whatever version is primary, so
 # they pin the primary, and move with it when a rotation makes another version primary.
@@ -108,6 +118,7 @@ IMPACT = {
     FUNCTION_KEY: "deploying fails (R41, R42)",
     FUNCTION: "no new instance starts (R41, R42)",
     REPOSITORY_KEY: "images in the repository cannot be pulled (R42)",
+    UNCOVERED: "its data becomes unreadable (a product rotator does not cover)",
 }
 
 PIN_KINDS: dict[str, PinKind] = {
@@ -133,6 +144,9 @@ PIN_KINDS: dict[str, PinKind] = {
     FUNCTION: PinKind("R42", True, True, "the function is redeployed under another version"),
     REPOSITORY_KEY: PinKind(
         "R42", True, True, "the repository is deleted (its images are encrypted with the key)"
+    ),
+    UNCOVERED: PinKind(
+        "R13", True, True, "it is moved off the key by hand (rotator does not cover its product)"
     ),
 }
 
@@ -202,7 +216,9 @@ class VersionUse:
         return g
 
     def pins(self) -> list[PinGroup]:
-        return list(self.groups.values())
+        """Deterministic whatever order the APIs listed things in: by kind, then resource."""
+        order = list(PIN_KINDS)
+        return sorted(self.groups.values(), key=lambda g: (order.index(g.kind), g.resource))
 
 
 @dataclass
@@ -213,6 +229,7 @@ class KeyInventory:
     buckets: list[Bucket]
     default_for: list[str]  # buckets whose default key is this key
     uninspected: list[str] = field(default_factory=list)  # services left out by --services
+    cross_check: str = "not available"  # what Cloud KMS Inventory said, in a word
 
     def version(self, number: int) -> VersionUse:
         return self.versions[number]
@@ -311,8 +328,9 @@ def scan_key(
         _scan_run(backend, key_name, uses, crypto_key.primary)
     if FUNCTIONS in services:
         _scan_functions(backend, key_name, uses, crypto_key.primary)
+    cross_check = _cross_check(backend, key_name, uses)
     uninspected = [s for s in SERVICES if s not in services]
-    return KeyInventory(crypto_key, now, uses, buckets, default_for, uninspected)
+    return KeyInventory(crypto_key, now, uses, buckets, default_for, uninspected, cross_check)
 
 
 def _version_use(uses: dict[int, VersionUse], key: str, version: str | None) -> VersionUse | None:
@@ -394,3 +412,20 @@ def _scan_functions(backend: Backend, key: str, uses: dict[int, VersionUse], pri
     for repo in sorted(repositories):
         if backend.functions.get_repository_key(repo) == key:
             _pin_primary(uses, primary, REPOSITORY_KEY, repo)
+
+
+def _cross_check(backend: Backend, key: str, uses: dict[int, VersionUse]) -> str:
+    """Cloud KMS Inventory's view: a resource of a product rotator does not cover pins
+    the versions it lists (all of them if it lists none): never silently ignored."""
+    lookup = getattr(backend, "protected_resources", None)
+    resources = lookup(key) if lookup else None
+    if resources is None:
+        return "not available"
+    uncovered = [r for r in resources if r.product not in COVERED_PRODUCTS]
+    for r in uncovered:
+        targets = [u for v in r.versions if (u := _version_use(uses, key, v)) is not None] or list(
+            uses.values()
+        )
+        for use in targets:
+            use.group(UNCOVERED, r.name).add(r.name)
+    return f"{len(resources)} resource(s) listed, {len(uncovered)} not covered by rotator"

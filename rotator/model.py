@@ -191,3 +191,16 @@ class CloudFunction:
     @property
     def region(self) -> str:
         return self.name.split("/")[3]
+
+
+@dataclass(frozen=True)
+class ProtectedResource:
+    """A resource Cloud KMS Inventory says a key protects (the cross-check)."""
+
+    name: str  # e.g. //storage.googleapis.com/projects/_/buckets/B
+    resource_type: str  # e.g. storage.googleapis.com/Bucket
+    versions: tuple[str, ...]
+
+    @property
+    def product(self) -> str:
+        return self.resource_type.split("/", 1)[0]

@@ -182,6 +182,7 @@ def inventory_json(inv: KeyInventory) -> dict[str, Any]:
         "now": format_time(inv.now),
         "bucket_defaults": [f"gs://{b}" for b in inv.default_for],
         "uninspected_services": inv.uninspected,
+        "kms_inventory_cross_check": inv.cross_check,
         "versions": versions,
     }
 

@@ -21,6 +21,7 @@ from rotator.model import (
     IamPolicy,
     ObjectInfo,
     ObjectPage,
+    ProtectedResource,
     RewriteResult,
     RunService,
 )
@@ -150,6 +151,10 @@ class Backend(Protocol):
 
     def describe(self) -> dict[str, str]:
         """What a plan records so apply can check it runs against the same world."""
+        ...
+
+    def protected_resources(self, key: str) -> list[ProtectedResource] | None:
+        """Cloud KMS Inventory's list for the key, or None when it is not available."""
         ...
 
 

@@ -1,0 +1,372 @@
+"""Firestore Admin, Dataflow, Cloud Run, Cloud Run functions and Artifact Registry
+through their google-cloud clients, as the Backend protocol needs them.
+
+Where an API does not say which key version a resource was encrypted under, the
+version is left None and the inventory treats the resource as pinning every version
+of its key (the safe side). Revisions and functions that rotator itself deploys carry
+the version in an annotation / label, so they pin exactly one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from rotator import apierrors as api
+from rotator.backends.gcp.errors import translated
+from rotator.backends.gcp.retry import RetryPolicy
+from rotator.model import (
+    Backup,
+    CloudFunction,
+    Database,
+    DataflowJob,
+    DataflowSnapshot,
+    ProtectedResource,
+    RunRevision,
+    RunService,
+)
+
+RUN_VERSION_ANNOTATION = "rotator.kms-key-version"
+FUNCTION_VERSION_LABEL = "rotator-kms-key-version"
+OPERATION_TIMEOUT = 900.0
+_UNSET: Any = object()
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Dataflow states that no longer use the key (everything else is treated as running).
+_ENDED = {
+    "JOB_STATE_DONE",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_DRAINED",
+    "JOB_STATE_STOPPED",
+    "JOB_STATE_UPDATED",
+}
+
+PrimaryOf = Callable[[str], int | None]
+
+
+def _version_name(key: str | None, recorded: str | None) -> str | None:
+    """The version an annotation/label records: a number, or a full version name."""
+    if not key or not recorded:
+        return None
+    if recorded.isdigit():
+        return f"{key}/cryptoKeyVersions/{recorded}"
+    return recorded if recorded.startswith(key + "/cryptoKeyVersions/") else None
+
+
+class GcpFirestore:
+    def __init__(self, client: Any, project: str, retry: RetryPolicy, inventory: Any = None):
+        self.client, self.project, self.retry, self.inventory = client, project, retry, inventory
+
+    @staticmethod
+    def _db(d: Any) -> Database:
+        cmek = d.cmek_config
+        return Database(
+            name=d.name,
+            location=d.location_id,
+            kms_key=(cmek.kms_key_name or None) if cmek else None,
+            active_key_versions=tuple(cmek.active_key_version) if cmek else (),
+        )
+
+    def list_databases(self) -> list[Database]:
+        with translated("list_databases", f"projects/{self.project}"):
+            resp = self.retry.call(self.client.list_databases, parent=f"projects/{self.project}", retry=None)
+        return [self._db(d) for d in resp.databases]
+
+    def get_database(self, name: str) -> Database:
+        with translated("get_database", name):
+            return self._db(self.retry.call(self.client.get_database, name=name, retry=None))
+
+    def list_backups(self) -> list[Backup]:
+        parent = f"projects/{self.project}/locations/-"
+        with translated("list_backups", parent):
+            resp = self.retry.call(self.client.list_backups, parent=parent, retry=None)
+        # The Backup resource does not say its key version (R24): None = any of its key's.
+        return [
+            Backup(b.name, b.database, b.snapshot_time or _EPOCH, b.expire_time or _EPOCH, None)
+            for b in resp.backups
+        ]
+
+    def restore_database(
+        self, database_id: str, backup: str, *, kms_key: str | None, use_backup_encryption: bool = False
+    ) -> Database:
+        from google.cloud.firestore_admin_v1.types import database as dbt
+
+        config = dbt.Database.EncryptionConfig
+        if use_backup_encryption:
+            enc = config(use_source_encryption={})
+        elif kms_key:
+            enc = config(
+                customer_managed_encryption=config.CustomerManagedEncryptionOptions(kms_key_name=kms_key)
+            )
+        else:
+            enc = config(google_default_encryption={})
+        request = {
+            "parent": f"projects/{self.project}",
+            "database_id": database_id,
+            "backup": backup,
+            "encryption_config": enc,
+        }
+        with translated("restore_database", backup):
+            op = self.retry.once(self.client.restore_database, request=request, retry=None)
+            return self._db(op.result(timeout=OPERATION_TIMEOUT))
+
+
+class GcpDataflow:
+    def __init__(self, client: Any, project: str, retry: RetryPolicy, inventory: Any = None):
+        self.client, self.project, self.retry, self.inventory = client, project, retry, inventory
+        self._regions: dict[str, str] = {}
+
+    def _job(self, j: Any) -> DataflowJob:
+        from google.cloud import dataflow_v1beta3 as df
+
+        state = df.JobState(j.current_state).name
+        env = j.environment
+        engine = bool(
+            env
+            and (
+                "enable_streaming_engine" in env.experiments
+                or "enable_streaming_engine" in env.service_options
+            )
+        )
+        self._regions[j.id] = j.location
+        key = (env.service_kms_key_name or None) if env else None
+        version = None
+        if self.inventory and key:
+            name = f"//dataflow.googleapis.com/projects/{self.project}/locations/{j.location}/jobs/{j.id}"
+            version = self.inventory.versions_of(key, name)
+        return DataflowJob(
+            id=j.id,
+            name=j.name,
+            region=j.location,
+            type="STREAMING" if df.JobType(j.type_).name == "JOB_TYPE_STREAMING" else "BATCH",
+            streaming_engine=engine,
+            state="RUNNING" if state not in _ENDED else state.removeprefix("JOB_STATE_"),
+            created=j.create_time or _EPOCH,
+            kms_key=key,
+            # The Jobs API does not record it (R31); KMS Inventory may. None: any version.
+            kms_key_version=version,
+        )
+
+    def list_jobs(self) -> list[DataflowJob]:
+        from google.cloud import dataflow_v1beta3 as df
+
+        with translated("list_jobs", f"projects/{self.project}"):
+            pager = self.retry.call(
+                self.client.aggregated_list_jobs,
+                request={
+                    "project_id": self.project,
+                    "filter": df.ListJobsRequest.Filter.ACTIVE,
+                    "view": df.JobView.JOB_VIEW_ALL,
+                },
+                retry=None,
+            )
+            return [self._job(j) for j in pager]
+
+    def get_job(self, job: str) -> DataflowJob:
+        region = self._regions.get(job)
+        if region is None:
+            self.list_jobs()
+            region = self._regions.get(job)
+        if region is None:
+            raise api.NotFound(f"Dataflow job {job} not found", resource=job)
+        from google.cloud import dataflow_v1beta3 as df
+
+        with translated("get_job", job):
+            return self._job(
+                self.retry.call(
+                    self.client.get_job,
+                    request={
+                        "project_id": self.project,
+                        "job_id": job,
+                        "location": region,
+                        "view": df.JobView.JOB_VIEW_ALL,
+                    },
+                    retry=None,
+                )
+            )
+
+    def snapshot_job(self, job: str) -> DataflowSnapshot:
+        region = self._regions.get(job) or self.get_job(job).region
+        with translated("snapshot_job", job):
+            snap = self.retry.once(
+                self.client.snapshot_job,
+                request={
+                    "project_id": self.project,
+                    "job_id": job,
+                    "location": region,
+                    "ttl": {"seconds": 7 * 86400},
+                    "description": "rotator: before disabling its key (R31)",
+                },
+                retry=None,
+            )
+        from google.cloud import dataflow_v1beta3 as df
+
+        return DataflowSnapshot(
+            snap.id,
+            job,
+            snap.creation_time or _EPOCH,
+            df.SnapshotState(snap.state).name.removeprefix("SNAPSHOT_STATE_").replace("UNKNOWN", "PENDING"),
+        )
+
+
+class GcpRun:
+    def __init__(
+        self, services: Any, revisions: Any, project: str, retry: RetryPolicy, primary_of: PrimaryOf
+    ):
+        self.services, self.revisions, self.project, self.retry = services, revisions, project, retry
+        self.primary_of = primary_of
+
+    def _service(self, s: Any) -> RunService:
+        traffic = {t.revision: t.percent for t in s.traffic_statuses if t.revision}
+        with translated("list_revisions", s.name):
+            revs = list(self.retry.call(self.revisions.list_revisions, parent=s.name, retry=None))
+        revs.sort(key=lambda r: r.create_time or _EPOCH)
+        out = []
+        for r in revs:
+            short = r.name.rsplit("/", 1)[1]
+            key = r.encryption_key or None
+            out.append(
+                RunRevision(
+                    short,
+                    key,
+                    _version_name(key, r.annotations.get(RUN_VERSION_ANNOTATION)),
+                    traffic.get(short, 0),
+                )
+            )
+        action = (
+            "SHUTDOWN" if "SHUTDOWN" in str(s.template.encryption_key_revocation_action) else "PREVENT_NEW"
+        )
+        return RunService(s.name, action, tuple(out))
+
+    def list_services(self) -> list[RunService]:
+        parent = f"projects/{self.project}/locations/-"
+        with translated("list_services", parent):
+            services = list(self.retry.call(self.services.list_services, parent=parent, retry=None))
+        return [self._service(s) for s in services]
+
+    def get_service(self, name: str) -> RunService:
+        with translated("get_service", name):
+            return self._service(self.retry.call(self.services.get_service, name=name, retry=None))
+
+    def update_service(self, name: str, *, kms_key: str | None = _UNSET) -> RunService:
+        """A new revision: the template changes (key, and the primary it is deployed
+        under, recorded in an annotation so the inventory knows the version, R43)."""
+        with translated("get_service", name):
+            svc = self.retry.call(self.services.get_service, name=name, retry=None)
+        template = svc.template
+        if kms_key is not _UNSET:
+            template.encryption_key = kms_key or ""
+        key = template.encryption_key or None
+        primary = self.primary_of(key) if key else None
+        if primary is not None:
+            template.annotations[RUN_VERSION_ANNOTATION] = str(primary)
+        template.revision = ""  # let Cloud Run name the new revision
+        with translated("update_service", name):
+            op = self.retry.once(self.services.update_service, service=svc, retry=None)
+            op.result(timeout=OPERATION_TIMEOUT)
+        return self.get_service(name)
+
+
+class GcpFunctions:
+    def __init__(self, client: Any, registry: Any, project: str, retry: RetryPolicy, primary_of: PrimaryOf):
+        self.client, self.registry, self.project, self.retry = client, registry, project, retry
+        self.primary_of = primary_of
+
+    @staticmethod
+    def _fn(f: Any) -> CloudFunction:
+        key = f.kms_key_name or None
+        repo = f.build_config.docker_repository if f.build_config else None
+        return CloudFunction(
+            f.name, key, _version_name(key, f.labels.get(FUNCTION_VERSION_LABEL)), repo or None
+        )
+
+    def list_functions(self) -> list[CloudFunction]:
+        parent = f"projects/{self.project}/locations/-"
+        with translated("list_functions", parent):
+            return [
+                self._fn(f) for f in self.retry.call(self.client.list_functions, parent=parent, retry=None)
+            ]
+
+    def get_function(self, name: str) -> CloudFunction:
+        with translated("get_function", name):
+            return self._fn(self.retry.call(self.client.get_function, name=name, retry=None))
+
+    def redeploy_function(
+        self, name: str, *, kms_key: str | None = _UNSET, docker_repository: str | None = _UNSET
+    ) -> CloudFunction:
+        with translated("get_function", name):
+            fn = self.retry.call(self.client.get_function, name=name, retry=None)
+        paths = ["labels"]
+        if kms_key is not _UNSET:
+            fn.kms_key_name = kms_key or ""
+            paths.append("kms_key_name")
+        if docker_repository is not _UNSET:
+            fn.build_config.docker_repository = docker_repository or ""
+            paths.append("build_config.docker_repository")
+        primary = self.primary_of(fn.kms_key_name) if fn.kms_key_name else None
+        fn.labels[FUNCTION_VERSION_LABEL] = str(primary) if primary is not None else ""
+        with translated("update_function", name):
+            op = self.retry.once(
+                self.client.update_function, function=fn, update_mask={"paths": paths}, retry=None
+            )
+            op.result(timeout=OPERATION_TIMEOUT)
+        return self.get_function(name)
+
+    def get_repository_key(self, repository: str) -> str | None:
+        if self.registry is None:
+            raise api.NotFound(f"Artifact Registry is not reachable for {repository}", resource=repository)
+        with translated("get_repository", repository):
+            return (
+                self.retry.call(self.registry.get_repository, name=repository, retry=None).kms_key_name
+                or None
+            )
+
+    def create_repository(self, repository: str, *, kms_key: str | None) -> None:
+        parent, _, repo_id = repository.rpartition("/repositories/")
+        with translated("create_repository", repository):
+            op = self.retry.once(
+                self.registry.create_repository,
+                request={
+                    "parent": parent,
+                    "repository_id": repo_id,
+                    "repository": {"format_": "DOCKER", "kms_key_name": kms_key or ""},
+                },
+                retry=None,
+            )
+            op.result(timeout=OPERATION_TIMEOUT)
+
+
+class GcpKeyInventory:
+    """Cloud KMS Inventory's search_protected_resources: what Google says the key
+    protects, with the versions. Needs an organization (ROTATOR_ORGANIZATION)."""
+
+    def __init__(self, client: Any, organization: str, retry: RetryPolicy):
+        self.client, self.scope, self.retry = client, f"organizations/{organization}", retry
+        self._cache: dict[str, list[ProtectedResource]] = {}
+
+    def protected_resources(self, key: str) -> list[ProtectedResource]:
+        if key not in self._cache:
+            with translated("search_protected_resources", key):
+                pager = self.retry.call(
+                    self.client.search_protected_resources,
+                    request={"scope": self.scope, "crypto_key": key},
+                    retry=None,
+                )
+                self._cache[key] = [
+                    ProtectedResource(
+                        r.name,
+                        r.resource_type,
+                        tuple(r.crypto_key_versions)
+                        or ((r.crypto_key_version,) if r.crypto_key_version else ()),
+                    )
+                    for r in pager
+                ]
+        return self._cache[key]
+
+    def versions_of(self, key: str | None, resource: str) -> str | None:
+        """The one version the inventory says protects `resource`, or None if unknown."""
+        if not key:
+            return None
+        found = [r.versions for r in self.protected_resources(key) if r.name == resource]
+        return found[0][0] if found and len(found[0]) == 1 else None

@@ -1,0 +1,171 @@
+"""Cloud Storage through google-cloud-storage (JSON API).
+
+Listing uses a `fields` projection with everything the inventory needs, so no object
+ever needs its own GET (R17). A rewrite names the destination key without a version
+(the library drops a versioned name, and the service uses the primary, R2) and always
+carries the object's generation as a precondition, which is what makes retrying it
+safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from google.cloud import storage
+
+from rotator.backends.gcp.errors import translated
+from rotator.backends.gcp.retry import RetryPolicy
+from rotator.model import (
+    LIVE,
+    NONCURRENT,
+    SOFT_DELETED,
+    Bucket,
+    BucketRetention,
+    ObjectInfo,
+    ObjectPage,
+    RewriteResult,
+)
+
+LIST_FIELDS = (
+    "items(name,generation,kmsKeyName,size,timeCreated,timeDeleted,temporaryHold,eventBasedHold,"
+    "retention,softDeleteTime,hardDeleteTime,customerEncryption),nextPageToken"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_bucket(b: storage.Bucket) -> Bucket:
+    soft = b.soft_delete_policy.retention_duration_seconds if b.soft_delete_policy else 0
+    period = b.retention_period
+    return Bucket(
+        name=b.name,
+        location=(b.location or "").upper(),
+        default_kms_key=b.default_kms_key_name or None,
+        versioning=bool(b.versioning_enabled),
+        soft_delete=timedelta(seconds=int(soft or 0)),
+        retention=BucketRetention(timedelta(seconds=int(period)), bool(b.retention_policy_locked))
+        if period
+        else None,
+    )
+
+
+def to_object(blob: storage.Blob, *, state: str | None = None) -> ObjectInfo:
+    props: dict[str, Any] = blob._properties  # the JSON resource as listed
+    retention = props.get("retention") or {}
+    if state is None:
+        state = NONCURRENT if props.get("timeDeleted") else LIVE
+    return ObjectInfo(
+        bucket=blob.bucket.name,
+        name=blob.name,
+        generation=int(props.get("generation", 0)),
+        kms_key_version=props.get("kmsKeyName") or None,
+        size=int(props.get("size", 0)),
+        created=blob.time_created or _EPOCH,
+        state=state,
+        temporary_hold=bool(props.get("temporaryHold")),
+        event_based_hold=bool(props.get("eventBasedHold")),
+        retention_mode=retention.get("mode"),
+        retain_until=blob.retention.retain_until_time if retention.get("retainUntilTime") else None,
+        hard_delete_time=blob.hard_delete_time if props.get("hardDeleteTime") else None,
+        customer_supplied_key=bool(props.get("customerEncryption")),
+    )
+
+
+class GcpStorage:
+    def __init__(self, client: storage.Client, project: str, retry: RetryPolicy):
+        self.client, self.project, self.retry = client, project, retry
+
+    def list_buckets(self) -> Iterator[Bucket]:
+        with translated("list_buckets", f"projects/{self.project}"):
+            buckets = list(
+                self.retry.call(lambda: list(self.client.list_buckets(project=self.project, retry=None)))
+            )
+        return iter([to_bucket(b) for b in buckets])
+
+    def get_bucket(self, name: str) -> Bucket:
+        with translated("get_bucket", f"gs://{name}"):
+            return to_bucket(self.retry.call(self.client.get_bucket, name, retry=None))
+
+    def patch_bucket_default_kms_key(self, name: str, kms_key: str | None) -> Bucket:
+        bucket = self.client.bucket(name)
+        bucket.default_kms_key_name = kms_key
+        with translated("patch_bucket", f"gs://{name}"):
+            self.retry.call(bucket.patch, retry=None)
+        return to_bucket(bucket)
+
+    def list_objects(
+        self,
+        bucket: str,
+        *,
+        versions: bool = False,
+        soft_deleted: bool = False,
+        page_token: str | None = None,
+        page_size: int = 1000,
+    ) -> ObjectPage:
+        def one_page() -> ObjectPage:
+            blobs = self.client.list_blobs(
+                bucket,
+                versions=versions or None,
+                soft_deleted=soft_deleted or None,
+                page_token=page_token,
+                page_size=page_size,
+                fields=LIST_FIELDS,
+                retry=None,
+            )
+            page = next(blobs.pages)
+            state = SOFT_DELETED if soft_deleted else None
+            items = [to_object(b, state=state) for b in page]
+            return ObjectPage(items, blobs.next_page_token or None)
+
+        with translated("list_objects", f"gs://{bucket}"):
+            return self.retry.call(one_page)
+
+    def get_object(self, bucket: str, name: str, generation: int | None = None) -> ObjectInfo:
+        with translated("get_object", f"gs://{bucket}/{name}"):
+            blob = self.retry.call(
+                self.client.bucket(bucket).get_blob, name, generation=generation, retry=None
+            )
+        if blob is None:
+            from rotator import apierrors as api
+
+            raise api.NotFound(f"object gs://{bucket}/{name} not found", resource=f"gs://{bucket}/{name}")
+        return to_object(blob)
+
+    def rewrite_object(
+        self,
+        bucket: str,
+        name: str,
+        *,
+        destination_kms_key: str | None,
+        if_generation_match: int | None,
+        rewrite_token: str | None = None,
+        max_bytes_rewritten_per_call: int | None = None,
+    ) -> RewriteResult:
+        b = self.client.bucket(bucket)
+        source = b.blob(name)
+        # The key, never a version: the library drops a versioned kmsKeyName silently.
+        dest = b.blob(name, kms_key_name=destination_kms_key)
+
+        def call() -> tuple[str | None, int, int]:
+            if if_generation_match is None:
+                # Without a precondition a retry could clobber a concurrent write.
+                return dest.rewrite(source, token=rewrite_token, retry=None)
+            return dest.rewrite(
+                source, token=rewrite_token, if_generation_match=if_generation_match, retry=None
+            )
+
+        where = f"gs://{bucket}/{name}"
+        with translated("rewrite_object", where):
+            token, done_bytes, total = (
+                self.retry.call(call) if if_generation_match is not None else self.retry.once(call)
+            )
+        if token:
+            return RewriteResult(False, total, done_bytes, token, None)
+        return RewriteResult(True, total, done_bytes, None, to_object(dest))
+
+    def project_number(self) -> str:
+        """From the project's Cloud Storage service agent, service-N@gs-project-accounts."""
+        with translated("get_service_account", f"projects/{self.project}"):
+            email = self.retry.call(self.client.get_service_account_email, project=self.project, retry=None)
+        return str(email).split("@", 1)[0].removeprefix("service-")
