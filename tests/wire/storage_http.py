@@ -857,6 +857,13 @@ def _make_handler(server: StorageServer) -> type[BaseHTTPRequestHandler]:
         server_version = "rotator-test-gcs"
         sys_version = ""
 
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            # The service's clock is the fake world's: rotator's gcp backend reads it
+            # from this header, as it reads Google's.
+            from email.utils import format_datetime
+
+            return format_datetime(server.backend.clock.now(), usegmt=True)
+
         def log_message(self, format: str, *args: Any) -> None:
             pass
 

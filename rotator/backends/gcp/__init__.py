@@ -10,9 +10,11 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,29 @@ from rotator.errors import Refused
 from rotator.model import ProtectedResource
 
 
-class RealClock:
+class ServiceClock:
+    """The service's time, not this machine's: anchored on the Date header of Google's
+    last HTTP answer and carried forward with a monotonic clock. Retention expiry and
+    hard-delete times are judged by it, so a skewed local clock can never make a
+    retained object look free (R16). Before any answer: the local UTC time."""
+
+    def __init__(self) -> None:
+        self._anchor: tuple[datetime, float] | None = None
+
+    def observe(self, date_header: str | None) -> None:
+        if not date_header:
+            return
+        try:
+            when = parsedate_to_datetime(date_header)
+        except (TypeError, ValueError):
+            return
+        self._anchor = (when.astimezone(timezone.utc), time.monotonic())
+
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        if self._anchor is None:
+            return datetime.now(timezone.utc)
+        when, at = self._anchor
+        return when + timedelta(seconds=time.monotonic() - at)
 
 
 class GcpBackend:
@@ -37,10 +59,12 @@ class GcpBackend:
         self.credentials = Credentials(project)
         self.project = self.credentials.project()
         self.retry = retry or RetryPolicy()
-        self.clock = RealClock()
+        self.clock = ServiceClock()
         self.kms = GcpKms(self._kms_client(), self.retry)
         self.storage = GcpStorage(self._storage_client(), self.project, self.retry)
-        self.project_number = os.environ.get("ROTATOR_PROJECT_NUMBER") or self.storage.project_number()
+        # One cheap call that also sets the clock from Google's Date header.
+        number = self.storage.project_number()
+        self.project_number = os.environ.get("ROTATOR_PROJECT_NUMBER") or number
         self.key_inventory = self._key_inventory()
         self.firestore = GcpFirestore(self._firestore_client(), self.project, self.retry, self.key_inventory)
         self.dataflow = GcpDataflow(self._dataflow_client(), self.project, self.retry, self.key_inventory)
@@ -65,7 +89,11 @@ class GcpBackend:
         # google-cloud-storage 3.x otherwise GETs each bucket's metadata in the background
         # for tracing: one extra request per bucket that rotator never needs.
         os.environ.setdefault("DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA", "true")
-        return storage.Client(project=self.project, credentials=self.credentials.for_api(local))
+        client = storage.Client(project=self.project, credentials=self.credentials.for_api(local))
+        client._http.hooks.setdefault("response", []).append(
+            lambda response, *_a, **_k: self.clock.observe(response.headers.get("Date"))
+        )
+        return client
 
     def _firestore_client(self) -> Any:
         from google.cloud import firestore_admin_v1
