@@ -92,6 +92,10 @@ def plan_text(doc: dict[str, Any]) -> str:
     ]
     if doc["params"].get("new_key"):
         out.append(f"  new key {doc['params']['new_key']}")
+    inv = doc["inventory"]
+    if inv.get("uninspected_services"):
+        out.append(f"  not inspected (--services): {', '.join(inv['uninspected_services'])}")
+    out.append(f"  Cloud KMS Inventory cross-check: {inv.get('kms_inventory_cross_check', 'not available')}")
     out.append("")
     out.append("Key versions now:")
     for v in doc["inventory"]["versions"]:

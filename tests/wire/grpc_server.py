@@ -241,6 +241,9 @@ class GrpcServer:
         self.fault_hits: list[FaultHit] = []
         self.default_page_size = default_page_size
         self.operations: dict[str, operations_pb2.Operation] = {}
+        # Resources of products the fake does not model (e.g. BigQuery), listed by KMS
+        # Inventory as Google would: key -> ProtectedResource messages.
+        self.extra_protected: dict[str, list[inventory.ProtectedResource]] = {}
         self._lock = threading.Lock()
         self._op_counter = 0
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
@@ -956,7 +959,7 @@ class GrpcServer:
         self.backend.kms.get_crypto_key(key)  # NOT_FOUND as the API would
         only_version = req.crypto_key if "/cryptoKeyVersions/" in req.crypto_key else None
         found = []
-        for resource in self._protected(key):
+        for resource in [*self._protected(key), *self.extra_protected.get(key, [])]:
             if only_version and only_version not in resource.crypto_key_versions:
                 continue
             if req.resource_types and not any(

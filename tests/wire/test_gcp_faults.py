@@ -151,3 +151,29 @@ def test_a_kms_permission_error_names_the_permission(wire: Wire) -> None:
     with pytest.raises(api.PermissionDenied) as err:
         wire.gcp.kms.destroy_crypto_key_version(V + "1")
     assert "cloudkms.cryptoKeyVersions.destroy" in err.value.message and V + "1" in err.value.message
+
+
+def test_a_resource_rotator_does_not_cover_is_reported_and_keeps_its_version(wire: Wire) -> None:
+    from google.cloud import kms_inventory_v1 as inv
+
+    table = "//bigquery.googleapis.com/projects/demo/datasets/sales/tables/orders"
+    wire.grpc.extra_protected[KEY] = [
+        inv.ProtectedResource(
+            name=table,
+            project="projects/111111111111",
+            project_id="demo",
+            resource_type="bigquery.googleapis.com/Table",
+            location="us-east1",
+            crypto_key_versions=[V + "1"],
+        )
+    ]
+    pb = playbooks.load("rotate-key")
+    doc = build_plan(wire.gcp, pb, resolve_params(pb, KEY, None, {}))
+    assert doc["inventory"]["kms_inventory_cross_check"].endswith(", 1 not covered by rotator")
+    disable = next(s for s in doc["steps"] if s["kind"] == "kms.disable_versions")
+    # Version 2 is free and disabled; version 1 is kept: the table still needs it.
+    assert [c["version"] for c in disable["changes"]] == [V + "2"]
+    assert any(table in reason and "R13" in reason for reason in disable["data"]["keep"]["1"])
+    from rotator.render import plan_text
+
+    assert "1 not covered by rotator" in plan_text(doc)
