@@ -315,6 +315,7 @@ def apply(
     """
     from rotator.engine import apply_plan
     from rotator.plan import load_plan
+    from rotator.progress import factory_for
     from rotator.render import plan_text
 
     doc, sha = load_plan(plan_file)
@@ -327,7 +328,15 @@ def apply(
         if not click.confirm("Apply this plan?", err=True):
             raise BadInput("not confirmed; nothing was changed")
     result = apply_plan(
-        backend, doc, sha, plan_file, concurrency=concurrency, max_rps=max_rps, wait=wait, emit=env.say
+        backend,
+        doc,
+        sha,
+        plan_file,
+        concurrency=concurrency,
+        max_rps=max_rps,
+        wait=wait,
+        emit=env.say,
+        progress_bars=factory_for(quiet=env.quiet, json_output=env.output == "json"),
     )
     env.result(result, f"Apply of {plan_file}: complete")
 

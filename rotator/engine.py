@@ -19,7 +19,8 @@ from rotator.backends.base import Backend
 from rotator.errors import BadInput, Failure, RotatorError, Stale
 from rotator.inventory import KeyInventory, scan_key
 from rotator.journal import Journal, journal_path
-from rotator.ratelimit import RateLimiter, Unlimited
+from rotator.progress import NoProgress, ProgressFactory
+from rotator.ratelimit import AdaptiveRate
 from rotator.steps import REGISTRY, PlannedStep
 
 CHECKPOINT_EVERY_OBJECTS = 1000
@@ -35,7 +36,8 @@ class ApplyContext:
     journal: Journal
     concurrency: int
     emit: Callable[[str], None]
-    limiter: RateLimiter | Unlimited = field(default_factory=Unlimited)
+    max_rps: int | None = None  # --max-rps: cap on each bucket's write rate
+    progress_bars: ProgressFactory = field(default=lambda _label, _total, _bytes: NoProgress())
     wait: timedelta | None = None  # --wait: how long a wait step may poll
     poll_seconds: float = 30.0
     sleep: Callable[[float], None] = time.sleep
@@ -53,6 +55,10 @@ class ApplyContext:
             if done():
                 return False
         return True
+
+    def bucket_rate(self, start: float) -> AdaptiveRate:
+        """A bucket's write rate: Cloud Storage's ramp-up guidance, capped by --max-rps."""
+        return AdaptiveRate(start, cap=self.max_rps)
 
     def fresh_inventory(self, key: str) -> KeyInventory:
         """Always re-read: a guard must judge the world as it is now, not as planned."""
@@ -127,13 +133,15 @@ def apply_plan(
     wait: timedelta | None = None,
     emit: Callable[[str], None] = lambda _m: None,
     sleep: Callable[[float], None] = time.sleep,
+    progress_bars: ProgressFactory = lambda _label, _total, _bytes: NoProgress(),
 ) -> dict[str, Any]:
     check_target(backend, plan)
     key = plan["params"]["key"]
     with backend.apply_lock(key):
         journal = Journal(journal_path(plan_path), plan_sha256)
-        limiter = RateLimiter(max_rps) if max_rps else Unlimited()
-        ctx = ApplyContext(backend, plan, journal, concurrency, emit, limiter, wait, sleep=sleep)
+        ctx = ApplyContext(
+            backend, plan, journal, concurrency, emit, max_rps, progress_bars, wait, sleep=sleep
+        )
         try:
             if not any(journal.started_before(s["id"]) for s in plan["steps"]):
                 check_expectations(backend, plan)

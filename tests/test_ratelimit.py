@@ -34,3 +34,54 @@ def test_idle_time_refills_but_never_beyond_the_burst() -> None:
     t.now += 100.0
     assert [limiter.acquire() for _ in range(5)] == [0.0] * 5
     assert limiter.acquire() > 0
+
+
+def test_adaptive_rate_starts_at_the_guidance_and_never_above_the_cap() -> None:
+    from rotator.ratelimit import GCS_START_RPS, AdaptiveRate
+
+    t = FakeTime()
+    assert AdaptiveRate(clock=t.clock, sleep=t.sleep).rate == GCS_START_RPS
+    assert AdaptiveRate(cap=50, clock=t.clock, sleep=t.sleep).rate == 50
+
+
+def test_adaptive_rate_doubles_at_most_every_20_minutes_up_to_the_cap() -> None:
+    from rotator.ratelimit import RAMP_EVERY_SECONDS, AdaptiveRate
+
+    t = FakeTime()
+    rate = AdaptiveRate(100, cap=350, clock=t.clock, sleep=t.sleep)
+    t.now += RAMP_EVERY_SECONDS - 1
+    rate.acquire()
+    assert rate.rate == 100  # not yet 20 minutes
+    t.now += 1
+    rate.acquire()
+    assert rate.rate == 200
+    t.now += 60
+    rate.acquire()
+    assert rate.rate == 200  # the next doubling waits another 20 minutes
+    t.now += RAMP_EVERY_SECONDS
+    rate.acquire()
+    assert rate.rate == 350  # capped by --max-rps
+
+
+def test_adaptive_rate_halves_on_throttling_and_restarts_the_ramp() -> None:
+    from rotator.ratelimit import RAMP_EVERY_SECONDS, AdaptiveRate
+
+    t = FakeTime()
+    rate = AdaptiveRate(800, clock=t.clock, sleep=t.sleep)
+    t.now += RAMP_EVERY_SECONDS - 10
+    rate.on_throttled()
+    rate.on_throttled()
+    assert rate.rate == 200 and rate.throttled == 2
+    t.now += 15
+    rate.acquire()
+    assert rate.rate == 200  # throttling restarted the 20-minute wait
+
+
+def test_adaptive_rate_paces_writes_at_its_rate() -> None:
+    from rotator.ratelimit import AdaptiveRate
+
+    t = FakeTime()
+    rate = AdaptiveRate(10, clock=t.clock, sleep=t.sleep)
+    for _ in range(30):
+        rate.acquire()
+    assert abs(t.now - 2.0) < 1e-9

@@ -4,6 +4,7 @@ rewrite of every live object from retiring versions (R11, R13.3, R14)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from rotator.backends.base import StorageApi, iter_objects
 from rotator.errors import Failure, Stale
 from rotator.inventory import BUCKET_DEFAULT, LIVE_OBJECT
 from rotator.model import Bucket, ObjectInfo
+from rotator.ratelimit import GCS_START_RPS, KMS_QUOTA_START_RPS
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.storage_rules import overwrite_blocker
 
@@ -138,6 +140,15 @@ class RewriteObjects(StepKind):
             for g in inv.version(n).pins():
                 if g.kind != LIVE_OBJECT and g.resource.startswith("gs://") and g.kind != BUCKET_DEFAULT:
                     notes.append(f"version {n}: not rewritten: {guards.describe_pin(g)}")
+        start_rps = GCS_START_RPS
+        quota_keys = [k for k in {key, dest} if _kms_quota_level(ctx, k)]
+        if quota_keys and objects:
+            start_rps = KMS_QUOTA_START_RPS
+            notes.append(
+                f"{', '.join(quota_keys)} is an HSM or external key: each rewrite spends the key "
+                f"project's Cloud HSM / Cloud EKM quota (R6), so rewrites start at {start_rps:.0f}/s "
+                "per bucket and slow down on RESOURCE_EXHAUSTED"
+            )
         ctx.resolved.add(LIVE_OBJECT)
         return PlannedStep(
             id=step_id,
@@ -152,6 +163,7 @@ class RewriteObjects(StepKind):
                 "to": dest,
                 "retiring": retiring,
                 "buckets": list(work),
+                "start_rps": start_rps,
                 "objects": objects,
                 "bytes": size,
             },
@@ -189,10 +201,17 @@ class RewriteObjects(StepKind):
         storage = ctx.backend.storage
         now = ctx.backend.clock.now()
         progress = ctx.progress(step.id, bucket.name)
+        planned = [c for c in step.changes if c.get("bucket") == f"gs://{bucket.name}"]
+        bar = ctx.progress_bars(
+            f"gs://{bucket.name}", sum(c["objects"] for c in planned), sum(c["bytes"] for c in planned)
+        )
+        # One write rate per bucket (Cloud Storage's guidance), slowed by throttling.
+        rate = ctx.bucket_rate(step.data.get("start_rps", GCS_START_RPS))
+        if hasattr(storage, "on_throttle"):
+            storage.on_throttle = lambda name: rate.on_throttled() if name == bucket.name else None
 
         def one(obj: ObjectInfo) -> None:
-            ctx.limiter.acquire()
-            outcome, size = rewrite_one(storage, obj, retiring, dest, bucket, now)
+            outcome, size = rewrite_one(storage, obj, retiring, dest, bucket, now, before_write=rate.acquire)
             with tally.lock:
                 if outcome == "rewritten":
                     tally.rewritten += 1
@@ -204,6 +223,8 @@ class RewriteObjects(StepKind):
                 else:
                     tally.failures.append(outcome)
                 progress(tally.to_json())
+            if outcome in ("rewritten", "current"):
+                bar.update(1, size)
 
         limit = max(1, ctx.concurrency)
         with ThreadPoolExecutor(max_workers=limit) as pool:
@@ -218,11 +239,22 @@ class RewriteObjects(StepKind):
                 inflight.add(pool.submit(one, obj))
             for f in inflight:
                 f.result()
+        bar.close()
         progress(tally.to_json(), final=True)
 
 
+def _kms_quota_level(ctx: PlanContext, key: str) -> bool:
+    return ctx.backend.kms.get_crypto_key(key).protection_level in ("HSM", "EXTERNAL", "EXTERNAL_VPC")
+
+
 def rewrite_one(
-    storage: StorageApi, obj: ObjectInfo, retiring: set[str], dest: str, bucket: Bucket, now: Any
+    storage: StorageApi,
+    obj: ObjectInfo,
+    retiring: set[str],
+    dest: str,
+    bucket: Bucket,
+    now: Any,
+    before_write: Callable[[], object] = lambda: None,
 ) -> tuple[str, int]:
     """Rewrite one object if it still needs it. Returns ('rewritten'|'current'|'pinned'
     | a failure description, bytes). The generation precondition means an application's
@@ -237,6 +269,7 @@ def rewrite_one(
         token = None
         try:
             while True:
+                before_write()  # each call is a write: it waits for the bucket's rate
                 result = storage.rewrite_object(
                     obj.bucket,
                     obj.name,

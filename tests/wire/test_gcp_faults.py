@@ -177,3 +177,15 @@ def test_a_resource_rotator_does_not_cover_is_reported_and_keeps_its_version(wir
     from rotator.render import plan_text
 
     assert "1 not covered by rotator" in plan_text(doc)
+
+
+def test_throttled_writes_tell_the_engine_which_bucket_to_slow_down(wire: Wire) -> None:
+    told: list[str] = []
+    wire.gcp.storage.on_throttle = told.append
+    wire.storage.faults.append(Fault(op="objects.rewrite", status=429, times=2))
+    obj = wire.gcp.storage.get_object("bkt", "o/0")
+    result = wire.gcp.storage.rewrite_object(
+        "bkt", "o/0", destination_kms_key=KEY, if_generation_match=obj.generation
+    )
+    assert result.done
+    assert told == ["bkt", "bkt"]

@@ -9,7 +9,8 @@ safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -75,6 +76,9 @@ def to_object(blob: storage.Blob, *, state: str | None = None) -> ObjectInfo:
 class GcpStorage:
     def __init__(self, client: storage.Client, project: str, retry: RetryPolicy):
         self.client, self.project, self.retry = client, project, retry
+        # Told the bucket each time a write is throttled (429/503), so the engine can
+        # halve that bucket's rate (Cloud Storage's guidance) while the retry waits.
+        self.on_throttle: Callable[[str], object] | None = None
 
     def list_buckets(self) -> Iterator[Bucket]:
         with translated("list_buckets", f"projects/{self.project}"):
@@ -156,9 +160,18 @@ class GcpStorage:
             )
 
         where = f"gs://{bucket}/{name}"
+        policy = self.retry
+        listener = self.on_throttle
+        if listener is not None:
+
+            def on_retry(error: BaseException, attempt: int) -> None:
+                self.retry.on_retry(error, attempt)
+                listener(bucket)
+
+            policy = replace(self.retry, on_retry=on_retry)
         with translated("rewrite_object", where):
             token, done_bytes, total = (
-                self.retry.call(call) if if_generation_match is not None else self.retry.once(call)
+                policy.call(call) if if_generation_match is not None else policy.once(call)
             )
         if token:
             return RewriteResult(False, total, done_bytes, token, None)
