@@ -294,6 +294,15 @@ def plan(
     "--max-rps", type=click.IntRange(1, 100000), default=None, help="Cap on object rewrites per second."
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["auto", "local", "batch"]),
+    default="auto",
+    show_default=True,
+    help="local: rewrite from this machine; batch: Cloud Storage batch operations; "
+    "auto: batch for buckets of 1,000,000 objects or more when --manifest-bucket is given.",
+)
+@click.option("--manifest-bucket", metavar="BUCKET", help="Where batch manifests are written.")
+@click.option(
     "--wait",
     "wait_for",
     is_flag=False,
@@ -304,7 +313,14 @@ def plan(
 )
 @pass_env
 def apply(
-    env: Env, plan_file: str, yes: bool, concurrency: int, max_rps: int | None, wait_for: str | None
+    env: Env,
+    plan_file: str,
+    yes: bool,
+    concurrency: int,
+    max_rps: int | None,
+    wait_for: str | None,
+    engine: str,
+    manifest_bucket: str | None,
 ) -> None:
     """Execute a saved plan, resuming from its journal.
 
@@ -320,6 +336,10 @@ def apply(
 
     doc, sha = load_plan(plan_file)
     wait = parse_duration(wait_for, field="--wait") if wait_for is not None else None
+    if engine == "batch" and not manifest_bucket:
+        raise BadInput(
+            "--engine batch needs --manifest-bucket BUCKET (where the manifest of objects is written)"
+        )
     backend = env.backend()
     if not yes:
         if not sys.stdin.isatty():
@@ -337,6 +357,8 @@ def apply(
         wait=wait,
         emit=env.say,
         progress_bars=factory_for(quiet=env.quiet, json_output=env.output == "json"),
+        engine=engine,
+        manifest_bucket=manifest_bucket,
     )
     env.result(result, f"Apply of {plan_file}: complete")
 

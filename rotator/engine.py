@@ -24,6 +24,8 @@ from rotator.ratelimit import AdaptiveRate
 from rotator.steps import REGISTRY, PlannedStep
 
 CHECKPOINT_EVERY_OBJECTS = 1000
+# --engine auto hands a bucket to Cloud Storage batch operations from this many objects.
+BATCH_THRESHOLD = 1_000_000
 CHECKPOINT_EVERY_SECONDS = 2.0
 
 Progress = Callable[..., None]
@@ -37,6 +39,9 @@ class ApplyContext:
     concurrency: int
     emit: Callable[[str], None]
     max_rps: int | None = None  # --max-rps: cap on each bucket's write rate
+    engine: str = "local"  # --engine: local | batch | auto
+    manifest_bucket: str | None = None  # where batch manifests are written
+    batch_threshold: int = BATCH_THRESHOLD
     progress_bars: ProgressFactory = field(default=lambda _label, _total, _bytes: NoProgress())
     wait: timedelta | None = None  # --wait: how long a wait step may poll
     poll_seconds: float = 30.0
@@ -55,6 +60,13 @@ class ApplyContext:
             if done():
                 return False
         return True
+
+    def engine_for(self, objects: int) -> str:
+        """local: rewrites from this machine; batch: Cloud Storage batch operations.
+        auto takes batch above the threshold, when a manifest bucket was given."""
+        if self.engine == "auto":
+            return "batch" if self.manifest_bucket and objects >= self.batch_threshold else "local"
+        return self.engine
 
     def bucket_rate(self, start: float) -> AdaptiveRate:
         """A bucket's write rate: Cloud Storage's ramp-up guidance, capped by --max-rps."""
@@ -134,13 +146,27 @@ def apply_plan(
     emit: Callable[[str], None] = lambda _m: None,
     sleep: Callable[[float], None] = time.sleep,
     progress_bars: ProgressFactory = lambda _label, _total, _bytes: NoProgress(),
+    engine: str = "local",
+    manifest_bucket: str | None = None,
+    batch_threshold: int = BATCH_THRESHOLD,
 ) -> dict[str, Any]:
     check_target(backend, plan)
     key = plan["params"]["key"]
     with backend.apply_lock(key):
         journal = Journal(journal_path(plan_path), plan_sha256)
         ctx = ApplyContext(
-            backend, plan, journal, concurrency, emit, max_rps, progress_bars, wait, sleep=sleep
+            backend,
+            plan,
+            journal,
+            concurrency,
+            emit,
+            max_rps=max_rps,
+            engine=engine,
+            manifest_bucket=manifest_bucket,
+            batch_threshold=batch_threshold,
+            progress_bars=progress_bars,
+            wait=wait,
+            sleep=sleep,
         )
         try:
             if not any(journal.started_before(s["id"]) for s in plan["steps"]):

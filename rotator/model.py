@@ -204,3 +204,19 @@ class ProtectedResource:
     @property
     def product(self) -> str:
         return self.resource_type.split("/", 1)[0]
+
+
+# -- Cloud Storage batch operations (large re-encryptions) ------------------------------
+@dataclass(frozen=True)
+class BatchJob:
+    name: str
+    bucket: str
+    state: str  # QUEUED | RUNNING | SUCCEEDED | FAILED | CANCELED
+    total: int
+    succeeded: int
+    failed: int
+    errors: tuple[tuple[str, str], ...] = ()  # (object uri, error), a sample
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("SUCCEEDED", "FAILED", "CANCELED")

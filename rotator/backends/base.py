@@ -4,13 +4,14 @@ verbs (Cloud KMS, Cloud Storage JSON API). The fake and the gcp backend implemen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
 from rotator.model import (
     Backup,
+    BatchJob,
     Bucket,
     CloudFunction,
     CryptoKey,
@@ -134,6 +135,18 @@ class FunctionsApi(Protocol):
     def create_repository(self, repository: str, *, kms_key: str | None) -> None: ...
 
 
+class StorageBatchApi(Protocol):
+    """Cloud Storage batch operations: Google's engine for rewrites past one machine."""
+
+    def write_manifest(self, bucket: str, name: str, rows: Iterable[tuple[str, str, int]]) -> str:
+        """Write a CSV manifest (bucket,name,generation per row); returns its gs:// URI."""
+        ...
+
+    def create_job(self, job_id: str, bucket: str, manifest_uri: str, kms_key: str) -> BatchJob: ...
+
+    def get_job(self, name: str) -> BatchJob: ...
+
+
 class Backend(Protocol):
     project: str
     project_number: str
@@ -143,6 +156,7 @@ class Backend(Protocol):
     dataflow: DataflowApi
     run: RunApi
     functions: FunctionsApi
+    batch: StorageBatchApi
     clock: Clock
 
     def apply_lock(self, key: str) -> AbstractContextManager[None]:

@@ -58,6 +58,7 @@ from google.cloud import functions_v2 as functions
 from google.cloud import kms_inventory_v1 as inventory
 from google.cloud import kms_v1 as kms
 from google.cloud import run_v2 as run
+from google.cloud import storagebatchoperations_v1 as batchops
 from google.cloud.firestore_admin_v1.types import backup as fs_backup
 from google.cloud.firestore_admin_v1.types import database as fs_database
 from google.cloud.firestore_admin_v1.types import firestore_admin as fs_admin
@@ -77,6 +78,7 @@ RUN_SERVICES = "google.cloud.run.v2.Services"
 RUN_REVISIONS = "google.cloud.run.v2.Revisions"
 FUNCTIONS = "google.cloud.functions.v2.FunctionService"
 ARTIFACT_REGISTRY = "google.devtools.artifactregistry.v1.ArtifactRegistry"
+STORAGE_BATCH = "google.cloud.storagebatchoperations.v1.StorageBatchOperations"
 KMS_INVENTORY = "google.cloud.kms.inventory.v1.KeyTrackingService"
 OPERATIONS = "google.longrunning.Operations"
 
@@ -91,6 +93,7 @@ ENDPOINT_VARIABLES = (
     "ROTATOR_ENDPOINT_DATAFLOW",
     "ROTATOR_ENDPOINT_RUN",
     "ROTATOR_ENDPOINT_FUNCTIONS",
+    "ROTATOR_ENDPOINT_STORAGE_BATCH",
 )
 
 # rotator.apierrors codes -> gRPC status. An etag/generation precondition is a
@@ -464,6 +467,14 @@ class GrpcServer:
                 operations_pb2.Operation,
                 self.update_function,
             ),
+            (
+                STORAGE_BATCH,
+                "CreateJob",
+                batchops.CreateJobRequest,
+                operations_pb2.Operation,
+                self.create_batch_job,
+            ),
+            (STORAGE_BATCH, "GetJob", batchops.GetJobRequest, batchops.Job, self.get_batch_job),
             (
                 ARTIFACT_REGISTRY,
                 "GetRepository",
@@ -926,6 +937,44 @@ class GrpcServer:
             return self._function_pb(self.backend.functions.redeploy_function(name, **kw))
 
         return self._operation(name.rsplit("/functions/", 1)[0], update)
+
+    # -- Cloud Storage batch operations ------------------------------------------------------
+    def create_batch_job(self, req: batchops.CreateJobRequest) -> operations_pb2.Operation:
+        b = req.job.bucket_list.buckets[0]
+
+        def create() -> batchops.Job:
+            job = self.backend.batch.create_job(
+                req.job_id, b.bucket, b.manifest.manifest_location, req.job.rewrite_object.kms_key
+            )
+            return self._batch_job_pb(job)
+
+        return self._operation(req.parent, create)
+
+    def get_batch_job(self, req: batchops.GetJobRequest) -> batchops.Job:
+        return self._batch_job_pb(self.backend.batch.get_job(req.name))
+
+    @staticmethod
+    def _batch_job_pb(job: Any) -> batchops.Job:
+        return batchops.Job(
+            name=job.name,
+            bucket_list=batchops.BucketList(buckets=[batchops.BucketList.Bucket(bucket=job.bucket)]),
+            state=batchops.Job.State[job.state],
+            counters=batchops.Counters(
+                total_object_count=job.total,
+                succeeded_object_count=job.succeeded,
+                failed_object_count=job.failed,
+            ),
+            error_summaries=[
+                batchops.ErrorSummary(
+                    error_count=job.failed,
+                    error_log_entries=[
+                        batchops.ErrorLogEntry(object_uri=uri, error_details=[err]) for uri, err in job.errors
+                    ],
+                )
+            ]
+            if job.errors
+            else [],
+        )
 
     # -- Artifact Registry (the repositories CMEK functions need, R42) ------------------------
     def get_repository(self, req: artifactregistry.GetRepositoryRequest) -> artifactregistry.Repository:

@@ -119,6 +119,8 @@ def parse_route(method: str, path: str) -> _Route:
     """Which JSON API method `METHOD path` is (op None: not served). `path` is the raw,
     percent-encoded path; each segment is decoded after splitting, as Google does."""
     parts = path.split("/")
+    if len(parts) == 7 and parts[:5] == ["", "upload", "storage", "v1", "b"] and parts[6] == "o":
+        return _Route("objects.insert" if method == "POST" else None, unquote(parts[5]))
     if len(parts) == 6 and parts[:4] == ["", "storage", "v1", "projects"] and parts[5] == "serviceAccount":
         return _Route("projects.serviceAccount.get" if method == "GET" else None, project=unquote(parts[4]))
     if parts[:4] != ["", "storage", "v1", "b"]:
@@ -509,9 +511,27 @@ class StorageServer:
             return self._get_object(route.bucket or "", route.object or "", q)
         if route.op == "objects.rewrite":
             return self._rewrite(route, q, _json_body(body))
+        if route.op == "objects.insert":
+            return self._insert(route.bucket or "", q, body)
         raise HttpError(
             501, f"{req.method} {req.path} is not served by the rotator test server", "notImplemented"
         )
+
+    # -- uploads (multipart): what rotator writes is batch manifests ----------------------
+    def _insert(self, bucket: str, q: dict[str, str], body: bytes) -> dict[str, Any]:
+        if q.get("uploadType") != "multipart":
+            raise HttpError(501, "only multipart uploads are served", "notImplemented")
+        boundary = body.split(b"\r\n", 1)[0]
+        parts = [p for p in body.split(boundary) if p.strip(b"-\r\n")]
+        metadata = json.loads(parts[0].split(b"\r\n\r\n", 1)[1])
+        media = parts[1].split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n")
+        name = metadata.get("name") or q.get("name", "")
+        if name.endswith(".csv"):  # a batch manifest: bucket,name,generation per row
+            rows = [line.split(",") for line in media.decode().splitlines() if line]
+            self.backend.batch.write_manifest(bucket, name, ((b, n, int(g)) for b, n, g in rows))
+        else:
+            self.backend.storage.upload(bucket, name, len(media))
+        return self._get_object(bucket, name, {})
 
     # -- buckets -------------------------------------------------------------------------
     def _metageneration(self, name: str) -> int:

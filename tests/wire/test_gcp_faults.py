@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,25 @@ def test_throttled_writes_tell_the_engine_which_bucket_to_slow_down(wire: Wire) 
     )
     assert result.done
     assert told == ["bkt", "bkt"]
+
+
+def test_the_batch_engine_over_the_wire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rotator.errors import Waiting
+
+    doc = world(objects=6)
+    doc["storage"].append({"bucket": "manifests", "location": "US-EAST1", "default_kms_key": None})
+    for w in Wire(tmp_path, monkeypatch, doc).start():
+        pb = playbooks.load("rotate-key")
+        plan = build_plan(w.gcp, pb, resolve_params(pb, KEY, None, {}))
+        kw: dict[str, Any] = {"engine": "batch", "manifest_bucket": "manifests"}
+        with pytest.raises(Waiting):
+            apply_plan(w.gcp, plan, "sha", w.plan_path, **kw)
+        # The manifest went up through the JSON API, the job through the batch gRPC API.
+        assert w.storage.count(op="objects.insert", bucket="manifests") == 1
+        assert ("google.cloud.storagebatchoperations.v1.StorageBatchOperations", "CreateJob") in {
+            (c.service, c.method) for c in w.grpc.calls
+        }
+        w.fake().advance(timedelta(hours=1))
+        assert apply_plan(w.gcp, plan, "sha", w.plan_path, **kw)["complete"]
+        assert live_versions(w) == {V + "3"}
+        assert w.storage.count(op="objects.rewrite") == 0  # no rewrite left this machine

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rotator.backends.fake.batch import FakeStorageBatch
 from rotator.backends.fake.dataflow import FakeDataflow
 from rotator.backends.fake.firestore import FakeFirestore
 from rotator.backends.fake.functions import FakeFunctions
@@ -56,6 +57,7 @@ class FakeBackend:
         self.dataflow = FakeDataflow(store, self.kms, self.project_number)
         self.run = FakeRun(store, self.kms, self.project_number)
         self.functions = FakeFunctions(store, self.kms, self.project_number)
+        self.batch = FakeStorageBatch(store, self.storage, self.project)
         self.kms.listeners = [self.firestore, self.dataflow]
 
     @classmethod

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from rotator.timeutil import format_time, parse_time
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _DDL = """
 CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT);
@@ -42,6 +42,9 @@ CREATE TABLE objects(
 CREATE TABLE purged(
   bucket TEXT NOT NULL, name TEXT NOT NULL, top INTEGER NOT NULL,
   PRIMARY KEY(bucket, name)) WITHOUT ROWID;
+CREATE TABLE manifest_rows(
+  uri TEXT NOT NULL, seq INTEGER NOT NULL, bucket TEXT NOT NULL, name TEXT NOT NULL,
+  generation INTEGER, PRIMARY KEY(uri, seq)) WITHOUT ROWID;
 CREATE TABLE documents(service TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 

@@ -213,6 +213,8 @@ WORLD_SCHEMA: dict[str, Any] = _obj(
         "dataflow": {"type": "array", "items": _DATAFLOW},
         "run": {"type": "array", "items": _RUN},
         "functions": {"type": "array", "items": _FUNCTIONS},
+        # Extension: Cloud Storage batch operations jobs rotator started (written by dump).
+        "storage_batch": {"type": "array", "items": {"type": "object"}},
         # Extension: Artifact Registry repositories and their keys (R42). Defaults to the
         # functions' docker_repository entries, each under its function's key.
         "artifact_registry": {
@@ -221,7 +223,7 @@ WORLD_SCHEMA: dict[str, Any] = _obj(
         },
     }
 )
-OTHER_SERVICES = ("firestore", "dataflow", "run", "functions", "artifact_registry")
+OTHER_SERVICES = ("firestore", "dataflow", "run", "functions", "artifact_registry", "storage_batch")
 _NAME_PATTERNS = {
     ("firestore", "database"): r"projects/[a-z0-9.:-]+/databases/[a-z0-9()_-]+",
     ("dataflow", "job"): r"[A-Za-z0-9_-]+",

@@ -21,7 +21,14 @@ from typing import Any
 from rotator.backends.gcp.connect import STORAGE_EMULATOR, Credentials, grpc_transport
 from rotator.backends.gcp.kms import GcpKms
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.backends.gcp.services import GcpDataflow, GcpFirestore, GcpFunctions, GcpKeyInventory, GcpRun
+from rotator.backends.gcp.services import (
+    GcpDataflow,
+    GcpFirestore,
+    GcpFunctions,
+    GcpKeyInventory,
+    GcpRun,
+    GcpStorageBatch,
+)
 from rotator.backends.gcp.storage import GcpStorage
 from rotator.errors import Refused
 from rotator.model import ProtectedResource
@@ -70,6 +77,7 @@ class GcpBackend:
         self.dataflow = GcpDataflow(self._dataflow_client(), self.project, self.retry, self.key_inventory)
         self.run = GcpRun(*self._run_clients(), self.project, self.retry, self._primary_of)
         self.functions = GcpFunctions(*self._functions_clients(), self.project, self.retry, self._primary_of)
+        self._batch: GcpStorageBatch | None = None
 
     # -- clients -------------------------------------------------------------------------
     def _kms_client(self) -> Any:
@@ -162,6 +170,23 @@ class GcpBackend:
 
     def protected_resources(self, key: str) -> list[ProtectedResource] | None:
         return self.key_inventory.protected_resources(key) if self.key_inventory else None
+
+    @property
+    def batch(self) -> GcpStorageBatch:
+        """Made on first use: only --engine batch needs it (and its credentials)."""
+        if self._batch is None:
+            self._batch = GcpStorageBatch(self._batch_client(), self.storage.client, self.project, self.retry)
+        return self._batch
+
+    def _batch_client(self) -> Any:
+        from google.cloud import storagebatchoperations_v1
+        from google.cloud.storagebatchoperations_v1.services.storage_batch_operations.transports import (
+            StorageBatchOperationsGrpcTransport,
+        )
+
+        return storagebatchoperations_v1.StorageBatchOperationsClient(
+            transport=grpc_transport(StorageBatchOperationsGrpcTransport, "storage_batch", self.credentials)
+        )
 
     def _primary_of(self, key: str) -> int | None:
         return self.kms.get_crypto_key(key).primary

@@ -44,6 +44,9 @@ PERMISSIONS = {
     "get_function": "cloudfunctions.functions.get",
     "update_function": "cloudfunctions.functions.update",
     "search_protected_resources": "cloudkms.protectedResources.search",
+    "write_manifest": "storage.objects.create",
+    "create_batch_job": "storagebatchoperations.jobs.create",
+    "get_batch_job": "storagebatchoperations.jobs.get",
     "get_service_account": "resourcemanager.projects.get",
 }
 
