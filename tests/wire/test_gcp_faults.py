@@ -212,3 +212,23 @@ def test_the_batch_engine_over_the_wire(tmp_path: Path, monkeypatch: pytest.Monk
         assert apply_plan(w.gcp, plan, "sha", w.plan_path, **kw)["complete"]
         assert live_versions(w) == {V + "3"}
         assert w.storage.count(op="objects.rewrite") == 0  # no rewrite left this machine
+
+
+def test_a_large_object_is_rewritten_through_the_token_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rotator.backends.fake.storage import REWRITE_CHUNK_BYTES
+
+    doc = world(objects=1)
+    doc["storage"][0]["objects"] = [
+        {"name": "big.bin", "kms_key_version": V + "1", "size": 3 * REWRITE_CHUNK_BYTES}
+    ]
+    for w in Wire(tmp_path, monkeypatch, doc).start():
+        assert w.rotate()["complete"]
+        big = w.fake().storage.get_object("bkt", "big.bin")
+        assert (big.generation, big.kms_key_version) == (2, V + "3")
+        calls = [r for r in w.storage.requests if r.op == "objects.rewrite" and r.object == "big.bin"]
+        assert len(calls) == 3
+        assert "rewriteToken" not in calls[0].query
+        assert all(c.query.get("rewriteToken") for c in calls[1:])
+        assert all(c.query.get("ifGenerationMatch") == "1" for c in calls)
