@@ -236,7 +236,7 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 
 @cli.command()
 @click.argument("playbook")
-@click.option("--key", required=True, metavar="KEY", help="The key the playbook acts on.")
+@click.option("--key", metavar="KEY", help="The key the playbook acts on (rollback: from the plan).")
 @click.option("--new-key", metavar="KEY", help="The replacement key (replace-key).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A playbook parameter.")
 @click.option("--out", metavar="PLAN.json", help="Write the plan here for `rotator apply`.")
@@ -245,7 +245,7 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 def plan(
     env: Env,
     playbook: str,
-    key: str,
+    key: str | None,
     new_key: str | None,
     sets: tuple[str, ...],
     out: str | None,
@@ -258,6 +258,7 @@ def plan(
       rotator --world demo.yaml plan rotate-key --key KEY --out plan.json
       rotator --world demo.yaml plan replace-key --key OLD --new-key NEW --out plan.json
       rotator --world demo.yaml plan destroy-versions --key KEY --set versions=1,2
+      rotator --world demo.yaml plan rollback --set plan=plan.json
     """
     from rotator.plan import build_plan, dumps, resolve_params
     from rotator.render import plan_text

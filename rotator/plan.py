@@ -60,12 +60,20 @@ class PlanContext:
         return self._inventories[key]
 
 
-def resolve_params(playbook: Playbook, key: str, new_key: str | None, sets: dict[str, str]) -> dict[str, Any]:
+def resolve_params(
+    playbook: Playbook, key: str | None, new_key: str | None, sets: dict[str, str]
+) -> dict[str, Any]:
     """Command-line values -> typed parameters, or BadInput naming the bad one."""
     for flag in ("key", "new_key"):
         if flag in sets:
             raise BadInput(f"--set {flag}=...: give the key with --{flag.replace('_', '-')}, not --set")
-    given: dict[str, Any] = {"key": key, **sets}
+    if key is None and sets.get("plan") and "plan" in playbook.parameters:
+        from rotator.steps.rollback import changed_by
+
+        key = changed_by(sets["plan"])[0]  # rollback: the key the applied plan acted on
+    given: dict[str, Any] = {**sets}
+    if key is not None:
+        given["key"] = key
     if new_key is not None:
         given["new_key"] = new_key
     out: dict[str, Any] = {}
@@ -91,6 +99,8 @@ def resolve_params(playbook: Playbook, key: str, new_key: str | None, sets: dict
             out[name] = value
         else:
             out[name] = str(value)
+    if "key" not in out:
+        raise BadInput(f"playbook {playbook.name} needs --key KEY")
     if out.get("new_key") and out["new_key"] == out["key"]:
         raise BadInput("--new-key is the same key as --key; to rotate a key use rotate-key")
     return out
@@ -195,6 +205,7 @@ def summarize(doc: dict[str, Any]) -> dict[str, int]:
         "versions_to_disable": 0,
         "versions_pinned": 0,
         "versions_to_destroy": 0,
+        "versions_to_enable": 0,
         "buckets_to_change": 0,
         "grants": 0,
     }
@@ -208,6 +219,8 @@ def summarize(doc: dict[str, Any]) -> dict[str, int]:
                 s["versions_to_disable"] += 1
             elif action == "destroy":
                 s["versions_to_destroy"] += 1
+            elif action == "enable":
+                s["versions_to_enable"] += 1
             elif action == "set_default_kms_key":
                 s["buckets_to_change"] += 1
             elif action == "grant":

@@ -14,6 +14,8 @@ _SIGN = {
     "wait_reencryption": "…",
     "restore_database": "+",
     "snapshot_job": "+",
+    "restore": "+",
+    "enable": "+",
     "create_version": "+",
     "set_primary": "~",
     "grant": "+",
@@ -67,6 +69,12 @@ def _change_line(c: dict[str, Any]) -> str:
         )
     if a == "snapshot_job":
         return f"snapshot Dataflow job {c['job']} ({c['region']}) (R31)"
+    if a == "restore":
+        return (
+            f"restore {c['version']} (scheduled for destruction at {c['destroy_time']}; comes back DISABLED)"
+        )
+    if a == "enable":
+        return f"enable {c['version']}"
     if a == "destroy":
         return f"destroy {c['version']} (DESTROYED after {c['destroyed_after']})"
     return str(c)
@@ -129,6 +137,8 @@ def plan_text(doc: dict[str, Any]) -> str:
         f"{_n(s['versions_to_disable'], 'version')} to disable",
         f"{s['versions_pinned']} pinned",
     ]
+    if s.get("versions_to_enable"):
+        parts.append(f"{_n(s['versions_to_enable'], 'version')} to enable again")
     if s["versions_to_destroy"]:
         parts.append(f"{_n(s['versions_to_destroy'], 'version')} to destroy")
     if s["buckets_to_change"]:

@@ -8,6 +8,7 @@ from rotator.steps import (  # noqa: F401
     kms,
     manual,
     preflight,
+    rollback,
     run,
     storage,
 )

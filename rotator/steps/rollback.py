@@ -1,0 +1,138 @@
+"""Rollback of an applied plan: re-enable what it disabled and restore what it
+scheduled for destruction, while the destroy window is open (R1, R14). Data that was
+rewritten stays under the new version (still readable); a new primary stays primary."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from rotator.errors import BadInput, Refused
+from rotator.journal import journal_path, read_events
+from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
+from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+from rotator.timeutil import format_time
+
+if TYPE_CHECKING:
+    from rotator.engine import ApplyContext
+    from rotator.plan import PlanContext
+
+
+def changed_by(plan_file: str) -> tuple[str, set[int], set[int]]:
+    """The key of a saved plan, and the versions its apply disabled and destroyed (from
+    its journal)."""
+    from rotator.plan import load_plan
+
+    doc, _ = load_plan(plan_file)
+    path = journal_path(plan_file)
+    if not os.path.exists(path):
+        raise BadInput(
+            f"{plan_file} was never applied (no journal {path}): nothing to roll back", resource=plan_file
+        )
+    disabled: set[int] = set()
+    destroyed: set[int] = set()
+    for e in read_events(path):
+        if e.get("event") == "record":
+            if "disabled" in e:
+                disabled.add(int(e["disabled"]))
+            if "destroyed" in e:
+                destroyed.add(int(e["destroyed"]))
+    return doc["params"]["key"], disabled, destroyed
+
+
+def snapshots_taken(plan_file: str) -> list[str]:
+    path = journal_path(plan_file)
+    return [
+        k.split(":", 1)[1]
+        for e in read_events(path)
+        if e.get("event") == "record"
+        for k in e
+        if k.startswith("snapshot:")
+    ]
+
+
+@register
+class RollbackPlan(StepKind):
+    name = "kms.rollback_plan"
+    summary = (
+        "Re-enable the versions an applied plan disabled and restore those it scheduled "
+        "for destruction (within the destroy window)"
+    )
+    rules = ["R1", "R14"]
+    with_schema = strict({"key": PARAM_REF, "plan": PARAM_REF}, ["key", "plan"])
+    param_fields = ("key", "plan")
+
+    def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
+        key = ctx.key(params["key"])
+        plan_file = str(ctx.param(params["plan"]))
+        plan_key, disabled, destroyed = changed_by(plan_file)
+        if plan_key != key:
+            raise BadInput(f"{plan_file} acted on {plan_key}, not {key}", resource=plan_file)
+        versions = {v.number: v for v in ctx.backend.kms.list_crypto_key_versions(key)}
+        changes, notes, lost = [], [], []
+        for n in sorted(destroyed | disabled):
+            v = versions.get(n)
+            name = f"{key}/cryptoKeyVersions/{n}"
+            if v is None:
+                continue
+            if v.state == DESTROYED:
+                lost.append(n)
+            elif v.state == DESTROY_SCHEDULED:
+                changes.append(
+                    {
+                        "action": "restore",
+                        "version": name,
+                        "destroy_time": format_time(v.destroy_time) if v.destroy_time else None,
+                    }
+                )
+                changes.append({"action": "enable", "version": name})
+            elif v.state == DISABLED:
+                changes.append({"action": "enable", "version": name})
+            else:
+                notes.append(f"version {n} is already {v.state}")
+        if lost:
+            raise Refused(
+                f"{key}: version(s) {', '.join(map(str, lost))} are DESTROYED: the destroy window has "
+                "passed and they cannot come back (R1); nothing was changed",
+                resource=key,
+                rule="R1",
+            )
+        notes.append(
+            "rewritten objects stay under the new version (still readable) and a new primary "
+            "stays primary; only the disables and destructions are undone"
+        )
+        for job in snapshots_taken(plan_file):
+            notes.append(
+                f"Dataflow job {job} was cancelled by the disable and stays cancelled (R31): "
+                "relaunch it from the snapshot rotator took"
+            )
+        return PlannedStep(
+            id=step_id,
+            kind=self.name,
+            title=f"roll back what {os.path.basename(plan_file)} did to {key}",
+            rules=self.rules,
+            targets=[key],
+            changes=changes,
+            notes=notes,
+            data={
+                "key": key,
+                "plan": plan_file,
+                "restore": [c["version"] for c in changes if c["action"] == "restore"],
+                "enable": [c["version"] for c in changes if c["action"] == "enable"],
+            },
+        )
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        kms = ctx.backend.kms
+        restored, enabled = [], []
+        for name in step.data["restore"]:
+            if kms.get_crypto_key_version(name).state == DESTROY_SCHEDULED:
+                kms.restore_crypto_key_version(name)  # comes back DISABLED (R1)
+                restored.append(name)
+                ctx.emit(f"{name}: restored (DISABLED)")
+        for name in step.data["enable"]:
+            if kms.get_crypto_key_version(name).state == DISABLED:
+                kms.update_crypto_key_version(name, ENABLED)
+                enabled.append(name)
+                ctx.emit(f"{name}: ENABLED")
+        return {"restored": restored, "enabled": enabled}
