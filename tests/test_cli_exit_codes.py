@@ -280,6 +280,7 @@ def test_output_json_is_one_document_for_every_command(w: WorldCli) -> None:
         "destroy-versions",
         "disable-key",
         "replace-key",
+        "rollback",
         "rotate-key",
     ]
     assert docs["inventory"]["key"] == APP_KEY
