@@ -19,6 +19,7 @@ from rotator.backends.base import Backend
 from rotator.errors import BadInput, Failure, RotatorError
 from rotator.journal import journal_path, read_events, step_states
 from rotator.names import parse_key
+from rotator.output_schemas import stamp
 from rotator.timeutil import parse_duration
 
 EPILOG_EXIT = "Exit codes: 0 done, 1 failure, 2 bad input, 3 refused by a guard, 4 stale plan, 75 waiting."
@@ -66,9 +67,11 @@ class Env:
         if self.verbose and not self.quiet:
             click.echo(message, err=True)
 
-    def result(self, document: Any, text: str) -> None:
+    def result(self, document: Any, text: str, markdown: str | None = None) -> None:
         if self.output == "json":
             click.echo(json.dumps(document, indent=2, default=str))
+        elif self.output == "markdown" and markdown is not None:
+            click.echo(markdown)
         else:
             click.echo(text)
 
@@ -105,7 +108,7 @@ def parse_services(value: str) -> list[str]:
 @click.option("--project", metavar="ID", help="Project (default: from ADC or GOOGLE_CLOUD_PROJECT).")
 @click.option(
     "--output",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
     help="json: one JSON document on stdout; messages go to stderr.",
@@ -191,7 +194,7 @@ def playbooks_cmd(env: Env, name: str | None) -> None:
                 rules = f" [{' '.join(s['rules'])}]" if s["rules"] else ""
                 when = f" (only with --set {s['when']})" if s["when"] else ""
                 lines.append(f"  {i}. {s['id']} ({s['kind']}){rules}{when}\n     {s['summary']}")
-    env.result({"playbooks": docs}, "\n".join(lines))
+    env.result(stamp("rotator.playbooks", {"playbooks": docs}), "\n".join(lines))
 
 
 @cli.command()
@@ -219,7 +222,7 @@ def inventory(env: Env, key: str, services: str) -> None:
     inv = inventory_json(
         scan_key(backend, key_name, services=chosen, progress=lambda b, n: env.debug(f"gs://{b}: {n}"))
     )
-    env.result(inv, inventory_text(inv))
+    env.result(stamp("rotator.inventory", inv), inventory_text(inv))
 
 
 def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
@@ -261,7 +264,7 @@ def plan(
       rotator --world demo.yaml plan rollback --set plan=plan.json
     """
     from rotator.plan import build_plan, dumps, resolve_params
-    from rotator.render import plan_text
+    from rotator.render import plan_markdown, plan_text
 
     pb = playbooks.load(playbook)
     params = resolve_params(pb, key, new_key, _parse_sets(sets))
@@ -278,7 +281,7 @@ def plan(
             f"plan written to {out}; apply it with: rotator "
             f"{'--world ' + env.world + ' ' if env.world else ''}apply {out}"
         )
-    env.result(doc, plan_text(doc))
+    env.result(doc, plan_text(doc), plan_markdown(doc, out))
 
 
 @cli.command()
@@ -361,7 +364,7 @@ def apply(
         engine=engine,
         manifest_bucket=manifest_bucket,
     )
-    env.result(result, f"Apply of {plan_file}: complete")
+    env.result(stamp("rotator.apply", result), f"Apply of {plan_file}: complete")
 
 
 @cli.command()
@@ -386,7 +389,10 @@ def status(env: Env, plan_file: str) -> None:
     ]
     complete = any(e["event"] == "complete" for e in events)
     env.result(
-        {"plan": plan_file, "complete": complete, "started": bool(events), "steps": steps},
+        stamp(
+            "rotator.status",
+            {"plan": plan_file, "complete": complete, "started": bool(events), "steps": steps},
+        ),
         status_text(plan_file, steps, complete),
     )
 
@@ -423,7 +429,7 @@ def world_advance(env: Env, duration: str) -> None:
     from rotator.timeutil import format_time
 
     now = env.fake().advance(delta)
-    env.result({"now": format_time(now)}, f"now {format_time(now)}")
+    env.result(stamp("rotator.clock", {"now": format_time(now)}), f"now {format_time(now)}")
 
 
 @world.command("reset")
@@ -441,14 +447,14 @@ def world_reset(env: Env) -> None:
         raise BadInput("world reset needs --world FILE")
     backend = reset_world(env.world)
     env.result(
-        {"world": env.world, "now": backend.store.get_meta("now")},
+        stamp("rotator.clock", {"world": env.world, "now": backend.store.get_meta("now")}),
         f"{env.world}: state reloaded from the file",
     )
 
 
 def _emit_error(err: RotatorError, output: str) -> None:
     if output == "json":
-        click.echo(json.dumps({"error": err.to_json()}, indent=2))
+        click.echo(json.dumps(stamp("rotator.error", {"error": err.to_json()}), indent=2))
     click.echo(err.line(), err=True)
 
 

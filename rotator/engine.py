@@ -15,6 +15,7 @@ from typing import Any
 
 from rotator import apierrors as api
 from rotator.agents import SERVICES
+from rotator.audit import Audit
 from rotator.backends.base import Backend
 from rotator.errors import BadInput, Failure, RotatorError, Stale
 from rotator.inventory import KeyInventory, scan_key
@@ -100,6 +101,12 @@ class ApplyContext:
         return report
 
 
+def backend_identity(backend: Backend) -> str:
+    """Who the changes are made as: the credentials' account where the backend knows it."""
+    who = getattr(backend, "identity", None)
+    return who() if callable(who) else "unknown"
+
+
 def check_target(backend: Backend, plan: dict[str, Any]) -> None:
     """A plan runs only against the world it was made for."""
     here, there = backend.describe(), plan["target"]
@@ -154,6 +161,7 @@ def apply_plan(
     key = plan["params"]["key"]
     with backend.apply_lock(key):
         journal = Journal(journal_path(plan_path), plan_sha256)
+        audit = Audit(plan_path, plan, plan_sha256, who=backend_identity(backend))
         ctx = ApplyContext(
             backend,
             plan,
@@ -182,12 +190,16 @@ def apply_plan(
                     results[step.id] = REGISTRY[step.kind].apply(ctx, step)
                 except RotatorError as e:
                     journal.failed(step.id, e.prefix, e.message)
+                    audit.step(raw, e.prefix, e.message)
                     raise
                 except api.ApiError as e:
                     journal.failed(step.id, "error", str(e))
+                    audit.step(raw, "error", str(e))
                     raise Failure(f"step {step.id}: {e}", resource=e.resource, rule=e.rule) from e
                 journal.done(step.id, results[step.id])
+                audit.step(raw, "done", results[step.id])
             journal.complete()
+            audit.write("apply.complete")
             return {"plan": plan_path, "complete": True, "results": results}
         finally:
             journal.close()

@@ -145,8 +145,8 @@ def build_plan(
         if planned is not None:
             steps.append(planned)
     doc: dict[str, Any] = {
-        "schema_version": PLAN_SCHEMA_VERSION,
         "kind": "rotator.plan",
+        "schema_version": PLAN_SCHEMA_VERSION,
         "rotator_version": __version__,
         "created": format_time(inv.now),
         "playbook": {"name": playbook.name, "sha256": playbook.sha256},

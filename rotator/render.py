@@ -194,3 +194,54 @@ def status_text(plan_path: str, steps: list[dict[str, Any]], complete: bool) -> 
             line += f"  error: {s['error']}"
         out.append(line)
     return "\n".join(out)
+
+
+def plan_markdown(doc: dict[str, Any], plan_file: str | None = None) -> str:
+    """The plan as a change-ticket body: what changes, what pins what, and the rollback."""
+    key, s, t = doc["params"]["key"], doc["summary"], doc["target"]
+    ref = plan_file or "PLAN.json"
+    out = [
+        f"# Change: `{doc['playbook']['name']}` on `{key}`",
+        "",
+        f"- **Project**: {t['project']} ({t['backend']} backend), planned as of {doc['created']}",
+        f"- **Summary**: {_n(s['objects_to_rewrite'], 'object')} to rewrite "
+        f"({human_bytes(s['bytes_to_rewrite'])}), {_n(s['versions_to_disable'], 'version')} to disable, "
+        f"{s['versions_pinned']} pinned, {_n(s['versions_to_destroy'], 'version')} to destroy",
+        f"- **Apply**: `rotator apply {ref}` (resumable; `rotator status {ref}` shows progress)",
+        "",
+        "## What will change",
+        "",
+        "| # | step | change |",
+        "|---|---|---|",
+    ]
+    for i, step in enumerate(doc["steps"], 1):
+        rules = f" ({', '.join(step['rules'])})" if step["rules"] else ""
+        lines = [_change_line(c) for c in step["changes"]] or ["nothing to do"]
+        for j, line in enumerate(lines):
+            out.append(f"| {i if j == 0 else ''} | {step['id'] + rules if j == 0 else ''} | {line} |")
+    kept = [(n, r) for step in doc["steps"] for n, rs in step["data"].get("keep", {}).items() for r in rs]
+    out += ["", "## What pins what (kept enabled)", ""]
+    if kept:
+        out += ["| version | pinned by |", "|---|---|"] + [f"| {n} | {r} |" for n, r in kept]
+    else:
+        out.append("Nothing pins the versions this change disables.")
+    notes = [n for step in doc["steps"] for n in step["notes"]]
+    if notes:
+        out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    disables = [c["version"] for st in doc["steps"] for c in st["changes"] if c["action"] == "disable"]
+    destroys = [c for st in doc["steps"] for c in st["changes"] if c["action"] == "destroy"]
+    out += ["", "## Rollback", ""]
+    if disables or destroys:
+        out.append(
+            f"`rotator plan rollback --set plan={ref} --out rollback.json && rotator apply rollback.json` "
+            "re-enables what this change disabled and restores what it scheduled for destruction."
+        )
+        for v in disables:
+            out.append(f"- `{v}`: re-enable at any time (R14)")
+        for c in destroys:
+            out.append(
+                f"- `{c['version']}`: restore before {c['destroyed_after']}; after that it is gone (R1)"
+            )
+    else:
+        out.append("Nothing to roll back: this change disables and destroys nothing.")
+    return "\n".join(out)

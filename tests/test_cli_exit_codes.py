@@ -289,7 +289,7 @@ def test_output_json_is_one_document_for_every_command(w: WorldCli) -> None:
     assert docs["apply"]["complete"] is True
     assert docs["status"]["complete"] is True
     assert docs["dump"]["project"] == "demo"
-    assert docs["advance"] == {"now": "2026-11-22T01:00:00Z"}
+    assert docs["advance"]["now"] == "2026-11-22T01:00:00Z" and docs["advance"]["kind"] == "rotator.clock"
 
 
 def test_output_json_equals_form_and_errors_are_one_document(w: WorldCli) -> None:

@@ -72,6 +72,9 @@ class FakeBackend:
         """The fake knows every resource and version itself: no cross-check to make."""
         return None
 
+    def identity(self) -> str:
+        return "fake backend (no credentials)"
+
     def describe(self) -> dict[str, str]:
         return {
             "backend": "fake",

@@ -192,6 +192,14 @@ class GcpBackend:
         return self.kms.get_crypto_key(key).primary
 
     # -- Backend protocol ---------------------------------------------------------------
+    def identity(self) -> str:
+        """The ADC account (a service account's email), or what kind of credentials."""
+        creds = self.credentials._adc
+        if creds is None:
+            return "anonymous (local endpoints)"
+        email = getattr(creds, "service_account_email", None)
+        return str(email) if email and email != "default" else f"ADC {type(creds).__name__}"
+
     def describe(self) -> dict[str, str]:
         return {"backend": "gcp", "project": self.project}
 
