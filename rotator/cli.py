@@ -20,6 +20,7 @@ from rotator.errors import BadInput, Failure, RotatorError
 from rotator.journal import journal_path, read_events, step_states
 from rotator.names import parse_key
 from rotator.output_schemas import stamp
+from rotator.render import colour
 from rotator.timeutil import parse_duration
 
 EPILOG_EXIT = "Exit codes: 0 done, 1 failure, 2 bad input, 3 refused by a guard, 4 stale plan, 75 waiting."
@@ -73,7 +74,7 @@ class Env:
         elif self.output == "markdown" and markdown is not None:
             click.echo(markdown)
         else:
-            click.echo(text)
+            click.echo(colour(text))
 
 
 pass_env = click.make_pass_decorator(Env)
@@ -128,6 +129,8 @@ def cli(
       rotator --world demo.yaml plan rotate-key --key KEY --out plan.json
       rotator --world demo.yaml apply plan.json --yes
     """
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: any value turns colour off
+        ctx.color = False
     ctx.obj = Env(world, project or os.environ.get("GOOGLE_CLOUD_PROJECT"), output, verbose, quiet)
     _PARSED.append(ctx.obj)
 
@@ -455,7 +458,11 @@ def world_reset(env: Env) -> None:
 def _emit_error(err: RotatorError, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(stamp("rotator.error", {"error": err.to_json()}), indent=2))
-    click.echo(err.line(), err=True)
+    colours = {"error": "red", "refused": "red", "stale": "yellow", "waiting": "cyan"}
+    no_colour = bool(os.environ.get("NO_COLOR"))
+    click.echo(
+        err.line() if no_colour else click.style(err.line(), fg=colours.get(err.prefix, "red")), err=True
+    )
 
 
 def _output(args: list[str]) -> str:

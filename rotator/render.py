@@ -245,3 +245,25 @@ def plan_markdown(doc: dict[str, Any], plan_file: str | None = None) -> str:
     else:
         out.append("Nothing to roll back: this change disables and destroys nothing.")
     return "\n".join(out)
+
+
+_COLOURS = {"+ ": "green", "- ": "red", "~ ": "yellow", "! ": "magenta", "… ": "cyan"}
+
+
+def colour(text: str) -> str:
+    """ANSI colours for a terminal: changes by kind, the summary in bold. click.echo
+    strips them when the stream is not a terminal, and NO_COLOR turns them off."""
+    import click
+
+    out = []
+    for line in text.splitlines():
+        body = line.lstrip()
+        fg = next((c for sign, c in _COLOURS.items() if body.startswith(sign)), None)
+        if fg:
+            line = click.style(line, fg=fg)
+        elif line.startswith(("Plan: ", "Apply of ")):
+            line = click.style(line, bold=True)
+        elif line.startswith("Step "):
+            line = click.style(line, fg="cyan")
+        out.append(line)
+    return "\n".join(out)
