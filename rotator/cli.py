@@ -310,6 +310,13 @@ def plan(
 )
 @click.option("--manifest-bucket", metavar="BUCKET", help="Where batch manifests are written.")
 @click.option(
+    "--watch",
+    "watch_for",
+    metavar="DURATION",
+    help="After a disable, watch the services' logs this long (e.g. 30m) for failures caused by "
+    "the key; on one, re-enable what was disabled and exit 1 (R13.4).",
+)
+@click.option(
     "--wait",
     "wait_for",
     is_flag=False,
@@ -328,6 +335,7 @@ def apply(
     wait_for: str | None,
     engine: str,
     manifest_bucket: str | None,
+    watch_for: str | None,
 ) -> None:
     """Execute a saved plan, resuming from its journal.
 
@@ -335,6 +343,7 @@ def apply(
     Examples:
       rotator --world demo.yaml apply plan.json --yes
       rotator --world demo.yaml apply plan.json --yes --concurrency 32
+      rotator apply plan.json --yes --watch 30m     # re-enable if anything fails (R13.4)
     """
     from rotator.engine import apply_plan
     from rotator.plan import load_plan
@@ -343,6 +352,7 @@ def apply(
 
     doc, sha = load_plan(plan_file)
     wait = parse_duration(wait_for, field="--wait") if wait_for is not None else None
+    watch = parse_duration(watch_for, field="--watch") if watch_for is not None else None
     if engine == "batch" and not manifest_bucket:
         raise BadInput(
             "--engine batch needs --manifest-bucket BUCKET (where the manifest of objects is written)"
@@ -366,6 +376,7 @@ def apply(
         progress_bars=factory_for(quiet=env.quiet, json_output=env.output == "json"),
         engine=engine,
         manifest_bucket=manifest_bucket,
+        watch=watch,
     )
     env.result(stamp("rotator.apply", result), f"Apply of {plan_file}: complete")
 

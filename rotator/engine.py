@@ -45,6 +45,7 @@ class ApplyContext:
     batch_threshold: int = BATCH_THRESHOLD
     progress_bars: ProgressFactory = field(default=lambda _label, _total, _bytes: NoProgress())
     wait: timedelta | None = None  # --wait: how long a wait step may poll
+    watch: timedelta | None = None  # --watch: how long to watch the logs after a disable
     poll_seconds: float = 30.0
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
@@ -101,6 +102,44 @@ class ApplyContext:
         return report
 
 
+def watch_after_disable(ctx: ApplyContext, step: PlannedStep, result: dict[str, Any], audit: Audit) -> None:
+    """R13.4: after disabling, watch the services' logs for failures caused by the key.
+    One appears: re-enable what this step disabled, and stop (exit 1) naming it."""
+    disabled = [f"{step.data['key']}/cryptoKeyVersions/{n}" for n in result.get("disabled", [])]
+    if not disabled or ctx.watch is None:
+        return
+    since = ctx.backend.clock.now()
+    ctx.emit(f"watching the logs for {ctx.watch} for failures caused by {step.data['key']} (R13.4)")
+    failures: list[Any] = []
+
+    def failing() -> bool:
+        failures[:] = ctx.backend.logs.key_failures(since)
+        return bool(failures)
+
+    deadline = ctx.monotonic() + ctx.watch.total_seconds()
+    while not failing() and ctx.monotonic() < deadline:
+        ctx.sleep(min(ctx.poll_seconds, max(0.0, deadline - ctx.monotonic())))
+    if not failures:
+        ctx.emit(f"no failures in {ctx.watch}: the disable stands")
+        return
+    first = failures[0]
+    for name in disabled:
+        if ctx.backend.kms.get_crypto_key_version(name).state == "DISABLED":
+            ctx.backend.kms.update_crypto_key_version(name, "ENABLED")
+    ctx.journal.record(step.id, reenabled_after_watch=disabled)
+    audit.write(
+        "watch.reenabled",
+        versions=disabled,
+        failure={"resource": first.resource, "service": first.service, "message": first.message},
+    )
+    raise Failure(
+        f"{first.resource} ({first.service}) failed after the disable: {first.message}; "
+        f"re-enabled {', '.join(v.rsplit('/', 1)[1] for v in disabled)} (R13.4)",
+        resource=first.resource,
+        rule="R13",
+    )
+
+
 def backend_identity(backend: Backend) -> str:
     """Who the changes are made as: the credentials' account where the backend knows it."""
     who = getattr(backend, "identity", None)
@@ -152,7 +191,9 @@ def apply_plan(
     wait: timedelta | None = None,
     emit: Callable[[str], None] = lambda _m: None,
     sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
     progress_bars: ProgressFactory = lambda _label, _total, _bytes: NoProgress(),
+    watch: timedelta | None = None,
     engine: str = "local",
     manifest_bucket: str | None = None,
     batch_threshold: int = BATCH_THRESHOLD,
@@ -174,7 +215,9 @@ def apply_plan(
             batch_threshold=batch_threshold,
             progress_bars=progress_bars,
             wait=wait,
+            watch=watch,
             sleep=sleep,
+            monotonic=monotonic,
         )
         try:
             if not any(journal.started_before(s["id"]) for s in plan["steps"]):
@@ -198,6 +241,8 @@ def apply_plan(
                     raise Failure(f"step {step.id}: {e}", resource=e.resource, rule=e.rule) from e
                 journal.done(step.id, results[step.id])
                 audit.step(raw, "done", results[step.id])
+                if ctx.watch and step.kind == "kms.disable_versions" and step.data.get("mode") == "safe":
+                    watch_after_disable(ctx, step, results[step.id], audit)
             journal.complete()
             audit.write("apply.complete")
             return {"plan": plan_path, "complete": True, "results": results}

@@ -220,3 +220,13 @@ class BatchJob:
     @property
     def done(self) -> bool:
         return self.state in ("SUCCEEDED", "FAILED", "CANCELED")
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A service's log line about a failure caused by its key (R22, R41)."""
+
+    time: datetime
+    service: str
+    resource: str
+    message: str

@@ -20,6 +20,7 @@ from rotator.model import (
     DataflowJob,
     DataflowSnapshot,
     IamPolicy,
+    LogEntry,
     ObjectInfo,
     ObjectPage,
     ProtectedResource,
@@ -149,6 +150,12 @@ class StorageBatchApi(Protocol):
     def get_job(self, name: str) -> BatchJob: ...
 
 
+class LogsApi(Protocol):
+    def key_failures(self, since: datetime) -> list[LogEntry]:
+        """Services' log lines since `since` about failures caused by their key."""
+        ...
+
+
 class Backend(Protocol):
     project: str
     project_number: str
@@ -159,6 +166,7 @@ class Backend(Protocol):
     run: RunApi
     functions: FunctionsApi
     batch: StorageBatchApi
+    logs: LogsApi
     clock: Clock
 
     def apply_lock(self, key: str) -> AbstractContextManager[None]:

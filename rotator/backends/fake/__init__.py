@@ -19,6 +19,7 @@ from typing import Any
 
 from rotator.backends.fake.batch import FakeStorageBatch
 from rotator.backends.fake.dataflow import FakeDataflow
+from rotator.backends.fake.events import FakeLogs
 from rotator.backends.fake.firestore import FakeFirestore
 from rotator.backends.fake.functions import FakeFunctions
 from rotator.backends.fake.kms import FakeKms
@@ -58,6 +59,7 @@ class FakeBackend:
         self.run = FakeRun(store, self.kms, self.project_number)
         self.functions = FakeFunctions(store, self.kms, self.project_number)
         self.batch = FakeStorageBatch(store, self.storage, self.project)
+        self.logs = FakeLogs(store)
         self.kms.listeners = [self.firestore, self.dataflow]
 
     @classmethod

@@ -12,6 +12,7 @@ from typing import Any
 from rotator import apierrors as api
 from rotator.agents import FIRESTORE, agents
 from rotator.backends.fake.documents import check_key_name, encrypt_version, find, load_docs, save_docs
+from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.locations import key_location_for_database
@@ -72,6 +73,7 @@ class FakeFirestore:
             )
         return db
 
+    @logs_key_failures("Firestore")
     def read(self, name: str) -> None:
         """Any data call (read, write, export): needs every active version (R22)."""
         with self.store.read() as c:

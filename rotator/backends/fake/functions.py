@@ -16,6 +16,7 @@ from rotator.backends.fake.documents import (
     load_docs,
     save_docs,
 )
+from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.model import CloudFunction
@@ -95,6 +96,7 @@ class FakeFunctions:
             save_docs(c, "functions", docs)
             return self._to_function(d)
 
+    @logs_key_failures("Cloud Run functions")
     def invoke(self, name: str) -> None:
         """A new instance needs the version it was deployed under (R41, R42)."""
         with self.store.read() as c:

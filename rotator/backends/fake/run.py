@@ -17,6 +17,7 @@ from rotator.backends.fake.documents import (
     load_docs,
     save_docs,
 )
+from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.model import RunRevision, RunService
@@ -106,6 +107,7 @@ class FakeRun:
             save_docs(c, "run", docs)
             return self._to_service(d)
 
+    @logs_key_failures("Cloud Run")
     def start_instance(self, name: str) -> None:
         """A new instance of a serving revision needs its version usable (R41, R43)."""
         with self.store.read() as c:

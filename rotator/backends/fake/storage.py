@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from rotator import apierrors as api
 from rotator.agents import STORAGE, agents
+from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.errors import BadInput
@@ -348,6 +349,7 @@ class FakeStorage:
             c.execute("DELETE FROM objects WHERE bucket=? AND name=? AND generation=?", ident)
 
     # -- what an application does (fake only: tests and race simulations) --------------
+    @logs_key_failures("Cloud Storage", lambda bucket, name, *_a, **_k: f"gs://{bucket}/{name}")
     def upload(
         self,
         bucket: str,
@@ -376,6 +378,7 @@ class FakeStorage:
                 version = self._encryption_for_write(c, brow, kms_key)
             return self._write_generation(c, brow, old, name, version, size, customer_supplied_key)
 
+    @logs_key_failures("Cloud Storage", lambda bucket, name, *_a, **_k: f"gs://{bucket}/{name}")
     def read(self, bucket: str, name: str, generation: int | None = None) -> ObjectInfo:
         """Download: the data needs its key version enabled (R14) and the agent (R5)."""
         obj = self.get_object(bucket, name, generation)

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from rotator.timeutil import format_time, parse_time
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _DDL = """
 CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT);
@@ -45,6 +45,7 @@ CREATE TABLE purged(
 CREATE TABLE manifest_rows(
   uri TEXT NOT NULL, seq INTEGER NOT NULL, bucket TEXT NOT NULL, name TEXT NOT NULL,
   generation INTEGER, PRIMARY KEY(uri, seq)) WITHOUT ROWID;
+CREATE TABLE events(time TEXT NOT NULL, service TEXT NOT NULL, resource TEXT NOT NULL, message TEXT NOT NULL);
 CREATE TABLE documents(service TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from rotator.backends.gcp.connect import STORAGE_EMULATOR, Credentials, grpc_transport
 from rotator.backends.gcp.kms import GcpKms
+from rotator.backends.gcp.logs import GcpLogs
 from rotator.backends.gcp.retry import RetryPolicy
 from rotator.backends.gcp.services import (
     GcpDataflow,
@@ -78,6 +79,7 @@ class GcpBackend:
         self.run = GcpRun(*self._run_clients(), self.project, self.retry, self._primary_of)
         self.functions = GcpFunctions(*self._functions_clients(), self.project, self.retry, self._primary_of)
         self._batch: GcpStorageBatch | None = None
+        self._logs: GcpLogs | None = None
 
     # -- clients -------------------------------------------------------------------------
     def _kms_client(self) -> Any:
@@ -170,6 +172,16 @@ class GcpBackend:
 
     def protected_resources(self, key: str) -> list[ProtectedResource] | None:
         return self.key_inventory.protected_resources(key) if self.key_inventory else None
+
+    @property
+    def logs(self) -> GcpLogs:
+        """Cloud Logging, made on first use (only apply --watch reads it)."""
+        if self._logs is None:
+            from google.cloud import logging as cloud_logging
+
+            client = cloud_logging.Client(project=self.project, credentials=self.credentials.adc())
+            self._logs = GcpLogs(client, self.project, self.retry)
+        return self._logs
 
     @property
     def batch(self) -> GcpStorageBatch:

@@ -45,6 +45,7 @@ PERMISSIONS = {
     "update_function": "cloudfunctions.functions.update",
     "search_protected_resources": "cloudkms.protectedResources.search",
     "write_manifest": "storage.objects.create",
+    "list_log_entries": "logging.logEntries.list",
     "create_batch_job": "storagebatchoperations.jobs.create",
     "get_batch_job": "storagebatchoperations.jobs.get",
     "get_service_account": "resourcemanager.projects.get",
