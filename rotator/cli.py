@@ -413,7 +413,14 @@ def status(env: Env, plan_file: str) -> None:
 
 @cli.group()
 def world() -> None:
-    """The fake backend's world (needs --world FILE)."""
+    """The fake backend's world (needs --world FILE).
+
+    \b
+    Examples:
+      rotator --world demo.yaml world dump
+      rotator --world demo.yaml world advance 6h
+      rotator --world demo.yaml world reset
+    """
 
 
 @world.command("dump")
@@ -464,6 +471,24 @@ def world_reset(env: Env) -> None:
         stamp("rotator.clock", {"world": env.world, "now": backend.store.get_meta("now")}),
         f"{env.world}: state reloaded from the file",
     )
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    \b
+    Examples:
+      eval "$(rotator completion bash)"        # in ~/.bashrc
+      rotator completion fish > ~/.config/fish/completions/rotator.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    if cls is None:  # pragma: no cover - click ships all three
+        raise BadInput(f"no completion for {shell}")
+    click.echo(cls(cli, {}, "rotator", "_ROTATOR_COMPLETE").source())
 
 
 def _emit_error(err: RotatorError, output: str) -> None:

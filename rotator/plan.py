@@ -206,6 +206,7 @@ def summarize(doc: dict[str, Any]) -> dict[str, int]:
         "versions_pinned": 0,
         "versions_to_destroy": 0,
         "versions_to_enable": 0,
+        "versions_to_restore": 0,
         "buckets_to_change": 0,
         "grants": 0,
     }
@@ -221,6 +222,8 @@ def summarize(doc: dict[str, Any]) -> dict[str, int]:
                 s["versions_to_destroy"] += 1
             elif action == "enable":
                 s["versions_to_enable"] += 1
+            elif action == "restore":
+                s["versions_to_restore"] += 1
             elif action == "set_default_kms_key":
                 s["buckets_to_change"] += 1
             elif action == "grant":

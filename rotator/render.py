@@ -137,6 +137,8 @@ def plan_text(doc: dict[str, Any]) -> str:
         f"{_n(s['versions_to_disable'], 'version')} to disable",
         f"{s['versions_pinned']} pinned",
     ]
+    if s.get("versions_to_restore"):
+        parts.append(f"{_n(s['versions_to_restore'], 'version')} to restore")
     if s.get("versions_to_enable"):
         parts.append(f"{_n(s['versions_to_enable'], 'version')} to enable again")
     if s["versions_to_destroy"]:

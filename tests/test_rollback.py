@@ -53,7 +53,7 @@ def test_rollback_of_a_destroy_restores_within_the_window_and_refuses_after(tmp_
     apply(w, tmp_path / "rot.json", "rotate-key", "--key", APP_KEY)
     apply(w, tmp_path / "des.json", "destroy-versions", "--key", APP_KEY, "--set", "versions=1,2")
     assert states(w)[1] == "DESTROY_SCHEDULED"
-    # Two plans in the window: roll back the destroy (restore + enable) ...
+    # Roll back the destroy: the versions come back as they were before it, DISABLED ...
     assert (
         run_cli(
             [
@@ -70,6 +70,24 @@ def test_rollback_of_a_destroy_restores_within_the_window_and_refuses_after(tmp_
         == 0
     )
     assert run_cli(["--world", w, "apply", tmp_path / "r.json", "--yes"]).code == 0
+    assert states(w) == {1: "DISABLED", 2: "DISABLED", 3: "ENABLED"}
+    # ... and rolling back the rotation's disables too brings them back ENABLED.
+    assert (
+        run_cli(
+            [
+                "--world",
+                w,
+                "plan",
+                "rollback",
+                "--set",
+                f"plan={tmp_path / 'rot.json'}",
+                "--out",
+                tmp_path / "r2.json",
+            ]
+        ).code
+        == 0
+    )
+    assert run_cli(["--world", w, "apply", tmp_path / "r2.json", "--yes"]).code == 0
     assert states(w) == {1: "ENABLED", 2: "ENABLED", 3: "ENABLED"}
     # ... but past the window a destroyed version cannot come back: refused, no change.
     apply(w, tmp_path / "rot2.json", "rotate-key", "--key", APP_KEY)

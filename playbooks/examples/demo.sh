@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's demo: rotate the demo key on a fresh copy of the demo world (Cloud
-# Storage, Firestore, Dataflow, Cloud Run, functions), then destroy what is free.
+# Storage, Firestore, Dataflow, Cloud Run, functions), destroy what is free, and roll
+# the destruction back.
 # Runs from anywhere; ROTATOR overrides the rotator to run.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -28,4 +29,6 @@ run --world demo-world.yaml plan destroy-versions --key "$KEY" --set versions=1
 run --world demo-world.yaml world advance 14d
 run --world demo-world.yaml plan destroy-versions --key "$KEY" --set versions=1 --out destroy.json
 run --world demo-world.yaml apply destroy.json --yes
+run --world demo-world.yaml plan rollback --set plan=destroy.json --out rollback.json
+run --world demo-world.yaml apply rollback.json --yes
 echo "(world and plans kept in $work)"

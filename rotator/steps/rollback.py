@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from rotator.plan import PlanContext
 
 
+def states_before(plan_file: str) -> dict[int, str]:
+    """Each version's state when the plan was made (what a rollback returns it to)."""
+    from rotator.plan import load_plan
+
+    doc, _ = load_plan(plan_file)
+    return {int(n): s for n, s in doc["expect"]["versions"].items()}
+
+
 def changed_by(plan_file: str) -> tuple[str, set[int], set[int]]:
     """The key of a saved plan, and the versions its apply disabled and destroyed (from
     its journal)."""
@@ -69,6 +77,7 @@ class RollbackPlan(StepKind):
         if plan_key != key:
             raise BadInput(f"{plan_file} acted on {plan_key}, not {key}", resource=plan_file)
         versions = {v.number: v for v in ctx.backend.kms.list_crypto_key_versions(key)}
+        before = states_before(plan_file)
         changes, notes, lost = [], [], []
         for n in sorted(destroyed | disabled):
             v = versions.get(n)
@@ -85,7 +94,9 @@ class RollbackPlan(StepKind):
                         "destroy_time": format_time(v.destroy_time) if v.destroy_time else None,
                     }
                 )
-                changes.append({"action": "enable", "version": name})
+                # Restored versions come back DISABLED; enable only what was enabled before.
+                if before.get(n) == ENABLED:
+                    changes.append({"action": "enable", "version": name})
             elif v.state == DISABLED:
                 changes.append({"action": "enable", "version": name})
             else:
