@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
+from rotator.render import human_bytes
+
 
 class Progress(Protocol):
     def update(self, objects: int, nbytes: int) -> None: ...
@@ -24,14 +26,6 @@ class NoProgress:
 
     def close(self) -> None:
         pass
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 class ProgressLines:
@@ -69,7 +63,7 @@ class ProgressLines:
         eta = f", ETA {left / rate:.0f}s" if rate > 0 and left else ""
         pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         print(
-            f"{self.label}: {self.done:,}/{self.total:,} objects{pct}, {_bytes(self.nbytes)}, "
+            f"{self.label}: {self.done:,}/{self.total:,} objects{pct}, {human_bytes(self.nbytes)}, "
             f"{rate:.0f}/s{eta}",
             file=self.stream,
             flush=True,
@@ -89,7 +83,7 @@ class ProgressBar:
 
     def update(self, objects: int, nbytes: int) -> None:
         self.nbytes += nbytes
-        self.bar.set_postfix_str(_bytes(self.nbytes), refresh=False)
+        self.bar.set_postfix_str(human_bytes(self.nbytes), refresh=False)
         self.bar.update(objects)
 
     def close(self) -> None:
