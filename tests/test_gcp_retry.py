@@ -78,11 +78,18 @@ def test_retries_stop_at_the_cap_and_raise_the_last_error() -> None:
     assert fn.calls == 6  # attempts cap
 
 
-def test_a_non_idempotent_call_is_never_retried() -> None:
+def test_a_create_is_not_retried_when_it_may_have_happened() -> None:
     fn = Flaky(gexc.ServiceUnavailable("503"))
     with pytest.raises(gexc.ServiceUnavailable):
-        RetryPolicy.once(fn)
+        policy([]).once(fn)
     assert fn.calls == 1
+
+
+def test_a_create_is_retried_when_the_service_rejected_it() -> None:
+    slept: list[float] = []
+    fn = Flaky(gexc.ResourceExhausted("KMS quota (R6)"), gexc.TooManyRequests("429"))
+    assert policy(slept).once(fn) == "ok"
+    assert fn.calls == 3 and len(slept) == 2
 
 
 def test_a_missing_permission_names_the_permission_and_the_resource() -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator.model import DataflowJob
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
-from rotator.timeutil import format_time
+from rotator.timeutil import format_time, parse_time
 
 if TYPE_CHECKING:
     from rotator.engine import ApplyContext
@@ -132,6 +132,13 @@ class SnapshotJobs(StepKind):
             job = ctx.backend.dataflow.get_job(job_id)
             if not job.running:
                 ctx.emit(f"job {job_id} is {job.state}; nothing to snapshot")
+                continue
+            # Killed after the snapshot but before the journal line: adopt it, take no second one.
+            since = parse_time(ctx.plan["created"])
+            mine = [s for s in job.snapshots if s.created >= since and s.state == "READY"]
+            if mine:
+                taken[job_id] = mine[-1].id
+                ctx.journal.record(step.id, **{f"snapshot:{job_id}": mine[-1].id})
                 continue
             snap = ctx.backend.dataflow.snapshot_job(job_id)
             ctx.journal.record(step.id, **{f"snapshot:{job_id}": snap.id})

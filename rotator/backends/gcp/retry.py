@@ -25,6 +25,10 @@ RETRYABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# The service refused the request without acting on it: safe to send again, even a create.
+REJECTED: tuple[type[BaseException], ...] = (gexc.TooManyRequests, gexc.ResourceExhausted)
+
+
 def retryable(error: BaseException) -> bool:
     if isinstance(error, RETRYABLE):
         return True
@@ -61,8 +65,19 @@ class RetryPolicy:
         error = state.outcome.exception() if state.outcome else None
         self.on_retry(error or RuntimeError("retry"), state.attempt_number)
 
-    @staticmethod
-    def once(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """No retry: for calls that are not safe to repeat blindly (creating a key
-        version). The journal and the re-check on resume cover them instead."""
-        return fn(*args, **kwargs)
+    def once(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """For calls not safe to repeat blindly (creating a key version, a job): retried
+        only when the service said it did nothing (429 / RESOURCE_EXHAUSTED: rejected,
+        e.g. the KMS quota, R6); never on UNAVAILABLE or a deadline, after which the
+        change may have happened. The journal and the re-check on resume cover those."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(REJECTED),
+            wait=tenacity.wait_exponential_jitter(
+                multiplier=self.initial, max=self.maximum, jitter=self.initial
+            ),
+            stop=tenacity.stop_after_delay(self.deadline) | tenacity.stop_after_attempt(self.attempts),
+            sleep=self.sleep,
+            reraise=True,
+            before_sleep=self._report,
+        )
+        return retrying(fn, *args, **kwargs)
