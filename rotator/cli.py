@@ -319,11 +319,9 @@ def plan(
 @click.option(
     "--wait",
     "wait_for",
-    is_flag=False,
-    flag_value="1h",
     default=None,
     metavar="DURATION",
-    help="Poll wait steps up to DURATION (default 1h) instead of exiting 75.",
+    help="Poll wait steps up to DURATION instead of exiting 75 (`--wait` alone: 1h).",
 )
 @pass_env
 def apply(
@@ -501,6 +499,16 @@ def _emit_error(err: RotatorError, output: str) -> None:
     )
 
 
+def _credentials_account() -> str:
+    """The account of GOOGLE_APPLICATION_CREDENTIALS (its client_email; never the key)."""
+    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    try:
+        with open(path or "", encoding="utf-8") as fh:
+            return str(json.load(fh).get("client_email") or "the Application Default Credentials")
+    except (OSError, ValueError, AttributeError):
+        return "the Application Default Credentials"
+
+
 def _output(args: list[str]) -> str:
     if _PARSED:
         return _PARSED[-1].output
@@ -512,6 +520,9 @@ def _output(args: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    # `--wait[=DURATION]` (SPEC): a bare --wait means one hour. Expanded here because
+    # click mis-parses an optional value that starts with '-' (--wait=-1h).
+    args = ["--wait=1h" if a == "--wait" else a for a in args]
     _PARSED.clear()
     try:
         cli.main(args=args, prog_name="rotator", standalone_mode=False)
@@ -535,6 +546,18 @@ def main(argv: list[str] | None = None) -> None:
         _emit_error(Failure("interrupted; run apply again to resume from the journal"), _output(args))
         sys.exit(1)
     except Exception as e:  # a bug: one line, the traceback only with -v
+        if type(e).__name__ == "RefreshError":  # google.auth: the credentials were refused
+            _emit_error(
+                BadInput(
+                    f"Google Cloud refused the credentials of {_credentials_account()}: "
+                    f"{str(e).splitlines()[0][:200]}; "
+                    "run `gcloud auth application-default login` or check "
+                    "GOOGLE_APPLICATION_CREDENTIALS",
+                    resource="credentials",
+                ),
+                _output(args),
+            )
+            sys.exit(2)
         if _PARSED[-1].verbose if _PARSED else any(a.startswith("-v") for a in args):
             traceback.print_exc()
         _emit_error(

@@ -25,6 +25,9 @@ from rotator.ratelimit import AdaptiveRate
 from rotator.steps import REGISTRY, PlannedStep
 
 CHECKPOINT_EVERY_OBJECTS = 1000
+# A step whose un-retried call failed transiently is re-run (with its re-checks) this often.
+STEP_RETRIES = 3
+STEP_RETRY_SECONDS = 0.5
 # --engine auto hands a bucket to Cloud Storage batch operations from this many objects.
 BATCH_THRESHOLD = 1_000_000
 CHECKPOINT_EVERY_SECONDS = 2.0
@@ -229,16 +232,27 @@ def apply_plan(
                     continue
                 emit(f"step {step.id}: {step.title}")
                 journal.start(step.id)
-                try:
-                    results[step.id] = REGISTRY[step.kind].apply(ctx, step)
-                except RotatorError as e:
-                    journal.failed(step.id, e.prefix, e.message)
-                    audit.step(raw, e.prefix, e.message)
-                    raise
-                except api.ApiError as e:
-                    journal.failed(step.id, "error", str(e))
-                    audit.step(raw, "error", str(e))
-                    raise Failure(f"step {step.id}: {e}", resource=e.resource, rule=e.rule) from e
+                for attempt in range(STEP_RETRIES + 1):
+                    try:
+                        results[step.id] = REGISTRY[step.kind].apply(ctx, step)
+                        break
+                    except RotatorError as e:
+                        journal.failed(step.id, e.prefix, e.message)
+                        audit.step(raw, e.prefix, e.message)
+                        raise
+                    except api.ApiError as e:
+                        journal.failed(step.id, "error", str(e))
+                        if e.retryable and attempt < STEP_RETRIES:
+                            # A call not safe to repeat blindly failed in a way that may or may
+                            # not have taken effect: run the step again as a resumed apply
+                            # would, re-checking the world before every change.
+                            emit(f"step {step.id}: {e}; re-checking and trying again")
+                            ctx.sleep(STEP_RETRY_SECONDS * (attempt + 1))
+                            journal.resume_point()
+                            journal.start(step.id)
+                            continue
+                        audit.step(raw, "error", str(e))
+                        raise Failure(f"step {step.id}: {e}", resource=e.resource, rule=e.rule) from e
                 journal.done(step.id, results[step.id])
                 audit.step(raw, "done", results[step.id])
                 if ctx.watch and step.kind == "kms.disable_versions" and step.data.get("mode") == "safe":

@@ -63,6 +63,11 @@ class Journal:
         """Did an earlier run start this step (and perhaps die inside it)?"""
         return any(e.get("step") == step and e["event"] == "start" for e in self.events[: self._earlier])
 
+    def resume_point(self) -> None:
+        """From here on, what was journaled counts as an earlier run's: a step re-run
+        after a transient failure re-checks the world exactly as a resumed apply does."""
+        self._earlier = len(self.events)
+
     def start(self, step: str) -> None:
         self._write({"event": "start", "step": step}, sync=True)
 

@@ -16,6 +16,7 @@ GCS_START_RPS = 1000.0  # Cloud Storage's suggested initial write rate per bucke
 KMS_QUOTA_START_RPS = 100.0  # HSM / EXTERNAL keys spend Cloud HSM / EKM quota (R6)
 RAMP_EVERY_SECONDS = 20 * 60  # at most double every 20 minutes
 MIN_RPS = 1.0
+HALVE_EVERY_SECONDS = 1.0  # one burst of throttling answers halves the rate once
 
 
 class RateLimiter:
@@ -74,6 +75,7 @@ class AdaptiveRate:
         self._bucket = RateLimiter(first, clock=clock, sleep=sleep)
         self._clock = clock
         self._since = clock()
+        self._last_halved = float("-inf")
         self._lock = threading.Lock()
         self.throttled = 0
 
@@ -91,11 +93,15 @@ class AdaptiveRate:
         return self._bucket.acquire()
 
     def on_throttled(self) -> None:
-        """The service said slow down (429/503): halve, and wait a full period to ramp."""
+        """The service said slow down (429/503): halve, at most once per HALVE_EVERY
+        (requests in flight all report the same overload), and wait a period to ramp."""
         with self._lock:
             self.throttled += 1
-            self._bucket.set_rate(max(MIN_RPS, self.rate / 2))
-            self._since = self._clock()
+            now = self._clock()
+            if now - self._last_halved >= HALVE_EVERY_SECONDS:
+                self._bucket.set_rate(max(MIN_RPS, self.rate / 2))
+                self._last_halved = now
+            self._since = now
 
 
 class Unlimited:

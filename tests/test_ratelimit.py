@@ -70,9 +70,12 @@ def test_adaptive_rate_halves_on_throttling_and_restarts_the_ramp() -> None:
     rate = AdaptiveRate(800, clock=t.clock, sleep=t.sleep)
     t.now += RAMP_EVERY_SECONDS - 10
     rate.on_throttled()
-    rate.on_throttled()
-    assert rate.rate == 200 and rate.throttled == 2
-    t.now += 15
+    rate.on_throttled()  # the same burst: halved once
+    assert rate.rate == 400
+    t.now += 1.0
+    rate.on_throttled()  # a later burst halves again
+    assert rate.rate == 200 and rate.throttled == 3
+    t.now += 14
     rate.acquire()
     assert rate.rate == 200  # throttling restarted the 20-minute wait
 

@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
-from rotator.errors import Waiting
+from rotator.errors import Refused, Stale, Waiting
 from rotator.inventory import FIRESTORE_ACTIVE
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.timeutil import format_time
@@ -68,6 +68,14 @@ class WaitReencryption(StepKind):
                     out.append((name, due))
             return out
 
+        primary = ctx.backend.kms.get_crypto_key(step.data["key"]).primary
+        if primary in step.data["retiring"]:
+            raise Stale(
+                f"{step.data['key']}/cryptoKeyVersions/{primary}, which this plan retires, is primary again; "
+                "re-encryption will never leave it; plan again",
+                resource=step.data["key"],
+                rule="R21",
+            )
         waiting = ctx.wait_until(lambda: not pending())
         if waiting:
             name, due = pending()[0]
@@ -150,6 +158,15 @@ class RestoreNewestBackup(StepKind):
                 notes.append(f"{db.name} has no backup to restore; create one first, or export/import (R20)")
                 continue
             newest = mine[-1]
+            if newest.kms_key_version:
+                state = ctx.backend.kms.get_crypto_key_version(newest.kms_key_version).state
+                if state != "ENABLED":
+                    raise Refused(
+                        f"{newest.name} is under {newest.kms_key_version}, which is {state}: it "
+                        "cannot be restored (R22, R24); enable the version or pick another backup",
+                        resource=newest.name,
+                        rule="R24",
+                    )
             target = f"projects/{ctx.backend.project}/databases/{restored_id(db.name, new_key)}"
             changes.append(
                 {

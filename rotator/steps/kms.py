@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rotator import apierrors as api
 from rotator import guards
 from rotator.errors import BadInput, Stale
 from rotator.inventory import IMPACT, KEY_LEVEL, LIVE_OBJECT, NONCURRENT_GENERATION, PRIMARY, PinGroup
@@ -188,6 +189,14 @@ class DisableVersions(StepKind):
                         resource=f"{key}/cryptoKeyVersions/{n}",
                         rule=pins[0].rule,
                     )
+        if step.data["mode"] == "emergency":
+            extra = sorted(n for n, st in states.items() if st == ENABLED and n not in todo)
+            if extra:
+                raise Stale(
+                    f"{key}: version(s) {', '.join(map(str, extra))} are ENABLED but were not in "
+                    "the plan (a new primary, or re-enabled since); plan disable-key again",
+                    resource=key,
+                )
         done = []
         for n in todo:
             name = f"{key}/cryptoKeyVersions/{n}"
@@ -298,7 +307,14 @@ class DestroyVersions(StepKind):
         guards.refuse_destroy(inv, pending)  # re-check every pin right before (exit 3)
         out = {}
         for n in pending:
-            v = ctx.backend.kms.destroy_crypto_key_version(f"{key}/cryptoKeyVersions/{n}")
+            name = f"{key}/cryptoKeyVersions/{n}"
+            try:
+                v = ctx.backend.kms.destroy_crypto_key_version(name)
+            except api.FailedPrecondition:
+                # A retried call whose first answer was lost finds it already scheduled.
+                v = ctx.backend.kms.get_crypto_key_version(name)
+                if v.state not in (DESTROY_SCHEDULED, DESTROYED):
+                    raise
             ctx.journal.record(step.id, destroyed=n)
             out[str(n)] = format_time(v.destroy_time) if v.destroy_time else None
             ctx.emit(f"{v.name}: DESTROY_SCHEDULED until {out[str(n)]}")

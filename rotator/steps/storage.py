@@ -185,6 +185,9 @@ class RewriteObjects(StepKind):
             for k, v in tally.to_json().items():
                 total[k] = total.get(k, 0) + v
             failures += tally.failures
+        for failure in failures:  # every one, not just the first (the summary follows)
+            ctx.emit(f"failed: {failure}")
+            ctx.journal.record(step.id, failed_object=failure)
         if failures:
             raise Failure(
                 f"{len(failures)} object(s) could not be rewritten, e.g. {failures[0]}; "
@@ -360,8 +363,12 @@ def rewrite_one(
                 obj = storage.get_object(obj.bucket, obj.name)
             except api.NotFound:
                 return "current", 0  # deleted meanwhile: nothing left to protect
-        except api.NotFound:
-            return "current", 0
+        except api.NotFound as e:
+            try:  # deleted meanwhile, or a failure that says 404? Only a second look tells.
+                storage.get_object(obj.bucket, obj.name)
+            except api.NotFound:
+                return "current", 0
+            return f"{where}: {e}", 0
         except api.ApiError as e:
             return f"{where}: {e}", 0
     return f"{where}: generation kept changing under rotator (ifGenerationMatch)", 0

@@ -74,6 +74,7 @@ KMS = "google.cloud.kms.v1.KeyManagementService"
 IAM = "google.iam.v1.IAMPolicy"
 FIRESTORE_ADMIN = "google.firestore.admin.v1.FirestoreAdmin"
 DATAFLOW_JOBS = "google.dataflow.v1beta3.JobsV1Beta3"
+DATAFLOW_SNAPSHOTS = "google.dataflow.v1beta3.SnapshotsV1Beta3"
 RUN_SERVICES = "google.cloud.run.v2.Services"
 RUN_REVISIONS = "google.cloud.run.v2.Revisions"
 FUNCTIONS = "google.cloud.functions.v2.FunctionService"
@@ -476,6 +477,13 @@ class GrpcServer:
             ),
             (STORAGE_BATCH, "GetJob", batchops.GetJobRequest, batchops.Job, self.get_batch_job),
             (
+                DATAFLOW_SNAPSHOTS,
+                "ListSnapshots",
+                dataflow.ListSnapshotsRequest,
+                dataflow.ListSnapshotsResponse,
+                self.list_snapshots,
+            ),
+            (
                 ARTIFACT_REGISTRY,
                 "GetRepository",
                 artifactregistry.GetRepositoryRequest,
@@ -789,6 +797,22 @@ class GrpcServer:
         if req.ttl:
             out.ttl = req.ttl
         return out
+
+    def list_snapshots(self, req: dataflow.ListSnapshotsRequest) -> dataflow.ListSnapshotsResponse:
+        job = self._find_job(req.project_id, req.job_id, req.location)
+        return dataflow.ListSnapshotsResponse(
+            snapshots=[
+                dataflow.Snapshot(
+                    id=s.id,
+                    project_id=self._project,
+                    source_job_id=job.id,
+                    creation_time=s.created,
+                    state=dataflow.SnapshotState[s.state],
+                    region=job.region,
+                )
+                for s in job.snapshots
+            ]
+        )
 
     # -- Cloud Run ----------------------------------------------------------------------------
     def _revision_name(self, service: str, revision: str) -> str:

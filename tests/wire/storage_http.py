@@ -381,6 +381,8 @@ class StorageServer:
         self._metagenerations: dict[str, int] = {}
         # The fake keeps no bucket creation time: buckets "exist since the server started".
         self._epoch = backend.clock.now()
+        # A deep listen queue: at high concurrency the default (5) resets connections.
+        ThreadingHTTPServer.request_queue_size = 1024
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self.host, self.port = self._httpd.server_address[:2]

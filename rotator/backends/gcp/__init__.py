@@ -75,7 +75,9 @@ class GcpBackend:
         self.project_number = os.environ.get("ROTATOR_PROJECT_NUMBER") or number
         self.key_inventory = self._key_inventory()
         self.firestore = GcpFirestore(self._firestore_client(), self.project, self.retry, self.key_inventory)
-        self.dataflow = GcpDataflow(self._dataflow_client(), self.project, self.retry, self.key_inventory)
+        self.dataflow = GcpDataflow(
+            self._dataflow_client(), self.project, self.retry, self.key_inventory, self._snapshots_client()
+        )
         self.run = GcpRun(*self._run_clients(), self.project, self.retry, self._primary_of)
         self.functions = GcpFunctions(*self._functions_clients(), self.project, self.retry, self._primary_of)
         self._batch: GcpStorageBatch | None = None
@@ -121,6 +123,16 @@ class GcpBackend:
 
         return dataflow_v1beta3.JobsV1Beta3Client(
             transport=grpc_transport(JobsV1Beta3GrpcTransport, "dataflow", self.credentials)
+        )
+
+    def _snapshots_client(self) -> Any:
+        from google.cloud import dataflow_v1beta3
+        from google.cloud.dataflow_v1beta3.services.snapshots_v1_beta3.transports import (
+            SnapshotsV1Beta3GrpcTransport,
+        )
+
+        return dataflow_v1beta3.SnapshotsV1Beta3Client(
+            transport=grpc_transport(SnapshotsV1Beta3GrpcTransport, "dataflow", self.credentials)
         )
 
     def _run_clients(self) -> tuple[Any, Any]:

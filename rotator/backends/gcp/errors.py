@@ -36,6 +36,7 @@ PERMISSIONS = {
     "list_jobs": "dataflow.jobs.list",
     "get_job": "dataflow.jobs.get",
     "snapshot_job": "dataflow.snapshots.create",
+    "list_snapshots": "dataflow.snapshots.list",
     "list_services": "run.services.list",
     "get_service": "run.services.get",
     "update_service": "run.services.update",
@@ -53,10 +54,11 @@ PERMISSIONS = {
 
 _MAP: list[tuple[type[gexc.GoogleAPICallError], type[api.ApiError]]] = [
     (gexc.NotFound, api.NotFound),
+    # gRPC ABORTED (a concurrent change, e.g. a stale IAM etag) subclasses Conflict: first.
+    (gexc.Aborted, api.PreconditionFailed),
     (gexc.AlreadyExists, api.AlreadyExists),
     (gexc.Conflict, api.AlreadyExists),
     (gexc.PreconditionFailed, api.PreconditionFailed),  # HTTP 412 (ifGenerationMatch, etag)
-    (gexc.Aborted, api.PreconditionFailed),  # gRPC ABORTED: a concurrent change (etag)
     (gexc.FailedPrecondition, api.FailedPrecondition),
     (gexc.PermissionDenied, api.PermissionDenied),  # gRPC PERMISSION_DENIED
     (gexc.Forbidden, api.PermissionDenied),  # HTTP 403

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -116,8 +117,11 @@ class GcpFirestore:
 
 
 class GcpDataflow:
-    def __init__(self, client: Any, project: str, retry: RetryPolicy, inventory: Any = None):
+    def __init__(
+        self, client: Any, project: str, retry: RetryPolicy, inventory: Any = None, snapshots: Any = None
+    ):
         self.client, self.project, self.retry, self.inventory = client, project, retry, inventory
+        self.snapshots = snapshots
         self._regions: dict[str, str] = {}
 
     def _job(self, j: Any) -> DataflowJob:
@@ -166,6 +170,28 @@ class GcpDataflow:
             )
             return [self._job(j) for j in pager]
 
+    def _snapshots(self, job: str, region: str) -> tuple[DataflowSnapshot, ...]:
+        """The job's snapshots (so a resumed disable-key adopts one it already took)."""
+        if self.snapshots is None:
+            return ()
+        from google.cloud import dataflow_v1beta3 as df
+
+        with translated("list_snapshots", job):
+            resp = self.retry.call(
+                self.snapshots.list_snapshots,
+                request={"project_id": self.project, "job_id": job, "location": region},
+                retry=None,
+            )
+        return tuple(
+            DataflowSnapshot(
+                s.id,
+                job,
+                s.creation_time or _EPOCH,
+                df.SnapshotState(s.state).name.removeprefix("SNAPSHOT_STATE_"),
+            )
+            for s in resp.snapshots
+        )
+
     def get_job(self, job: str) -> DataflowJob:
         region = self._regions.get(job)
         if region is None:
@@ -176,7 +202,7 @@ class GcpDataflow:
         from google.cloud import dataflow_v1beta3 as df
 
         with translated("get_job", job):
-            return self._job(
+            found = self._job(
                 self.retry.call(
                     self.client.get_job,
                     request={
@@ -188,6 +214,7 @@ class GcpDataflow:
                     retry=None,
                 )
             )
+        return replace(found, snapshots=self._snapshots(found.id, found.region))
 
     def snapshot_job(self, job: str) -> DataflowSnapshot:
         region = self._regions.get(job) or self.get_job(job).region

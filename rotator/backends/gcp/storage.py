@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from google.api_core import exceptions as gexc
 from google.cloud import storage
 
 from rotator.backends.gcp.errors import translated
@@ -34,6 +35,7 @@ LIST_FIELDS = (
     "retention,softDeleteTime,hardDeleteTime,customerEncryption),nextPageToken"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+THROTTLING = (gexc.TooManyRequests, gexc.ServiceUnavailable)
 
 
 def to_bucket(b: storage.Bucket) -> Bucket:
@@ -166,7 +168,8 @@ class GcpStorage:
 
             def on_retry(error: BaseException, attempt: int) -> None:
                 self.retry.on_retry(error, attempt)
-                listener(bucket)
+                if isinstance(error, THROTTLING):  # only "slow down", not any transient error
+                    listener(bucket)
 
             policy = replace(self.retry, on_retry=on_retry)
         with translated("rewrite_object", where):

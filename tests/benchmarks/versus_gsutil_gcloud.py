@@ -1,0 +1,203 @@
+"""rotator against `gsutil -m rewrite -k` and `gcloud storage objects update
+--encryption-key`, on the same server, the same objects and the same concurrency.
+
+    .venv/bin/python tests/benchmarks/versus_gsutil_gcloud.py [--objects 2000]
+        [--concurrency 16] [--latency 0.05] [--tools rotator,gsutil,gcloud]
+
+Each tool gets a fresh world of OBJECTS objects under version 1 of the key (primary 2),
+served over the Cloud Storage JSON API with LATENCY seconds added to every request,
+and moves them all off version 1:
+- rotator: `rotator plan rotate-key` + `rotator apply --concurrency C` (gcp backend);
+- gsutil (the Cloud SDK's, `which gsutil`): `gsutil -m -o GSUtil:parallel_thread_count=C
+  -o GSUtil:parallel_process_count=1 rewrite -k -O gs://BUCKET/**` with a BOTO_CONFIG
+  naming the key (`[GSUtil] encryption_key`) and the server (`gs_json_host/port`). gsutil
+  speaks only https (gslib/gcs_json_api.py hard-codes `https://`), so it talks to the same
+  server through a TLS listener with a self-signed certificate
+  (`https_validate_certificates = False`). `-O`: the server keeps no ACLs (as a bucket
+  with uniform bucket-level access), and gsutil refuses to rewrite without them;
+- gcloud: `gcloud storage objects update gs://BUCKET/** --encryption-key=KEY` in a
+  throwaway CLOUDSDK_CONFIG, with the properties as environment variables:
+  api_endpoint_overrides/storage=http://127.0.0.1:PORT/storage/v1/,
+  auth/disable_credentials, storage/process_count=1, storage/thread_count=C.
+Wall time is the tool's whole run (process start included; for rotator plan + apply).
+The server's request log gives requests per object, the peak number in flight and
+whether each rewrite carried a generation precondition. Target (issue 5): rotator >= 3x
+faster than the faster of gsutil and gcloud.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from common import (
+    BUCKET,
+    KEY,
+    LATENCY,
+    PROJECT,
+    Run,
+    Served,
+    check,
+    machine,
+    rotator_rotate,
+    run,
+    served,
+    table,
+    tls_front,
+    world,
+    write_section,
+    write_world,
+)
+
+from rotator.backends.base import iter_objects
+
+TARGET_SPEEDUP = 3.0
+
+
+def gsutil(folder: Path, s: Served, port: int, concurrency: int) -> Run:
+    boto = folder / "boto"
+    boto.write_text(
+        "[Credentials]\ngs_json_host = 127.0.0.1\n"
+        f"gs_json_port = {port}\n"
+        "[Boto]\nhttps_validate_certificates = False\n"
+        f"[GSUtil]\nencryption_key = {KEY}\ndefault_project_id = {PROJECT}\n"
+    )
+    env = dict(
+        s.env,
+        BOTO_CONFIG=str(boto),
+        CLOUDSDK_CONFIG=str(folder / "gcloud"),
+        CLOUDSDK_CORE_PASS_CREDENTIALS_TO_GSUTIL="false",
+    )
+    threads = [f"GSUtil:parallel_thread_count={concurrency}", "GSUtil:parallel_process_count=1"]
+    cmd = ["gsutil", "-m", "-o", threads[0], "-o", threads[1], "rewrite", "-k", "-O", f"gs://{BUCKET}/**"]
+    return check(run(cmd, env, cwd=folder), "gsutil")
+
+
+def gcloud(folder: Path, s: Served, concurrency: int) -> Run:
+    env = dict(
+        s.env,
+        CLOUDSDK_CONFIG=str(folder / "gcloud"),
+        CLOUDSDK_CORE_PROJECT=PROJECT,
+        CLOUDSDK_AUTH_DISABLE_CREDENTIALS="true",
+        CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE=f"{s.storage.url}/storage/v1/",
+        CLOUDSDK_STORAGE_PROCESS_COUNT="1",
+        CLOUDSDK_STORAGE_THREAD_COUNT=str(concurrency),
+        CLOUDSDK_CORE_DISABLE_PROMPTS="1",
+        CLOUDSDK_CORE_DISABLE_USAGE_REPORTING="true",
+    )
+    cmd = ["gcloud", "storage", "objects", "update", f"gs://{BUCKET}/**", f"--encryption-key={KEY}"]
+    return check(run(cmd, env, cwd=folder), "gcloud")
+
+
+def measure(tool: str, objects: int, concurrency: int, latency: float, folder: Path) -> dict[str, Any]:
+    path = write_world(folder / tool, world(objects))
+    with served(path, latency) as s:
+        if tool == "rotator":
+            planned, applied, _ = rotator_rotate(s, path.parent / "plan.json", concurrency)
+            seconds, cpu = planned.seconds + applied.seconds, planned.cpu + applied.cpu
+        else:
+            if tool == "gsutil":
+                with tls_front(s.storage, path.parent) as port:
+                    done = gsutil(path.parent, s, port, concurrency)
+            else:
+                done = gcloud(path.parent, s, concurrency)
+            seconds, cpu = done.seconds, done.cpu
+        ops = s.ops()
+        rewrites = [r for r in s.storage.requests if r.op == "objects.rewrite"]
+        n, span = s.span("objects.rewrite")
+        left = sum(
+            1 for o in iter_objects(s.storage.backend.storage, BUCKET) if o.kms_key_version.endswith("/1")
+        )
+        return {
+            "tool": tool,
+            "wall": seconds,
+            "cpu": cpu,
+            "rate": n / span if span else 0.0,
+            "requests": sum(ops.values()) / objects,
+            "get": ops["objects.get"] / objects,
+            "rewrite": ops["objects.rewrite"] / objects,
+            "list": ops["objects.list"],
+            "peak": s.peak_inflight(),
+            "guarded": sum(1 for r in rewrites if "ifGenerationMatch" in r.query) / max(1, len(rewrites)),
+            "left": left,
+        }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--objects", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--latency", type=float, default=LATENCY)
+    ap.add_argument("--tools", default="rotator,gsutil,gcloud")
+    a = ap.parse_args()
+    tools = a.tools.split(",")
+    for tool in tools:
+        if tool != "rotator" and not shutil.which(tool):
+            raise SystemExit(f"{tool} is not on PATH (it comes with the Google Cloud SDK)")
+    with tempfile.TemporaryDirectory(prefix="rotator-versus-") as tmp:
+        results = []
+        for tool in tools:
+            r = measure(tool, a.objects, a.concurrency, a.latency, Path(tmp))
+            print({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}, flush=True)
+            results.append(r)
+    rows = [
+        [
+            r["tool"],
+            f"{r['wall']:.1f}",
+            f"{r['cpu']:.1f}",
+            f"{r['rate']:.0f}",
+            f"{r['requests']:.3f}",
+            f"{r['get']:.2f} / {r['rewrite']:.2f}",
+            r["list"],
+            r["peak"],
+            f"{r['guarded']:.0%}",
+            r["left"],
+        ]
+        for r in results
+    ]
+    header = [
+        "tool",
+        "wall s",
+        "tool CPU s",
+        "rewrites/s (steady)",
+        "requests / object",
+        "GET / rewrite per object",
+        "list requests",
+        "peak in flight",
+        "rewrites with ifGenerationMatch",
+        "objects left under v1",
+    ]
+    by_tool = {r["tool"]: r for r in results}
+    verdict = ""
+    others = [by_tool[t] for t in ("gsutil", "gcloud") if t in by_tool]
+    if "rotator" in by_tool and others:
+        fastest = min(others, key=lambda r: r["wall"])
+        speedup = fastest["wall"] / by_tool["rotator"]["wall"]
+        met = "met" if speedup >= TARGET_SPEEDUP else "NOT met"
+        verdict = (
+            f"rotator is {speedup:.1f}x faster (wall) than the faster of the others, {fastest['tool']} "
+            f"({fastest['wall']:.1f} s vs {by_tool['rotator']['wall']:.1f} s). "
+            f"Target >= {TARGET_SPEEDUP:.0f}x: {met}."
+        )
+    body = "\n\n".join(
+        [
+            "## rotator vs gsutil and gcloud (tests/benchmarks/versus_gsutil_gcloud.py)",
+            f"Machine: {machine()}",
+            f"{a.objects} objects of 1 KiB under version 1 of the key, a fresh world per tool, "
+            f"{a.latency * 1000:.0f} ms added to every Cloud Storage request, concurrency {a.concurrency} "
+            "for every tool. Wall: the whole run (rotator: plan + apply). gsutil through a TLS listener of "
+            "the same server (it speaks only https). steady rewrites/s: from the first rewrite's arrival to "
+            "the last one's answer at the server.",
+            table(header, rows),
+            verdict,
+        ]
+    )
+    write_section("versus", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
