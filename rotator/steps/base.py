@@ -74,6 +74,16 @@ class StepKind:
         raise NotImplementedError
 
 
+class ReportStep(StepKind):
+    """A step that changes nothing: its plan notes what stays as it is and why, and
+    apply repeats them (so they are in the run's output and audit record too)."""
+
+    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        for note in step.notes:
+            ctx.emit(note)
+        return {"reported": len(step.targets)}
+
+
 REGISTRY: dict[str, StepKind] = {}
 
 

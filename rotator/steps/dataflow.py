@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from rotator.model import DataflowJob
-from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
 from rotator.timeutil import format_time, parse_time
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def relaunch_path(job: DataflowJob, new_key: str) -> str:
 
 
 @register
-class ReportJobs(StepKind):
+class ReportJobs(ReportStep):
     name = "dataflow.report_jobs"
     summary = (
         "Report running Dataflow jobs that use the key: they keep their version or key "
@@ -84,11 +84,6 @@ class ReportJobs(StepKind):
             notes=notes,
             data={"jobs": [j.id for j in jobs]},
         )
-
-    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
-        for note in step.notes:
-            ctx.emit(note)
-        return {"reported": len(step.data["jobs"])}
 
 
 @register

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rotator import apierrors as api
 from rotator.errors import Refused, Stale, Waiting
 from rotator.inventory import FIRESTORE_ACTIVE
-from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
 from rotator.timeutil import format_time
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class WaitReencryption(StepKind):
 
 
 @register
-class ReportFixedKey(StepKind):
+class ReportFixedKey(ReportStep):
     name = "firestore.report_fixed_key"
     summary = (
         "Report every Firestore database on the old key: its key cannot change, so it "
@@ -122,11 +122,6 @@ class ReportFixedKey(StepKind):
             notes=notes,
             data={"databases": [d.name for d in dbs]},
         )
-
-    def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
-        for note in step.notes:
-            ctx.emit(note)
-        return {"reported": len(step.data["databases"])}
 
 
 def restored_id(database: str, new_key: str) -> str:
