@@ -54,3 +54,9 @@ class ResourceExhausted(ApiError):
 
 class Unavailable(ApiError):
     code, http_status, retryable = "UNAVAILABLE", 503, True
+
+
+class DeadlineExceeded(ApiError):
+    """The answer did not come in time: the change may or may not have happened."""
+
+    code, http_status, retryable = "DEADLINE_EXCEEDED", 504, True

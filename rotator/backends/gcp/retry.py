@@ -1,18 +1,14 @@
-"""Retries for the real backend, and only here (tenacity): throttling and transient
-server errors, with exponential backoff, jitter and an overall cap. Never another
-4xx. Wait, stop and sleep are injectable so tests run without sleeping."""
+"""Retries for the real backend: rotator.retry's policy, deciding on the google-cloud
+clients' own exceptions (they are translated to rotator.apierrors only after the last
+attempt, in errors.translated)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
-import tenacity
 from google.api_core import exceptions as gexc
 
-T = TypeVar("T")
+from rotator import retry
 
 RETRYABLE: tuple[type[BaseException], ...] = (
     gexc.TooManyRequests,  # 429
@@ -38,46 +34,9 @@ def retryable(error: BaseException) -> bool:
 
 
 @dataclass
-class RetryPolicy:
-    initial: float = 0.5
-    maximum: float = 30.0
-    deadline: float = 300.0  # overall cap per call, seconds
-    attempts: int = 12
-    sleep: Callable[[float], None] = time.sleep
-    on_retry: Callable[[BaseException, int], None] = field(default=lambda _e, _n: None)
+class RetryPolicy(retry.RetryPolicy):
+    def transient(self, error: BaseException) -> bool:
+        return retryable(error)
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call fn, retrying what is retryable. A non-idempotent call must not come
-        here (see `once`)."""
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(retryable),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=self.initial, max=self.maximum, jitter=self.initial
-            ),
-            stop=tenacity.stop_after_delay(self.deadline) | tenacity.stop_after_attempt(self.attempts),
-            sleep=self.sleep,
-            reraise=True,
-            before_sleep=self._report,
-        )
-        return retrying(fn, *args, **kwargs)
-
-    def _report(self, state: tenacity.RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        self.on_retry(error or RuntimeError("retry"), state.attempt_number)
-
-    def once(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """For calls not safe to repeat blindly (creating a key version, a job): retried
-        only when the service said it did nothing (429 / RESOURCE_EXHAUSTED: rejected,
-        e.g. the KMS quota, R6); never on UNAVAILABLE or a deadline, after which the
-        change may have happened. The journal and the re-check on resume cover those."""
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(REJECTED),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=self.initial, max=self.maximum, jitter=self.initial
-            ),
-            stop=tenacity.stop_after_delay(self.deadline) | tenacity.stop_after_attempt(self.attempts),
-            sleep=self.sleep,
-            reraise=True,
-            before_sleep=self._report,
-        )
-        return retrying(fn, *args, **kwargs)
+    def rejected(self, error: BaseException) -> bool:
+        return isinstance(error, REJECTED)
