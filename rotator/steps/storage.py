@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rotator import apierrors as api
 from rotator import guards
@@ -268,16 +268,12 @@ class RewriteObjects(StepKind):
                 raise BadInput(
                     "--engine batch needs --manifest-bucket BUCKET (where the manifest is written)"
                 )
-            now = ctx.backend.clock.now()
             job_id = _batch_job_id(ctx, step, bucket.name)
-            uri = batch.write_manifest(
-                ctx.manifest_bucket,
-                f"rotator/{job_id}.csv",
-                _manifest_rows(ctx.backend.storage, bucket, retiring, now),
-            )
-            job = batch.create_job(job_id, bucket.name, uri, dest)
+            # The job may exist though the journal does not say so: its create's answer was
+            # lost (DEADLINE_EXCEEDED), or rotator was killed before the journal line. The
+            # id is this plan's own: take that job, never start a second over the bucket.
+            job = _existing_job(batch, job_id) or self._start_batch_job(ctx, bucket, retiring, dest, job_id)
             ctx.journal.record(step.id, **{f"batch:{bucket.name}": job.name})
-            ctx.emit(f"gs://{bucket.name}: batch job {job.name} over {uri} ({job.total:,} objects)")
             recorded = job.name
         latest: list[BatchJob] = []
 
@@ -300,6 +296,30 @@ class RewriteObjects(StepKind):
         ctx.emit(
             f"gs://{bucket.name}: batch job {job.state}: {job.succeeded:,} rewritten, {job.failed:,} failed"
         )
+
+    def _start_batch_job(
+        self, ctx: ApplyContext, bucket: Bucket, retiring: set[str], dest: str, job_id: str
+    ) -> BatchJob:
+        batch = ctx.backend.batch
+        assert ctx.manifest_bucket is not None
+        uri = batch.write_manifest(
+            ctx.manifest_bucket,
+            f"rotator/{job_id}.csv",
+            _manifest_rows(ctx.backend.storage, bucket, retiring, ctx.backend.clock.now()),
+        )
+        try:
+            job = batch.create_job(job_id, bucket.name, uri, dest)
+        except api.AlreadyExists:  # made between our look and our create: the same job
+            job = batch.get_job(batch.job_name(job_id))
+        ctx.emit(f"gs://{bucket.name}: batch job {job.name} over {uri} ({job.total:,} objects)")
+        return job
+
+
+def _existing_job(batch: Any, job_id: str) -> BatchJob | None:
+    try:
+        return cast(BatchJob, batch.get_job(batch.job_name(job_id)))
+    except api.NotFound:
+        return None
 
 
 def _batch_job_id(ctx: ApplyContext, step: PlannedStep, bucket: str) -> str:

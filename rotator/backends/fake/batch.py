@@ -52,9 +52,12 @@ class FakeStorageBatch:
             tuple((e[0], e[1]) for e in d.get("errors", [])),
         )
 
+    def job_name(self, job_id: str) -> str:
+        return f"projects/{self.project}/locations/global/jobs/{job_id}"
+
     def create_job(self, job_id: str, bucket: str, manifest_uri: str, kms_key: str) -> BatchJob:
         key = check_key_name(kms_key, service="Storage batch operations")
-        name = f"projects/{self.project}/locations/global/jobs/{job_id}"
+        name = self.job_name(job_id)
         with self.store.write() as c:
             jobs = load_docs(c, "storage_batch")
             if any(j["name"] == name for j in jobs):

@@ -424,6 +424,9 @@ class GcpStorageBatch:
             os.unlink(path)
         return f"gs://{bucket}/{name}"
 
+    def job_name(self, job_id: str) -> str:
+        return f"projects/{self.project}/locations/global/jobs/{job_id}"
+
     def create_job(self, job_id: str, bucket: str, manifest_uri: str, kms_key: str) -> BatchJob:
         from google.cloud import storagebatchoperations_v1 as sb
 
@@ -440,7 +443,7 @@ class GcpStorageBatch:
         with translated("create_batch_job", parent):
             # Not retried blindly: the engine records the job id and resumes it instead.
             self.retry.once(self.client.create_job, parent=parent, job_id=job_id, job=job, retry=None)
-        return self.get_job(f"{parent}/jobs/{job_id}")
+        return self.get_job(self.job_name(job_id))
 
     def get_job(self, name: str) -> BatchJob:
         from google.cloud import storagebatchoperations_v1 as sb
