@@ -34,7 +34,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from grpc_server import KMS
+from grpc_server import KMS, STORAGE_BATCH
 from grpc_server import Fault as GrpcFault
 from harness import serve_world_file
 from helpers import assert_failed, run_cli
@@ -127,15 +127,17 @@ class Wire:
         pb = playbooks.load(playbook)
         return build_plan(self.gcp, pb, resolve_params(pb, APP, new_key, dict(sets)))
 
-    def apply(self, plan: dict[str, Any]) -> dict[str, Any]:
-        """Apply to the end in one go, but for Firestore's re-encryption (R21): exit 75
-        is not a failure; the clock moves on as it would."""
-        for _ in range(3):
+    def apply(self, plan: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """Apply to the end in one go, but for what takes time (Firestore's re-encryption,
+        R21; a batch job): exit 75 is not a failure; the clock moves on as it would."""
+        for _ in range(8):
             try:
-                return apply_plan(self.gcp, plan, "sha", str(self.folder / "plan.json"), concurrency=4)
+                return apply_plan(
+                    self.gcp, plan, "sha", str(self.folder / "plan.json"), concurrency=4, **options
+                )
             except Waiting:
                 self.advance(timedelta(hours=6))
-        raise AssertionError("still waiting after 18h")
+        raise AssertionError("still waiting after 48h")
 
     def advance(self, delta: timedelta) -> None:
         backend = open_world(str(self.world))
@@ -322,6 +324,27 @@ def test_a_transient_fault_on_a_call_rotator_does_not_retry_blindly_does_not_fai
     except Failure as e:
         pytest.fail(f"one UNAVAILABLE on {method} failed the apply: {e.line()}")
     assert w.dump() == calm_world(wires, playbook)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_fault_on_create_batch_job_never_makes_two_jobs(wires: Any, when: str) -> None:
+    """--engine batch: CreateJob answered UNAVAILABLE before it reached the service, or
+    after the job was made (a lost answer; also what a kill before the journal line
+    leaves): the step finds its job by its plan-derived id, never starts a second over
+    the bucket, and the apply completes."""
+    w = wires("batch", demo_world())
+    plan = w.plan("rotate-key", None, {})
+    w.grpc.faults.append(
+        GrpcFault(
+            method="CreateJob", service=STORAGE_BATCH, code=grpc.StatusCode.UNAVAILABLE, times=1, when=when
+        )
+    )
+    assert w.apply(plan, engine="batch", manifest_bucket="demo-logs")["complete"]
+    assert len(w.grpc.fault_hits) == 1
+    final = w.dump()
+    jobs = final["storage_batch"]
+    assert jobs and len(jobs) == len({j["bucket"] for j in jobs}), jobs
+    assert violations(final) == []
 
 
 def test_a_concurrent_iam_change_is_read_again_and_the_grant_retried(wires: Any) -> None:

@@ -20,6 +20,9 @@ from typing import Any
 from rotator.backends.fake.batch import FakeStorageBatch
 from rotator.backends.fake.dataflow import FakeDataflow
 from rotator.backends.fake.events import FakeLogs
+from rotator.backends.fake.faults import FaultInjector, FaultSpec
+from rotator.backends.fake.faults import from_environment as faults_from_environment
+from rotator.backends.fake.faults import wrap as wrap_in_faults
 from rotator.backends.fake.firestore import FakeFirestore
 from rotator.backends.fake.functions import FakeFunctions
 from rotator.backends.fake.kms import FakeKms
@@ -29,6 +32,7 @@ from rotator.backends.fake.store import SCHEMA_VERSION, Store
 from rotator.backends.fake.worldfile import dump, load_into, validate_world
 from rotator.errors import BadInput, Refused
 from rotator.model import ProtectedResource
+from rotator.retry import RetryPolicy
 from rotator.timeutil import format_time
 from rotator.yamlload import load_yaml
 
@@ -46,7 +50,14 @@ class FakeClock:
 class FakeBackend:
     kind = "fake"
 
-    def __init__(self, store: Store, *, world_path: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        world_path: str | None = None,
+        faults: FaultSpec | None = None,
+        retry: RetryPolicy | None = None,
+    ):
         self.store = store
         self.world_path = world_path
         self.project = store.get_meta("project") or ""
@@ -61,14 +72,26 @@ class FakeBackend:
         self.batch = FakeStorageBatch(store, self.storage, self.project)
         self.logs = FakeLogs(store)
         self.kms.listeners = [self.firestore, self.dataflow]
+        # Faults (issue 6.2) are injected at the API boundary only: the services above
+        # keep talking to each other directly, as Google's do.
+        self.faults: FaultInjector | None = None
+        if faults is not None and faults.active:
+            self.faults = wrap_in_faults(self, faults, retry)
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], *, source: str = "world") -> FakeBackend:
+    def from_dict(
+        cls,
+        doc: dict[str, Any],
+        *,
+        source: str = "world",
+        faults: FaultSpec | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> FakeBackend:
         """An in-memory world (tests)."""
         doc = validate_world(doc, source=source)
         store = Store(None)
         load_into(store, doc)
-        return cls(store)
+        return cls(store, faults=faults, retry=retry)
 
     def protected_resources(self, key: str) -> list[ProtectedResource] | None:
         """The fake knows every resource and version itself: no cross-check to make."""
@@ -141,6 +164,7 @@ def _read_world(world: str) -> tuple[bytes, str]:
 
 
 def open_world(world: str) -> FakeBackend:
+    faults = faults_from_environment()  # a wrong spec is refused before anything is made
     raw, digest = _read_world(world)
     path = state_path(world)
     if os.path.exists(path):
@@ -155,11 +179,11 @@ def open_world(world: str) -> FakeBackend:
                 "to discard that state and load the file again, or restore the file",
                 resource=world,
             )
-        return FakeBackend(store, world_path=world)
-    return _create_state(world, raw, digest)
+        return FakeBackend(store, world_path=world, faults=faults)
+    return _create_state(world, raw, digest, faults)
 
 
-def _create_state(world: str, raw: bytes, digest: str) -> FakeBackend:
+def _create_state(world: str, raw: bytes, digest: str, faults: FaultSpec | None) -> FakeBackend:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -180,7 +204,7 @@ def _create_state(world: str, raw: bytes, digest: str) -> FakeBackend:
         if os.path.exists(tmp + suffix):
             os.remove(tmp + suffix)
     os.replace(tmp, path)
-    return FakeBackend(Store(path), world_path=world)
+    return FakeBackend(Store(path), world_path=world, faults=faults)
 
 
 def reset_world(world: str) -> FakeBackend:

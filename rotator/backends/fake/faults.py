@@ -1,0 +1,324 @@
+"""Fault injection in the fake backend (issue 6.2), and the client-side retries that
+answer it.
+
+Each service of the fake (kms, storage, firestore, ...) is wrapped in two layers, as a
+real call crosses two: the *service* may fail (`FaultInjector`: a transient error at a
+rate, or a permanent 403/404 on named resources), and the *client* retries what may be
+retried (`rotator.retry.RetryPolicy`, the same policy the gcp backend uses around the
+google-cloud clients). So a fault in process travels the path it would in production:
+retried when transient, sent once when a repeat could make two of something (left to
+the engine's step re-check), reported per object when permanent.
+
+Configured by ROTATOR_FAKE_FAULTS (README, "Safety"), `;`-separated, e.g.
+
+    rate=0.1;seed=6;codes=RESOURCE_EXHAUSTED,UNAVAILABLE,DEADLINE_EXCEEDED
+    deny=gs://bkt/o/03,gs://bkt/o/11;missing=gs://bkt/o/07
+
+rate      probability that a call fails with a transient error (0 to 1)
+seed      the random seed (default 0): the same seed, the same draws
+codes     transient errors to draw from (default all three): RESOURCE_EXHAUSTED (HTTP
+          429: refused, nothing done), UNAVAILABLE (503, before the call took effect),
+          DEADLINE_EXCEEDED (504, *after* it took effect: a lost response)
+services  which services fault (default all): kms, storage, firestore, dataflow, run,
+          functions, batch, logs
+methods   which calls fault (default all), by the fake's method name, e.g.
+          create_crypto_key_version, rewrite_object
+times     stop after this many transient faults (default: no limit); with rate=1, exactly
+          that many
+deny      resources that answer 403 PERMISSION_DENIED to every change (objects as
+          gs://BUCKET/NAME, others by full name)
+missing   resources that answer 404 NOT_FOUND to every change, though they exist
+backoff   the client's first back-off in seconds (default 0.5; 0 for no sleeping)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rotator import apierrors as api
+from rotator.backends import base
+from rotator.errors import BadInput
+from rotator.permissions import permission_for
+from rotator.retry import RetryPolicy
+
+ENV = "ROTATOR_FAKE_FAULTS"
+
+# The API each service object of the fake implements: only these calls fault.
+APIS: dict[str, type] = {
+    "kms": base.KmsApi,
+    "storage": base.StorageApi,
+    "firestore": base.FirestoreAdminApi,
+    "dataflow": base.DataflowApi,
+    "run": base.RunApi,
+    "functions": base.FunctionsApi,
+    "batch": base.StorageBatchApi,
+    "logs": base.LogsApi,
+}
+
+# Calls a blind repeat could do twice (a second version, revision, database, job):
+# retried only when the service refused them (RESOURCE_EXHAUSTED). After UNAVAILABLE or
+# a deadline the engine re-runs the step, which first looks at what already happened.
+ONCE = {
+    ("kms", "create_crypto_key_version"),
+    ("firestore", "restore_database"),
+    ("dataflow", "snapshot_job"),
+    ("run", "update_service"),
+    ("functions", "redeploy_function"),
+    ("functions", "create_repository"),
+    ("batch", "create_job"),
+}
+
+# Reads do not change anything: a deny or missing list is about changes (as a bucket's
+# objects can be readable to rotator but not writable).
+READS = ("list_", "get_", "key_failures")
+
+TRANSIENT: dict[str, type[api.ApiError]] = {
+    "RESOURCE_EXHAUSTED": api.ResourceExhausted,
+    "UNAVAILABLE": api.Unavailable,
+    "DEADLINE_EXCEEDED": api.DeadlineExceeded,
+}
+ALIASES = {"429": "RESOURCE_EXHAUSTED", "503": "UNAVAILABLE", "504": "DEADLINE_EXCEEDED"}
+
+
+def api_methods(protocol: type) -> frozenset[str]:
+    return frozenset(n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_"))
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    rate: float = 0.0
+    seed: int = 0
+    codes: tuple[str, ...] = tuple(TRANSIENT)
+    services: frozenset[str] = frozenset(APIS)
+    methods: frozenset[str] | None = None
+    times: int | None = None
+    deny: frozenset[str] = frozenset()
+    missing: frozenset[str] = frozenset()
+    backoff: float = 0.5
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rate or self.deny or self.missing)
+
+
+def parse(text: str, *, source: str = ENV) -> FaultSpec:
+    """ROTATOR_FAKE_FAULTS -> FaultSpec; a wrong field is a one-line BadInput (exit 2)."""
+    fields: dict[str, Any] = {}
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep:
+            raise BadInput(f"{source}: {part!r} is not NAME=VALUE")
+        items = tuple(v.strip() for v in value.split(",") if v.strip())
+        if name == "rate":
+            fields["rate"] = _number(source, name, value)
+            if not 0 <= fields["rate"] <= 1:
+                raise BadInput(f"{source}: rate={value} must be between 0 and 1")
+        elif name == "backoff":
+            fields["backoff"] = _number(source, name, value)
+            if fields["backoff"] < 0:
+                raise BadInput(f"{source}: backoff={value} must not be negative")
+        elif name in ("seed", "times"):
+            try:
+                fields[name] = int(value)
+            except ValueError:
+                raise BadInput(f"{source}: {name}={value!r} is not an integer") from None
+            if name == "times" and fields[name] < 0:
+                raise BadInput(f"{source}: times={value} must not be negative")
+        elif name == "codes":
+            codes = tuple(ALIASES.get(c.upper(), c.upper()) for c in items)
+            unknown = [c for c in codes if c not in TRANSIENT]
+            if unknown or not codes:
+                raise BadInput(
+                    f"{source}: codes={value!r}: each must be one of "
+                    f"{', '.join(TRANSIENT)} (or 429, 503, 504)"
+                )
+            fields["codes"] = codes
+        elif name == "services":
+            unknown = [s for s in items if s not in APIS]
+            if unknown or not items:
+                raise BadInput(f"{source}: services={value!r}: each must be one of {', '.join(APIS)}")
+            fields["services"] = frozenset(items)
+        elif name == "methods":
+            known = set().union(*(api_methods(p) for p in APIS.values()))
+            unknown = [m for m in items if m not in known]
+            if unknown or not items:
+                raise BadInput(
+                    f"{source}: methods={value!r}: {', '.join(unknown) or 'none given'} "
+                    "is not a call of the fake's APIs"
+                )
+            fields["methods"] = frozenset(items)
+        elif name in ("deny", "missing"):
+            fields[name] = frozenset(items)
+        else:
+            raise BadInput(
+                f"{source}: unknown field {name!r} "
+                "(rate, seed, codes, services, methods, times, deny, missing, backoff)"
+            )
+    return FaultSpec(**fields)
+
+
+def _number(source: str, name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise BadInput(f"{source}: {name}={value!r} is not a number") from None
+
+
+def from_environment() -> FaultSpec | None:
+    text = os.environ.get(ENV, "").strip()
+    if not text:
+        return None
+    spec = parse(text)
+    return spec if spec.active else None
+
+
+@dataclass
+class Hit:
+    service: str
+    method: str
+    resource: str
+    code: str
+    after: bool  # raised after the call took effect (a lost response)
+
+
+@dataclass
+class FaultInjector:
+    """The service side: decides, per call, whether it fails and how."""
+
+    spec: FaultSpec
+    hits: list[Hit] = field(default_factory=list)
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _transient: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.spec.seed)
+
+    def counts(self) -> Counter[str]:
+        return Counter(h.code for h in self.hits)
+
+    def before(self, service: str, method: str, resource: str) -> api.ApiError | None:
+        """Raise a fault that stops the call, or return one to raise after it ran."""
+        if not method.startswith(READS):
+            if resource in self.spec.deny:
+                self._hit(service, method, resource, "PERMISSION_DENIED", after=False)
+                raise api.PermissionDenied(
+                    f"permission denied on {resource}: {method} needs {_permission(service, method)} "
+                    f"(injected by {ENV})",
+                    resource=resource,
+                )
+            if resource in self.spec.missing:
+                self._hit(service, method, resource, "NOT_FOUND", after=False)
+                raise api.NotFound(f"{method} {resource}: not found (injected by {ENV})", resource=resource)
+        spec = self.spec
+        if not spec.rate or service not in spec.services or (spec.methods and method not in spec.methods):
+            return None
+        with self._lock:
+            if spec.times is not None and self._transient >= spec.times:
+                return None
+            if self._rng.random() >= spec.rate:
+                return None
+            code = self._rng.choice(spec.codes)
+            self._transient += 1
+        after = code == "DEADLINE_EXCEEDED"
+        self._hit(service, method, resource, code, after=after)
+        error = TRANSIENT[code](f"{method} {resource}: injected {code} ({ENV})", resource=resource)
+        if after:
+            return error
+        raise error
+
+    def _hit(self, service: str, method: str, resource: str, code: str, *, after: bool) -> None:
+        with self._lock:
+            self.hits.append(Hit(service, method, resource, code, after))
+
+
+def _permission(service: str, method: str) -> str:
+    if service == "batch" and method in ("create_job", "get_job"):
+        return permission_for(f"{method.removesuffix('_job')}_batch_job")
+    return permission_for(method)
+
+
+def _resource(service: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """What the call is about, as the deny/missing lists name it."""
+    if service == "storage" and args:
+        name = args[1] if len(args) > 1 else kwargs.get("name")
+        return (
+            f"gs://{args[0]}/{name}"
+            if name and method != "patch_bucket_default_kms_key"
+            else f"gs://{args[0]}"
+        )
+    if service == "batch" and method == "create_job" and len(args) > 1:
+        return f"gs://{args[1]}"
+    return str(args[0]) if args and isinstance(args[0], str) else service
+
+
+class FaultyApi:
+    """One service of the fake as a client sees it: the injector in front of the
+    service, the retry policy in front of both. Anything that is not an API call
+    (the fake's own helpers for tests: upload, delete, advance_to...) passes through."""
+
+    def __init__(self, name: str, inner: Any, injector: FaultInjector, policy: RetryPolicy):
+        self._name = name
+        self._inner = inner
+        self._injector = injector
+        self._policy = policy
+        self._methods = api_methods(APIS[name])
+        # Set by the rewrite step (as on the gcp backend): told when a bucket throttles.
+        self.on_throttle: Callable[[str], None] | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self._inner, attr)
+        if attr not in self._methods:
+            return value
+        return lambda *args, **kwargs: self._invoke(attr, value, args, kwargs)
+
+    def _invoke(
+        self, method: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        resource = _resource(self._name, method, args, kwargs)
+
+        def attempt() -> Any:
+            lost = self._injector.before(self._name, method, resource)
+            result = fn(*args, **kwargs)
+            if lost is not None:
+                raise lost
+            return result
+
+        policy = self._policy
+        listener = self.on_throttle
+        if method == "rewrite_object" and listener is not None:
+            bucket = str(args[0])
+
+            def on_retry(error: BaseException, attempt_number: int) -> None:
+                self._policy.on_retry(error, attempt_number)
+                if isinstance(error, (api.ResourceExhausted, api.Unavailable)):  # "slow down"
+                    listener(bucket)
+
+            policy = replace(policy, on_retry=on_retry)
+        # Without a generation precondition a repeated rewrite could clobber a
+        # concurrent write: like a create, it is sent once.
+        blind = method == "rewrite_object" and kwargs.get("if_generation_match") is None
+        if (self._name, method) in ONCE or blind:
+            return policy.once(attempt)
+        return policy.call(attempt)
+
+
+def wrap(backend: Any, spec: FaultSpec, policy: RetryPolicy | None = None) -> FaultInjector:
+    """Put every service of `backend` behind faults and retries; returns the injector
+    (its `hits` say what fired)."""
+    injector = FaultInjector(spec)
+    policy = policy or RetryPolicy(
+        initial=spec.backoff, maximum=max(spec.backoff, 30.0 if spec.backoff else 0)
+    )
+    for name in APIS:
+        setattr(backend, name, FaultyApi(name, getattr(backend, name), injector, policy))
+    return injector

@@ -1,0 +1,464 @@
+"""Faults in the fake, in process (issue 6.2); tests/wire/test_safety_faults.py does the
+same over the wire, through the gcp backend and the official clients.
+
+The fake injects them at its API boundary (rotator/backends/fake/faults.py), behind the
+same client-side RetryPolicy the gcp backend uses:
+
+* transient faults at FAULT_RATE (10% of every call of every service: RESOURCE_EXHAUSTED,
+  UNAVAILABLE before the call took effect, DEADLINE_EXCEEDED after it did): each playbook
+  completes and ends in the same world as a run without faults;
+* KMS RESOURCE_EXHAUSTED slows down (exponential backoff), it does not fail the run; a
+  throttled bucket halves its write rate;
+* the calls rotator never repeats blindly (a second version, revision, database,
+  repository, snapshot or batch job), faulted before or after they take effect: nothing
+  is made twice, and the apply still completes (the step re-checks, then calls again);
+* a lost response on a retried change is accepted by the retry;
+* permanent 403 and 404 on some objects, through the CLI (ROTATOR_FAKE_FAULTS): each
+  object named, the versions they need kept ENABLED, exit 1 with a summary; once the
+  cause is gone, the same apply finishes;
+* ROTATOR_FAKE_FAULTS itself is checked: a wrong field is exit 2 and nothing is made.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import assert_failed, run_cli
+from safety_support import APP, NEW, demo_world, destroyable_world, normalized, v, violations
+
+from rotator import playbooks, ratelimit
+from rotator.backends.fake import FakeBackend, open_world
+from rotator.backends.fake.faults import FaultSpec, parse
+from rotator.engine import apply_plan
+from rotator.errors import BadInput, Failure, Waiting
+from rotator.plan import build_plan, resolve_params
+from rotator.retry import RetryPolicy
+
+FAULT_RATE = 0.10
+SEED = 6
+
+PLAYBOOKS: dict[str, tuple[Any, str | None, dict[str, str]]] = {
+    "rotate-key": (demo_world, None, {}),
+    "replace-key": (demo_world, NEW, {"firestore": "restore"}),
+    "disable-key": (demo_world, None, {}),
+    "destroy-versions": (destroyable_world, None, {"versions": "1,2"}),
+}
+
+
+@pytest.fixture(autouse=True)
+def unthrottled_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each 429/503 on a rewrite halves the bucket's write rate in real time; at 10% that
+    # reaches the floor (1 write/s) within a few dozen writes. Keep the floor high so
+    # these tests do not sleep; the halving itself is tested below.
+    monkeypatch.setattr(ratelimit, "MIN_RPS", 100_000.0, raising=False)
+
+
+class Faulted:
+    """A world in process, its services behind faults and a recording retry policy."""
+
+    def __init__(self, tmp_path: Path, doc: dict[str, Any], spec: FaultSpec | None):
+        tmp_path.mkdir(exist_ok=True)
+        self.folder = tmp_path
+        self.retries: list[tuple[str, int]] = []
+        self.sleeps: list[tuple[str, float]] = []
+        last = [""]
+
+        def on_retry(e: BaseException, n: int) -> None:
+            self.retries.append((type(e).__name__, n))
+            last[0] = type(e).__name__
+
+        policy = RetryPolicy(sleep=lambda s: self.sleeps.append((last[0], s)), on_retry=on_retry)
+        self.backend = FakeBackend.from_dict(copy.deepcopy(doc), faults=spec, retry=policy)
+
+    @property
+    def hits(self) -> list[Any]:
+        return self.backend.faults.hits if self.backend.faults else []
+
+    def plan(self, playbook: str, new_key: str | None, sets: dict[str, str]) -> dict[str, Any]:
+        pb = playbooks.load(playbook)
+        return build_plan(self.backend, pb, resolve_params(pb, APP, new_key, dict(sets)))
+
+    def apply(self, plan: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """To the end in one go, but for what takes time (Firestore's re-encryption, R21;
+        a batch job): exit 75 is not a failure; the clock moves on as it would."""
+        for _ in range(8):
+            try:
+                return apply_plan(
+                    self.backend, plan, "sha", str(self.folder / "plan.json"), concurrency=4, **options
+                )
+            except Waiting:
+                self.backend.advance(timedelta(hours=6))
+        raise AssertionError("still waiting after 48h")
+
+    def dump(self) -> dict[str, Any]:
+        return self.backend.dump()
+
+
+_CALM: dict[str, dict[str, Any]] = {}
+
+
+def calm_world(tmp_path: Path, playbook: str) -> dict[str, Any]:
+    """The world after `playbook` with no fault (computed once per module run)."""
+    if playbook not in _CALM:
+        build, new_key, sets = PLAYBOOKS[playbook]
+        folder = tmp_path / "calm"
+        folder.mkdir(exist_ok=True)
+        calm = Faulted(folder, build(), None)
+        calm.apply(calm.plan(playbook, new_key, sets))
+        assert calm.retries == [] and calm.backend.faults is None
+        _CALM[playbook] = calm.dump()
+    return copy.deepcopy(_CALM[playbook])
+
+
+def normalized_ids(doc: dict[str, Any]) -> dict[str, Any]:
+    """Snapshots counted per job, not named (Dataflow names them, not rotator)."""
+    doc = copy.deepcopy(doc)
+    for j in doc.get("dataflow", []):
+        j["snapshots"] = len(j.get("snapshots", []))
+    return doc
+
+
+# -- transient faults at a rate ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("playbook", list(PLAYBOOKS))
+def test_transient_faults_at_a_rate_are_retried_and_the_apply_ends_in_the_same_world(
+    tmp_path: Path, playbook: str
+) -> None:
+    build, new_key, sets = PLAYBOOKS[playbook]
+    expected = calm_world(tmp_path, playbook)
+    stormy = Faulted(tmp_path, build(), FaultSpec(rate=FAULT_RATE, seed=SEED))
+    result = stormy.apply(stormy.plan(playbook, new_key, sets))
+    assert result["complete"]
+    final = stormy.dump()
+    assert normalized(final) == normalized(expected)
+    assert violations(final, revoked=(APP,) if playbook == "disable-key" else ()) == []
+    codes = {h.code for h in stormy.hits}
+    assert codes == {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED"}, codes
+    assert {h.service for h in stormy.hits} >= {"kms", "storage"}
+    assert stormy.retries, "faults fired but nothing was retried"
+    assert all(s > 0 for _name, s in stormy.sleeps), "a retry without backing off"
+
+
+def test_the_fault_rate_is_the_configured_one(tmp_path: Path) -> None:
+    """Over the ~400 calls of a rotate-key, 10% fault within sampling error: the rate is
+    applied per call, to every service."""
+    w = Faulted(tmp_path, demo_world(), FaultSpec(rate=FAULT_RATE, seed=SEED))
+    calls = {"n": 0}
+    inject = w.backend.faults
+    assert inject is not None
+    before = inject.before
+
+    def counting(*args: Any) -> Any:
+        calls["n"] += 1
+        return before(*args)
+
+    inject.before = counting  # type: ignore[method-assign]
+    w.apply(w.plan("rotate-key", None, {}))
+    assert calls["n"] > 300
+    observed = len(w.hits) / calls["n"]
+    assert 0.07 < observed < 0.13, (len(w.hits), calls["n"])
+
+
+def test_kms_resource_exhausted_slows_down_and_does_not_fail_the_run(tmp_path: Path) -> None:
+    spec = FaultSpec(rate=0.3, seed=SEED, codes=("RESOURCE_EXHAUSTED",), services=frozenset({"kms"}))
+    w = Faulted(tmp_path, demo_world(), spec)
+    assert w.apply(w.plan("rotate-key", None, {}))["complete"]
+    exhausted = [s for name, s in w.sleeps if name == "ResourceExhausted"]
+    assert len(exhausted) >= 3 and all(s > 0 for s in exhausted), exhausted
+    # A call refused twice in a row waits longer the second time (exponential backoff).
+    again = [i for i, (_name, n) in enumerate(w.retries) if n == 2]
+    assert again, "no call was refused twice in a row; pick another seed"
+    assert all(w.sleeps[i][1] > w.sleeps[i - 1][1] - 0.5 for i in again)  # jitter is at most 0.5 s
+    assert w.dump()["kms"][1]["versions"] == {1: "DISABLED", 2: "ENABLED", 3: "ENABLED", 4: "ENABLED"}
+
+
+def test_kms_resource_exhausted_on_create_version_is_retried(tmp_path: Path) -> None:
+    """Over quota (R6), KMS refuses CreateCryptoKeyVersion before doing anything: waiting
+    and trying again cannot make two versions, and the run must not fail for it."""
+    spec = FaultSpec(
+        rate=1, times=2, codes=("RESOURCE_EXHAUSTED",), methods=frozenset({"create_crypto_key_version"})
+    )
+    w = Faulted(tmp_path, demo_world(), spec)
+    assert w.apply(w.plan("rotate-key", None, {}))["complete"]
+    assert len(w.hits) == 2
+    assert [name for name, _s in w.sleeps] == ["ResourceExhausted", "ResourceExhausted"]
+    assert w.dump()["kms"][1]["versions"] == {1: "DISABLED", 2: "ENABLED", 3: "ENABLED", 4: "ENABLED"}
+
+
+def test_a_throttled_bucket_halves_its_write_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    throttled: list[float] = []
+    original = ratelimit.AdaptiveRate.on_throttled
+
+    def record(self: Any) -> None:
+        original(self)
+        throttled.append(self.rate)
+
+    monkeypatch.setattr(ratelimit.AdaptiveRate, "on_throttled", record)
+    spec = FaultSpec(
+        rate=0.2, seed=SEED, codes=("RESOURCE_EXHAUSTED",), methods=frozenset({"rewrite_object"})
+    )
+    w = Faulted(tmp_path, demo_world(), spec)
+    assert w.apply(w.plan("rotate-key", None, {}))["complete"]
+    assert w.hits and throttled, "429 on rewrites did not slow the bucket down"
+    assert normalized(w.dump()) == normalized(calm_world(tmp_path, "rotate-key"))
+
+
+# -- calls rotator does not repeat blindly ---------------------------------------------------------
+
+ONCE = {
+    "create_crypto_key_version": "rotate-key",
+    "update_service": "rotate-key",
+    "redeploy_function": "rotate-key",
+    "restore_database": "replace-key",
+    "create_repository": "replace-key",
+    "snapshot_job": "disable-key",
+}
+
+
+@pytest.mark.parametrize("code", ["UNAVAILABLE", "DEADLINE_EXCEEDED"])
+@pytest.mark.parametrize("method", list(ONCE))
+def test_a_fault_on_a_call_rotator_does_not_repeat_blindly_never_makes_it_twice(
+    tmp_path: Path, method: str, code: str
+) -> None:
+    """UNAVAILABLE (the call never reached the service) or DEADLINE_EXCEEDED (it took
+    effect, the answer was lost) once on a non-idempotent call: the step looks again at
+    what happened and goes on; there is no second version, revision, database,
+    repository or snapshot, and the apply completes."""
+    playbook = ONCE[method]
+    build, new_key, sets = PLAYBOOKS[playbook]
+    expected = calm_world(tmp_path, playbook)
+    w = Faulted(tmp_path, build(), FaultSpec(rate=1, times=1, codes=(code,), methods=frozenset({method})))
+    plan = w.plan(playbook, new_key, sets)
+    try:
+        assert w.apply(plan)["complete"]
+    except Failure as e:
+        pytest.fail(f"one {code} on {method} failed the apply: {e.line()}")
+    assert [(h.method, h.code) for h in w.hits] == [(method, code)]
+    assert normalized_ids(w.dump()) == normalized_ids(expected)
+
+
+@pytest.mark.parametrize("code", ["UNAVAILABLE", "DEADLINE_EXCEEDED"])
+def test_a_fault_on_a_batch_job_create_never_makes_two_jobs(tmp_path: Path, code: str) -> None:
+    """Cloud Storage batch operations (--engine batch): the job is created once per
+    bucket whether the create never arrived or its answer was lost."""
+    batch = {"engine": "batch", "manifest_bucket": "demo-logs"}
+    calm = Faulted(tmp_path / "calm", demo_world(), None)
+    calm.apply(calm.plan("rotate-key", None, {}), **batch)
+    expected = calm.dump()
+    spec = FaultSpec(rate=1, times=1, codes=(code,), methods=frozenset({"create_job"}))
+    w = Faulted(tmp_path, demo_world(), spec)
+    assert w.apply(w.plan("rotate-key", None, {}), **batch)["complete"]
+    assert [(h.method, h.code) for h in w.hits] == [("create_job", code)]
+    jobs = w.dump()["storage_batch"]
+    assert len(jobs) == len(expected["storage_batch"]) == len({j["bucket"] for j in jobs})
+    assert without_manifests(w.dump()) == without_manifests(expected)
+
+
+def without_manifests(doc: dict[str, Any]) -> dict[str, Any]:
+    """A re-run step writes its manifest again (same rows; rotator's own file, a second
+    generation): not a difference in the data rotator protects."""
+    doc = normalized(doc)
+    for b in doc["storage"]:
+        b["objects"] = [o for o in b.get("objects", []) if not o["name"].startswith("rotator/")]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("method", "playbook"),
+    [
+        ("update_crypto_key_version", "rotate-key"),
+        ("update_crypto_key_primary_version", "rotate-key"),
+        ("destroy_crypto_key_version", "destroy-versions"),
+        ("set_iam_policy", "replace-key"),
+        ("patch_bucket_default_kms_key", "replace-key"),
+        ("rewrite_object", "rotate-key"),
+    ],
+)
+def test_a_lost_response_on_a_retried_change_is_accepted(tmp_path: Path, method: str, playbook: str) -> None:
+    """DEADLINE_EXCEEDED after the change took effect: the retry finds it done (the
+    version already DESTROY_SCHEDULED, the policy's etag moved, the object already at a
+    new generation) and the apply goes on to the same world."""
+    build, new_key, sets = PLAYBOOKS[playbook]
+    expected = calm_world(tmp_path, playbook)
+    spec = FaultSpec(rate=1, times=1, codes=("DEADLINE_EXCEEDED",), methods=frozenset({method}))
+    w = Faulted(tmp_path, build(), spec)
+    assert w.apply(w.plan(playbook, new_key, sets))["complete"]
+    assert [h.method for h in w.hits] == [method]
+    assert normalized(w.dump()) == normalized(expected)
+
+
+# -- permanent faults, through the CLI ---------------------------------------------------------------
+
+KEY = "projects/demo/locations/us-east1/keyRings/ring/cryptoKeys/app"
+AGENT = "serviceAccount:service-111111111111@gs-project-accounts.iam.gserviceaccount.com"
+FORBIDDEN = ["o/03", "o/11"]
+MISSING = ["o/07"]
+
+
+def small_world() -> dict[str, Any]:
+    return {
+        "project": "demo",
+        "now": "2026-11-22T00:00:00Z",
+        "kms": [
+            {
+                "key": KEY,
+                "primary": 2,
+                "versions": {1: "ENABLED", 2: "ENABLED"},
+                "iam": {"roles/cloudkms.cryptoKeyEncrypterDecrypter": [AGENT]},
+            }
+        ],
+        "storage": [
+            {
+                "bucket": "bkt",
+                "location": "US-EAST1",
+                "default_kms_key": KEY,
+                "soft_delete": 0,
+                "generate": [{"prefix": "o/", "count": 20, "kms_key_version": v(KEY, 1), "size": 10}],
+            },
+            {
+                "bucket": "other",
+                "location": "US-EAST1",
+                "default_kms_key": KEY,
+                "soft_delete": 0,
+                "generate": [{"prefix": "x/", "count": 5, "kms_key_version": v(KEY, 2), "size": 10}],
+            },
+        ],
+    }
+
+
+def planned_small(tmp_path: Path) -> Path:
+    world = tmp_path / "world.yaml"
+    world.write_text(yaml.safe_dump(small_world(), sort_keys=False))
+    r = run_cli(
+        ["--world", str(world), "plan", "rotate-key", "--key", KEY, "--out", "plan.json"], cwd=tmp_path
+    )
+    assert r.code == 0, r
+    return world
+
+
+def apply_small(tmp_path: Path, world: Path) -> Any:
+    return run_cli(["--world", str(world), "apply", "plan.json", "--yes"], cwd=tmp_path)
+
+
+def assert_failed_objects_kept(tmp_path: Path, world: Path, failed: list[str]) -> None:
+    doc = open_world(str(world)).dump()
+    key = next(k for k in doc["kms"] if k["key"] == KEY)
+    assert key["versions"][1] == "ENABLED", key["versions"]
+    assert violations(doc) == []
+    objects = {o["name"]: o for b in doc["storage"] for o in b["objects"]}
+    for name in failed:
+        assert objects[name]["kms_key_version"] == v(KEY, 1) and objects[name]["generation"] == 1
+    moved = [n for n, o in objects.items() if o["kms_key_version"] == v(KEY, 3)]
+    assert len(moved) == 25 - len(failed)
+    status = run_cli(["--world", str(world), "--output", "json", "status", "plan.json"], cwd=tmp_path)
+    steps = {s["id"]: s for s in json.loads(status.stdout)["steps"]}
+    assert steps["rewrite-objects"]["state"] == "failed"
+    assert steps["disable-old-versions"]["state"] == "pending"
+
+
+def finish_after_fix(tmp_path: Path, world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROTATOR_FAKE_FAULTS")
+    r = apply_small(tmp_path, world)
+    assert r.code == 0, r
+    doc = open_world(str(world)).dump()
+    key = next(k for k in doc["kms"] if k["key"] == KEY)
+    assert key["versions"] == {1: "DISABLED", 2: "DISABLED", 3: "ENABLED"}
+    assert violations(doc) == []
+
+
+def test_permanent_403_on_some_objects_is_reported_per_object_and_keeps_their_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = planned_small(tmp_path)
+    monkeypatch.setenv("ROTATOR_FAKE_FAULTS", "deny=" + ",".join(f"gs://bkt/{n}" for n in FORBIDDEN))
+    r = apply_small(tmp_path, world)
+    line = assert_failed(r, 1, "error", f"{len(FORBIDDEN)} object(s)")
+    for name in FORBIDDEN:  # each object on a line of its own, with the permission it lacks
+        own = [ln for ln in r.stderr.splitlines() if f"gs://bkt/{name}" in ln and ln != line]
+        assert own and "storage.objects" in own[0], (name, r.stderr)
+    assert_failed_objects_kept(tmp_path, world, FORBIDDEN)
+    finish_after_fix(tmp_path, world, monkeypatch)
+
+
+def test_permanent_404_on_rewrite_of_an_object_that_is_still_there_is_reported_and_keeps_its_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 404 on the rewrite while the object is still listed and readable: not "deleted
+    meanwhile, nothing to protect" but a failure, named, with exit 1."""
+    world = planned_small(tmp_path)
+    monkeypatch.setenv("ROTATOR_FAKE_FAULTS", "missing=" + ",".join(f"gs://bkt/{n}" for n in MISSING))
+    r = apply_small(tmp_path, world)
+    line = assert_failed(r, 1, "error", f"{len(MISSING)} object(s)")
+    for name in MISSING:
+        assert any(f"gs://bkt/{name}" in ln for ln in r.stderr.splitlines() if ln != line), r.stderr
+    assert_failed_objects_kept(tmp_path, world, MISSING)
+    finish_after_fix(tmp_path, world, monkeypatch)
+
+
+def test_transient_faults_through_the_cli_complete_with_the_same_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calm_dir, stormy_dir = tmp_path / "calm", tmp_path / "stormy"
+    worlds = []
+    for folder, faults in ((calm_dir, ""), (stormy_dir, f"rate={FAULT_RATE};seed={SEED};backoff=0")):
+        folder.mkdir()
+        monkeypatch.setenv("ROTATOR_FAKE_FAULTS", faults)
+        world = planned_small(folder)
+        r = apply_small(folder, world)
+        assert r.code == 0, r
+        worlds.append(open_world(str(world)).dump())
+    monkeypatch.delenv("ROTATOR_FAKE_FAULTS")
+    assert worlds[0] == worlds[1]
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("rate=lots", "rate='lots' is not a number"),
+        ("rate=1.5", "rate=1.5 must be between 0 and 1"),
+        ("seed=x", "seed='x' is not an integer"),
+        ("codes=TEAPOT", "codes='TEAPOT'"),
+        ("services=bigtable", "services='bigtable'"),
+        ("methods=drop_table", "drop_table is not a call"),
+        ("times=-1", "times=-1 must not be negative"),
+        ("backoff=-2", "backoff=-2 must not be negative"),
+        ("colour=red", "unknown field 'colour'"),
+        ("rate", "'rate' is not NAME=VALUE"),
+    ],
+)
+def test_a_wrong_fault_spec_is_exit_2_and_makes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, needle: str
+) -> None:
+    world = tmp_path / "world.yaml"
+    world.write_text(yaml.safe_dump(small_world(), sort_keys=False))
+    monkeypatch.setenv("ROTATOR_FAKE_FAULTS", spec)
+    r = run_cli(["--world", str(world), "inventory", KEY], cwd=tmp_path)
+    assert_failed(r, 2, "error", "ROTATOR_FAKE_FAULTS", needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["world.yaml"]
+
+
+def test_parse_reads_every_field() -> None:
+    spec = parse(
+        " rate=0.25; seed=9; codes=429,504; services=kms,storage; methods=rewrite_object; times=3;"
+        " deny=gs://b/a,gs://b/c; missing=gs://b/d; backoff=0 "
+    )
+    assert spec == FaultSpec(
+        rate=0.25,
+        seed=9,
+        codes=("RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"),
+        services=frozenset({"kms", "storage"}),
+        methods=frozenset({"rewrite_object"}),
+        times=3,
+        deny=frozenset({"gs://b/a", "gs://b/c"}),
+        missing=frozenset({"gs://b/d"}),
+        backoff=0.0,
+    )
+    with pytest.raises(BadInput):
+        parse("rate=2")
