@@ -243,6 +243,8 @@ class GrpcServer:
         self.calls: list[Call] = []
         self.faults: list[Fault] = list(faults)
         self.fault_hits: list[FaultHit] = []
+        # Called with ("before" | "after", "Service/Method") around every call's effect.
+        self.hook: Callable[[str, str], None] | None = None
         self.default_page_size = default_page_size
         self.operations: dict[str, operations_pb2.Operation] = {}
         # Resources of products the fake does not model (e.g. BigQuery), listed by KMS
@@ -318,6 +320,9 @@ class GrpcServer:
             if fault is not None and fault.when == "before":
                 time.sleep(fault.delay)
                 context.abort(fault.code, f"{fault.message} ({method})")
+            hook, label = self.hook, f"{service.rsplit('.', 1)[-1]}/{method}"
+            if hook is not None:
+                hook("before", label)
             code, message, response = None, "", None
             try:
                 response = impl(request)
@@ -330,6 +335,8 @@ class GrpcServer:
             except Exception as e:  # a bug in this server or the fake: say so loudly
                 code = grpc.StatusCode.INTERNAL
                 message = f"grpc_server: {type(e).__name__}: {e}\n{traceback.format_exc()}"
+            if hook is not None:
+                hook("after", label)
             if fault is not None:
                 time.sleep(fault.delay)
                 context.abort(fault.code, f"{fault.message} ({method}, after it took effect)")

@@ -40,8 +40,10 @@ import hashlib
 import json
 import random
 import socket
+import sys
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -368,6 +370,14 @@ def _location_type(location: str) -> str:
 # -- the server --------------------------------------------------------------------------
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client killed mid-request (the crash tests do it on purpose) is not news."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class StorageServer:
     """A Cloud Storage JSON API endpoint over a FakeBackend (see the module docstring)."""
 
@@ -377,13 +387,16 @@ class StorageServer:
         self.requests: list[Request] = []
         self.statuses: list[int] = []
         self.errors: list[BaseException] = []
+        # Called with ("before" | "after", "METHOD /path") around every request's effect
+        # (tests/wire/test_safety_wire_crash.py kills the client from here).
+        self.hook: Callable[[str, str], None] | None = None
         self._lock = threading.Lock()
         self._metagenerations: dict[str, int] = {}
         # The fake keeps no bucket creation time: buckets "exist since the server started".
         self._epoch = backend.clock.now()
         # A deep listen queue: at high concurrency the default (5) resets connections.
         ThreadingHTTPServer.request_queue_size = 1024
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._httpd = _QuietServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self.host, self.port = self._httpd.server_address[:2]
         self.url = f"http://{self.host}:{self.port}"
@@ -463,7 +476,12 @@ class StorageServer:
             self.statuses.append(0)  # 0 until answered; aligned with `requests`
             index = len(self.requests) - 1
             fired = next((f for f in self.faults if f.fire(req)), None)
+        hook, label = self.hook, f"{method} {split.path}"
+        if hook is not None:
+            hook("before", label)
         status, payload = self._answer(req, body, fired)
+        if hook is not None:
+            hook("after", label)
         with self._lock:
             if index < len(self.requests) and self.requests[index] is req:
                 self.statuses[index] = status
