@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from rotator import apierrors as api
 from rotator.errors import BadInput, Refused
 from rotator.journal import journal_path, read_events
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
@@ -138,7 +139,12 @@ class RollbackPlan(StepKind):
         restored, enabled = [], []
         for name in step.data["restore"]:
             if kms.get_crypto_key_version(name).state == DESTROY_SCHEDULED:
-                kms.restore_crypto_key_version(name)  # comes back DISABLED (R1)
+                try:
+                    kms.restore_crypto_key_version(name)  # comes back DISABLED (R1)
+                except api.FailedPrecondition:
+                    # A retried call whose first answer was lost finds it already restored.
+                    if kms.get_crypto_key_version(name).state == DESTROY_SCHEDULED:
+                        raise
                 restored.append(name)
                 ctx.emit(f"{name}: restored (DISABLED)")
         for name in step.data["enable"]:
