@@ -272,7 +272,11 @@ class RewriteObjects(StepKind):
             # The job may exist though the journal does not say so: its create's answer was
             # lost (DEADLINE_EXCEEDED), or rotator was killed before the journal line. The
             # id is this plan's own: take that job, never start a second over the bucket.
-            job = _existing_job(batch, job_id) or self._start_batch_job(ctx, bucket, retiring, dest, job_id)
+            job = _existing_job(batch, job_id)
+            if job is not None:
+                ctx.emit(f"gs://{bucket.name}: batch job {job.name} exists (this plan's): following it")
+            else:
+                job = self._start_batch_job(ctx, step, bucket, retiring, dest, job_id)
             ctx.journal.record(step.id, **{f"batch:{bucket.name}": job.name})
             recorded = job.name
         latest: list[BatchJob] = []
@@ -289,6 +293,16 @@ class RewriteObjects(StepKind):
                 resource=job.name,
             )
         job = latest[0]
+        rows = ctx.journal.value(step.id, f"batch-rows:{bucket.name}")
+        if rows is not None and job.total != rows:
+            # A job that "succeeded" over fewer objects than its manifest was written with
+            # would leave some under the old version with the step done: never go on.
+            raise Failure(
+                f"gs://{bucket.name}: batch job {job.name} went over {job.total:,} objects but its "
+                f"manifest was written with {rows:,}; the old versions stay enabled; make a new plan "
+                "to move the rest",
+                resource=job.name,
+            )
         tally.rewritten += job.succeeded
         tally.failures += [f"{uri}: {error}" for uri, error in job.errors] or (
             [f"{job.failed} object(s) failed in batch job {job.name}"] if job.failed else []
@@ -298,21 +312,31 @@ class RewriteObjects(StepKind):
         )
 
     def _start_batch_job(
-        self, ctx: ApplyContext, bucket: Bucket, retiring: set[str], dest: str, job_id: str
+        self, ctx: ApplyContext, step: PlannedStep, bucket: Bucket, retiring: set[str], dest: str, job_id: str
     ) -> BatchJob:
         batch = ctx.backend.batch
         assert ctx.manifest_bucket is not None
-        uri = batch.write_manifest(
-            ctx.manifest_bucket,
-            f"rotator/{job_id}.csv",
-            _manifest_rows(ctx.backend.storage, bucket, retiring, ctx.backend.clock.now()),
-        )
+        rows = _Counted(_manifest_rows(ctx.backend.storage, bucket, retiring, ctx.backend.clock.now()))
+        uri = batch.write_manifest(ctx.manifest_bucket, f"rotator/{job_id}.csv", rows)
         try:
             job = batch.create_job(job_id, bucket.name, uri, dest)
         except api.AlreadyExists:  # made between our look and our create: the same job
             job = batch.get_job(batch.job_name(job_id))
-        ctx.emit(f"gs://{bucket.name}: batch job {job.name} over {uri} ({job.total:,} objects)")
+        ctx.journal.record(step.id, **{f"batch-rows:{bucket.name}": rows.count})
+        ctx.emit(f"gs://{bucket.name}: batch job {job.name} over {uri} ({rows.count:,} objects)")
         return job
+
+
+class _Counted:
+    """An iterator that counts what went through it."""
+
+    def __init__(self, rows: Iterator[tuple[str, str, int]]):
+        self.rows, self.count = rows, 0
+
+    def __iter__(self) -> Iterator[tuple[str, str, int]]:
+        for row in self.rows:
+            self.count += 1
+            yield row
 
 
 def _existing_job(batch: Any, job_id: str) -> BatchJob | None:
