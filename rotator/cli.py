@@ -40,7 +40,7 @@ class Env:
             if self.world:
                 from rotator.backends.fake import open_world
 
-                self._backend = open_world(self.world)
+                self._backend = open_world(self.world, on_retry=self._retried)
                 if self.project and self.project != self._backend.project:
                     raise BadInput(
                         f"--project {self.project} does not match the world's "
@@ -49,8 +49,9 @@ class Env:
                     )
             else:
                 from rotator.backends.gcp import GcpBackend
+                from rotator.backends.gcp.retry import RetryPolicy
 
-                self._backend = GcpBackend(self.project)
+                self._backend = GcpBackend(self.project, retry=RetryPolicy(on_retry=self._retried))
         backend: Backend = self._backend
         return backend
 
@@ -63,6 +64,9 @@ class Env:
         """Progress and messages: stderr, never stdout (stdout is for the result)."""
         if not self.quiet:
             click.echo(message, err=True)
+
+    def _retried(self, error: BaseException, attempt: int) -> None:
+        self.debug(f"retrying after attempt {attempt}: {error}")
 
     def debug(self, message: str) -> None:
         if self.verbose and not self.quiet:

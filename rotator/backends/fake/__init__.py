@@ -11,7 +11,7 @@ import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,6 +57,7 @@ class FakeBackend:
         world_path: str | None = None,
         faults: FaultSpec | None = None,
         retry: RetryPolicy | None = None,
+        on_retry: Callable[[BaseException, int], None] | None = None,
     ):
         self.store = store
         self.world_path = world_path
@@ -76,7 +77,7 @@ class FakeBackend:
         # keep talking to each other directly, as Google's do.
         self.faults: FaultInjector | None = None
         if faults is not None and faults.active:
-            self.faults = wrap_in_faults(self, faults, retry)
+            self.faults = wrap_in_faults(self, faults, retry, on_retry=on_retry)
 
     @classmethod
     def from_dict(
@@ -163,7 +164,7 @@ def _read_world(world: str) -> tuple[bytes, str]:
     return raw, hashlib.sha256(raw).hexdigest()
 
 
-def open_world(world: str) -> FakeBackend:
+def open_world(world: str, *, on_retry: Callable[[BaseException, int], None] | None = None) -> FakeBackend:
     faults = faults_from_environment()  # a wrong spec is refused before anything is made
     raw, digest = _read_world(world)
     path = state_path(world)
@@ -179,11 +180,17 @@ def open_world(world: str) -> FakeBackend:
                 "to discard that state and load the file again, or restore the file",
                 resource=world,
             )
-        return FakeBackend(store, world_path=world, faults=faults)
-    return _create_state(world, raw, digest, faults)
+        return FakeBackend(store, world_path=world, faults=faults, on_retry=on_retry)
+    return _create_state(world, raw, digest, faults, on_retry)
 
 
-def _create_state(world: str, raw: bytes, digest: str, faults: FaultSpec | None) -> FakeBackend:
+def _create_state(
+    world: str,
+    raw: bytes,
+    digest: str,
+    faults: FaultSpec | None,
+    on_retry: Callable[[BaseException, int], None] | None,
+) -> FakeBackend:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -204,7 +211,7 @@ def _create_state(world: str, raw: bytes, digest: str, faults: FaultSpec | None)
         if os.path.exists(tmp + suffix):
             os.remove(tmp + suffix)
     os.replace(tmp, path)
-    return FakeBackend(Store(path), world_path=world, faults=faults)
+    return FakeBackend(Store(path), world_path=world, faults=faults, on_retry=on_retry)
 
 
 def reset_world(world: str) -> FakeBackend:

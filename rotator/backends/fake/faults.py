@@ -15,7 +15,8 @@ Configured by ROTATOR_FAKE_FAULTS (README, "Safety"), `;`-separated, e.g.
     deny=gs://bkt/o/03,gs://bkt/o/11;missing=gs://bkt/o/07
 
 rate      probability that a call fails with a transient error (0 to 1)
-seed      the random seed (default 0): the same seed, the same draws
+seed      the random seed (default 0): the same seed faults the same calls (each draw
+          depends on the call, not on the order threads make them)
 codes     transient errors to draw from (default all three): RESOURCE_EXHAUSTED (HTTP
           429: refused, nothing done), UNAVAILABLE (503, before the call took effect),
           DEADLINE_EXCEEDED (504, *after* it took effect: a lost response)
@@ -28,11 +29,13 @@ times     stop after this many transient faults (default: no limit); with rate=1
 deny      resources that answer 403 PERMISSION_DENIED to every change (objects as
           gs://BUCKET/NAME, others by full name)
 missing   resources that answer 404 NOT_FOUND to every change, though they exist
-backoff   the client's first back-off in seconds (default 0.5; 0 for no sleeping)
+backoff   the client's first back-off in seconds, before jitter of as much again
+          (default 0.5; 0: retries do not sleep)
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import threading
@@ -72,7 +75,13 @@ ONCE = {
     ("functions", "redeploy_function"),
     ("functions", "create_repository"),
     ("batch", "create_job"),
+    # Its rows are a one-pass stream (a million of them never sit in memory): a second
+    # attempt would write an empty manifest. The step's re-run streams them again.
+    ("batch", "write_manifest"),
 }
+
+# In the API's protocol but answered locally (no request): never faulted.
+LOCAL = {"job_name"}
 
 # Reads do not change anything: a deny or missing list is about changes (as a bucket's
 # objects can be readable to rotator but not writable).
@@ -87,7 +96,9 @@ ALIASES = {"429": "RESOURCE_EXHAUSTED", "503": "UNAVAILABLE", "504": "DEADLINE_E
 
 
 def api_methods(protocol: type) -> frozenset[str]:
-    return frozenset(n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_"))
+    return frozenset(
+        n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_") and n not in LOCAL
+    )
 
 
 @dataclass(frozen=True)
@@ -192,53 +203,62 @@ class Hit:
 
 @dataclass
 class FaultInjector:
-    """The service side: decides, per call, whether it fails and how."""
+    """The service side: decides, per call, whether it fails and how. Each draw depends
+    on the seed and on the call alone (service, method, resource, and how many times
+    that call was made), not on the order threads reach it: the same seed faults the
+    same calls in every run."""
 
     spec: FaultSpec
     hits: list[Hit] = field(default_factory=list)
-    _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _transient: int = field(default=0, init=False)
-
-    def __post_init__(self) -> None:
-        self._rng = random.Random(self.spec.seed)
+    _seen: Counter[tuple[str, str, str]] = field(default_factory=Counter, init=False, repr=False)
 
     def counts(self) -> Counter[str]:
-        return Counter(h.code for h in self.hits)
+        with self._lock:
+            return Counter(h.code for h in self.hits)
 
     def before(self, service: str, method: str, resource: str) -> api.ApiError | None:
-        """Raise a fault that stops the call, or return one to raise after it ran."""
+        """Raise a fault that stops the call, or return one to raise after it ran
+        (then `lost` records it, once it is raised)."""
+        spec = self.spec
         if not method.startswith(READS):
-            if resource in self.spec.deny:
-                self._hit(service, method, resource, "PERMISSION_DENIED", after=False)
+            if resource in spec.deny:
+                self.record(Hit(service, method, resource, "PERMISSION_DENIED", after=False))
                 raise api.PermissionDenied(
                     f"permission denied on {resource}: {method} needs {_permission(service, method)} "
                     f"(injected by {ENV})",
                     resource=resource,
                 )
-            if resource in self.spec.missing:
-                self._hit(service, method, resource, "NOT_FOUND", after=False)
+            if resource in spec.missing:
+                self.record(Hit(service, method, resource, "NOT_FOUND", after=False))
                 raise api.NotFound(f"{method} {resource}: not found (injected by {ENV})", resource=resource)
-        spec = self.spec
         if not spec.rate or service not in spec.services or (spec.methods and method not in spec.methods):
             return None
         with self._lock:
             if spec.times is not None and self._transient >= spec.times:
                 return None
-            if self._rng.random() >= spec.rate:
+            self._seen[(service, method, resource)] += 1
+            draw = random.Random(
+                f"{spec.seed}|{service}|{method}|{resource}|{self._seen[service, method, resource]}"
+            )
+            if draw.random() >= spec.rate:
                 return None
-            code = self._rng.choice(spec.codes)
+            code = draw.choice(spec.codes)
             self._transient += 1
-        after = code == "DEADLINE_EXCEEDED"
-        self._hit(service, method, resource, code, after=after)
         error = TRANSIENT[code](f"{method} {resource}: injected {code} ({ENV})", resource=resource)
-        if after:
+        if code == "DEADLINE_EXCEEDED":  # the call goes through; its answer is lost
             return error
+        self.record(Hit(service, method, resource, code, after=False))
         raise error
 
-    def _hit(self, service: str, method: str, resource: str, code: str, *, after: bool) -> None:
+    def lost(self, service: str, method: str, error: api.ApiError) -> api.ApiError:
+        self.record(Hit(service, method, error.resource or "", error.code, after=True))
+        return error
+
+    def record(self, hit: Hit) -> None:
         with self._lock:
-            self.hits.append(Hit(service, method, resource, code, after))
+            self.hits.append(hit)
 
 
 def _permission(service: str, method: str) -> str:
@@ -247,18 +267,19 @@ def _permission(service: str, method: str) -> str:
     return permission_for(method)
 
 
-def _resource(service: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """What the call is about, as the deny/missing lists name it."""
-    if service == "storage" and args:
-        name = args[1] if len(args) > 1 else kwargs.get("name")
-        return (
-            f"gs://{args[0]}/{name}"
-            if name and method != "patch_bucket_default_kms_key"
-            else f"gs://{args[0]}"
-        )
-    if service == "batch" and method == "create_job" and len(args) > 1:
-        return f"gs://{args[1]}"
-    return str(args[0]) if args and isinstance(args[0], str) else service
+def _resource(service: str, inner: Any, method: str, call: dict[str, Any]) -> str:
+    """What the call is about, as deny/missing name it: objects as gs://BUCKET/NAME,
+    buckets as gs://BUCKET, everything else by its full resource name."""
+    if service == "storage" or (service == "batch" and method == "write_manifest"):
+        bucket = call.get("bucket", call.get("name"))
+        obj = call.get("name") if "bucket" in call else None
+        return f"gs://{bucket}/{obj}" if obj else f"gs://{bucket}" if bucket else "storage"
+    if service == "batch" and method == "create_job":
+        return str(inner.job_name(call["job_id"]))
+    if service == "firestore" and method == "restore_database":
+        return f"projects/{inner.project}/databases/{call['database_id']}"
+    first = next((v for v in call.values() if isinstance(v, str)), None)
+    return first or service
 
 
 class FaultyApi:
@@ -271,7 +292,7 @@ class FaultyApi:
         self._inner = inner
         self._injector = injector
         self._policy = policy
-        self._methods = api_methods(APIS[name])
+        self._methods = api_methods(APIS[name]) - LOCAL
         # Set by the rewrite step (as on the gcp backend): told when a bucket throttles.
         self.on_throttle: Callable[[str], None] | None = None
 
@@ -284,19 +305,20 @@ class FaultyApi:
     def _invoke(
         self, method: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        resource = _resource(self._name, method, args, kwargs)
+        call = dict(inspect.signature(fn).bind(*args, **kwargs).arguments)
+        resource = _resource(self._name, self._inner, method, call)
 
         def attempt() -> Any:
             lost = self._injector.before(self._name, method, resource)
             result = fn(*args, **kwargs)
             if lost is not None:
-                raise lost
+                raise self._injector.lost(self._name, method, lost)
             return result
 
         policy = self._policy
         listener = self.on_throttle
         if method == "rewrite_object" and listener is not None:
-            bucket = str(args[0])
+            bucket = str(call["bucket"])
 
             def on_retry(error: BaseException, attempt_number: int) -> None:
                 self._policy.on_retry(error, attempt_number)
@@ -306,19 +328,27 @@ class FaultyApi:
             policy = replace(policy, on_retry=on_retry)
         # Without a generation precondition a repeated rewrite could clobber a
         # concurrent write: like a create, it is sent once.
-        blind = method == "rewrite_object" and kwargs.get("if_generation_match") is None
+        blind = method == "rewrite_object" and call.get("if_generation_match") is None
         if (self._name, method) in ONCE or blind:
             return policy.once(attempt)
         return policy.call(attempt)
 
 
-def wrap(backend: Any, spec: FaultSpec, policy: RetryPolicy | None = None) -> FaultInjector:
+def wrap(
+    backend: Any,
+    spec: FaultSpec,
+    policy: RetryPolicy | None = None,
+    *,
+    on_retry: Callable[[BaseException, int], None] | None = None,
+) -> FaultInjector:
     """Put every service of `backend` behind faults and retries; returns the injector
-    (its `hits` say what fired)."""
+    (its `hits` say what fired). `policy` (tests) or the spec's backoff, telling
+    `on_retry` (the CLI's -v) of each retry."""
     injector = FaultInjector(spec)
-    policy = policy or RetryPolicy(
-        initial=spec.backoff, maximum=max(spec.backoff, 30.0 if spec.backoff else 0)
-    )
+    if policy is None:
+        policy = RetryPolicy(initial=spec.backoff, maximum=max(spec.backoff, 30.0 if spec.backoff else 0))
+        if on_retry is not None:
+            policy.on_retry = on_retry
     for name in APIS:
         setattr(backend, name, FaultyApi(name, getattr(backend, name), injector, policy))
     return injector

@@ -29,6 +29,8 @@ _MAP: list[tuple[type[gexc.GoogleAPICallError], type[api.ApiError]]] = [
     (gexc.ResourceExhausted, api.ResourceExhausted),
     (gexc.ServiceUnavailable, api.Unavailable),
     (gexc.DeadlineExceeded, api.DeadlineExceeded),
+    (gexc.GatewayTimeout, api.DeadlineExceeded),  # HTTP 504
+    (gexc.BadGateway, api.Unavailable),  # HTTP 502
     (gexc.InternalServerError, api.Unavailable),
     (gexc.BadRequest, api.InvalidArgument),
     (gexc.InvalidArgument, api.InvalidArgument),
