@@ -284,8 +284,10 @@ _ZYGOTE = textwrap.dedent(
         Journal._write = jwrite
 
         def report():
-            with open(events_file, "w") as fh:
+            # Whole or not at all: a kill from outside may land while this is written.
+            with open(events_file + ".tmp", "w") as fh:
                 json.dump({"n": state["n"], "labels": state["labels"]}, fh)
+            os.replace(events_file + ".tmp", events_file)
 
         return report
 
@@ -397,7 +399,7 @@ class Zygote:
         outside `kill_after` seconds after it started."""
         self.count += 1
         base = self.scratch / f"run-{self.count}"
-        paths = {k: str(base) + f".{k}" for k in ("stdout", "stderr", "events", "killed")}
+        paths = {k: str(base) + f".{k}" for k in ("stdout", "stderr", "events", "events.tmp", "killed")}
         request = {
             "argv": argv,
             "cwd": str(cwd),
