@@ -13,8 +13,10 @@ day finds it not destroyed.
 
 Playbooks: rotate-key, replace-key (to the same-region key, with or without
 `firestore=restore`), destroy-versions of a random subset of versions, disable-key.
-Plan, then apply to the end (exit 75: the clock moves 7 hours and apply runs again);
-a refusal (3), a stale plan (4) or a failure (1) are acceptable outcomes. Then:
+Most runs go through the fake's fault layer (rotator/backends/fake/faults.py) at 5%
+or 20% of every call, with a random seed. Plan, then apply to the end (exit 75: the
+clock moves 7 hours and apply runs again); a refusal (3), a stale plan (4) or a failure
+(1) are acceptable outcomes. Then:
 
 * nothing depends on a version that is not usable as it needs it (safety_support.
   violations: live and noncurrent generations, Firestore active versions, running jobs,
@@ -44,10 +46,12 @@ from services_world import ALL_AGENTS, ENCRYPTER_DECRYPTER
 
 from rotator import guards, playbooks
 from rotator.backends.fake import FakeBackend
+from rotator.backends.fake.faults import FaultSpec
 from rotator.engine import apply_plan
 from rotator.errors import BadInput, Failure, Refused, Stale, Waiting
 from rotator.inventory import scan_key
 from rotator.plan import build_plan, resolve_params
+from rotator.retry import RetryPolicy
 
 EXAMPLES = int(os.environ.get("ROTATOR_HYPOTHESIS_EXAMPLES", "100"))
 NEW = "projects/demo/locations/us-east1/keyRings/ring/cryptoKeys/app-2026"
@@ -227,6 +231,13 @@ def worlds(draw: Any) -> dict[str, Any]:
 
 
 @st.composite
+def faults(draw: Any) -> FaultSpec | None:
+    """Most runs with transient faults on every service (retried, or the step re-run)."""
+    rate = draw(st.sampled_from([0.05, 0.2, 0.0]))  # hypothesis leans to the first
+    return FaultSpec(rate=rate, seed=draw(st.integers(0, 2**16))) if rate else None
+
+
+@st.composite
 def runs(draw: Any) -> tuple[dict[str, Any], str, str | None, dict[str, str]]:
     doc = draw(worlds())
     playbook = draw(st.sampled_from(["rotate-key", "replace-key", "destroy-versions", "disable-key"]))
@@ -256,12 +267,13 @@ def states_of(doc: dict[str, Any], key: str) -> dict[int, str]:
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(runs())
+@given(runs(), faults())
 def test_after_plan_and_apply_nothing_depends_on_an_unusable_version(
-    case: tuple[dict[str, Any], str, str | None, dict[str, str]],
+    case: tuple[dict[str, Any], str, str | None, dict[str, str]], spec: FaultSpec | None
 ) -> None:
     world, playbook, new_key, sets = case
-    backend = FakeBackend.from_dict(world)
+    backend = FakeBackend.from_dict(world, faults=spec, retry=RetryPolicy(sleep=lambda _s: None))
+    event(f"faults at {spec.rate:.0%}" if spec else "no faults")
     before = backend.dump()
     assert violations(before) == [], "the generated world is inconsistent (a bug in the strategy)"
     inv = scan_key(backend, APP)
@@ -278,7 +290,9 @@ def test_after_plan_and_apply_nothing_depends_on_an_unusable_version(
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(4):
             try:
-                apply_plan(backend, plan, "sha", os.path.join(tmp, "plan.json"), concurrency=2)
+                apply_plan(
+                    backend, plan, "sha", os.path.join(tmp, "plan.json"), concurrency=2, sleep=lambda _s: None
+                )
                 break
             except Waiting:
                 backend.advance(timedelta(hours=7))
