@@ -9,7 +9,7 @@ google-cloud clients). So a fault in process travels the path it would in produc
 retried when transient, sent once when a repeat could make two of something (left to
 the engine's step re-check), reported per object when permanent.
 
-Configured by ROTATOR_FAKE_FAULTS (README, "Safety"), `;`-separated, e.g.
+Configured by ROTATOR_FAKE_FAULTS (README, "The fake world"), `;`-separated, e.g.
 
     rate=0.1;seed=6;codes=RESOURCE_EXHAUSTED,UNAVAILABLE,DEADLINE_EXCEEDED
     deny=gs://bkt/o/03,gs://bkt/o/11;missing=gs://bkt/o/07
@@ -27,7 +27,8 @@ methods   which calls fault (default all), by the fake's method name, e.g.
 times     stop after this many transient faults (default: no limit); with rate=1, exactly
           that many
 deny      resources that answer 403 PERMISSION_DENIED to every change (objects as
-          gs://BUCKET/NAME, others by full name)
+          gs://BUCKET/NAME, others by full name); rotator's own calls only, so not the
+          rewrites a batch job makes inside Cloud Storage
 missing   resources that answer 404 NOT_FOUND to every change, though they exist
 backoff   the client's first back-off in seconds, before jitter of as much again
           (default 0.5; 0: retries do not sleep)
@@ -213,10 +214,6 @@ class FaultInjector:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _transient: int = field(default=0, init=False)
     _seen: Counter[tuple[str, str, str]] = field(default_factory=Counter, init=False, repr=False)
-
-    def counts(self) -> Counter[str]:
-        with self._lock:
-            return Counter(h.code for h in self.hits)
 
     def before(self, service: str, method: str, resource: str) -> api.ApiError | None:
         """Raise a fault that stops the call, or return one to raise after it ran
