@@ -426,11 +426,21 @@ def test_sigkill_at_random_points_then_resume_ends_in_the_uninterrupted_world(
 
 def kill_a_real_process_mid_rewrite(bench: Bench, dest_version: str) -> str:
     """An operator's kill -9 of a real `python -m rotator apply`, once a third of the
-    objects are rewritten (slowed down with ROTATOR_FAKE_LATENCY_MS)."""
+    objects are rewritten (slowed down with ROTATOR_FAKE_LATENCY_MS). On a loaded
+    machine the watcher may miss the window: then the world is reset and it tries again
+    (the kill must happen; when is up to the scheduler)."""
+    for _attempt in range(3):
+        where = _kill_a_real_process_mid_rewrite(bench, dest_version)
+        if where is not None:
+            return where
+    raise AssertionError("apply was never caught mid-rewrite in 3 attempts")
+
+
+def _kill_a_real_process_mid_rewrite(bench: Bench, dest_version: str) -> str | None:
     bench.reset()
     total = bench.plan["summary"]["objects_to_rewrite"]
     env = {k: val for k, val in os.environ.items() if k not in ("ROTATOR_TEST_BACKEND",)}
-    env["ROTATOR_FAKE_LATENCY_MS"] = "3"
+    env["ROTATOR_FAKE_LATENCY_MS"] = "20"  # about half a second of rewriting to catch
     proc = subprocess.Popen(
         [sys.executable, "-m", "rotator", "--world", "world.yaml", "apply", "plan.json", "--yes"],
         cwd=bench.dir,
@@ -461,7 +471,9 @@ def kill_a_real_process_mid_rewrite(bench: Bench, dest_version: str) -> str:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == -signal.SIGKILL, f"apply was not killed mid-rewrite (exit {proc.returncode})"
+    if proc.returncode != -signal.SIGKILL:
+        assert proc.returncode == 0, f"apply exited {proc.returncode} before it could be killed"
+        return None
     where = f"a real process killed from outside with about {seen}/{total} objects rewritten"
     bench.assert_safe(f"{bench.scenario.playbook}: {where}")
     return where
