@@ -425,8 +425,9 @@ class Zygote:
         if done is None:
             os.kill(pid, signal.SIGKILL)
             raise AssertionError(f"rotator {' '.join(argv)} did not finish in {self.TIMEOUT}s")
-        out = Path(paths["stdout"]).read_text()
-        err = Path(paths["stderr"]).read_text()
+        # A kill from outside can land before the child opened its output files.
+        out = Path(paths["stdout"]).read_text() if os.path.exists(paths["stdout"]) else ""
+        err = Path(paths["stderr"]).read_text() if os.path.exists(paths["stderr"]) else ""
         events: dict[str, Any] = {"n": 0, "labels": []}
         if os.path.exists(paths["events"]):
             events = json.loads(Path(paths["events"]).read_text())
