@@ -215,16 +215,20 @@ _ZYGOTE = textwrap.dedent(
     SKIP = {"advance_to", "check_usable", "primary_for_encrypt"}
     SERVICES = ("kms", "storage", "firestore", "dataflow", "run", "functions", "batch")
 
-    def instrument(kill, events_file, killed_file, record):
+    def instrument(kill, kill_label, events_file, killed_file, record):
         lock = threading.Lock()
-        state = {"n": 0, "labels": []}
+        state = {"n": 0, "labels": [], "matched": 0}
 
         def hit(label, before_death=None):
             with lock:
                 state["n"] += 1
                 if record:
                     state["labels"].append(label)
-                if state["n"] == kill:
+                due = state["n"] == kill
+                if kill_label and label == kill_label["label"]:
+                    state["matched"] += 1
+                    due = state["matched"] == kill_label["nth"]
+                if due:
                     if before_death is not None:
                         before_death()
                     fd = os.open(killed_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -286,7 +290,7 @@ _ZYGOTE = textwrap.dedent(
         def report():
             # Whole or not at all: a kill from outside may land while this is written.
             with open(events_file + ".tmp", "w") as fh:
-                json.dump({"n": state["n"], "labels": state["labels"]}, fh)
+                json.dump({"n": state["n"], "labels": state["labels"], "matched": state["matched"]}, fh)
             os.replace(events_file + ".tmp", events_file)
 
         return report
@@ -302,7 +306,13 @@ _ZYGOTE = textwrap.dedent(
             os.close(f)
         nul = os.open(os.devnull, os.O_RDONLY)
         os.dup2(nul, 0)
-        report = instrument(req.get("kill") or 0, req["events"], req["killed"], req.get("record", False))
+        report = instrument(
+            req.get("kill") or 0,
+            req.get("kill_label"),
+            req["events"],
+            req["killed"],
+            req.get("record", False),
+        )
         try:
             rotator.cli.main(req["argv"])
             code = 0
@@ -345,6 +355,7 @@ class Run:
     stdout: str
     stderr: str
     events: int  # instrumented events seen (complete runs only)
+    matched: int  # of them, events with the kill label
     labels: list[str]  # with record=True
     killed_at: dict[str, Any] | None  # {"n": K, "label": ...} when killed at an event
 
@@ -391,12 +402,14 @@ class Zygote:
         cwd: Path,
         *,
         kill_at: int = 0,
+        kill_label: tuple[str, int] | None = None,
         kill_after: float | None = None,
         env: dict[str, str] | None = None,
         record: bool = False,
     ) -> Run:
-        """Run `rotator ARGV` in `cwd`; SIGKILL it at its `kill_at`-th event, or from
-        outside `kill_after` seconds after it started."""
+        """Run `rotator ARGV` in `cwd`; SIGKILL it at its `kill_at`-th event, at the
+        N-th event labelled L (`kill_label` = (L, N): the same kind of point whatever the
+        order threads reach it in), or from outside `kill_after` seconds after it started."""
         self.count += 1
         base = self.scratch / f"run-{self.count}"
         paths = {k: str(base) + f".{k}" for k in ("stdout", "stderr", "events", "events.tmp", "killed")}
@@ -406,6 +419,7 @@ class Zygote:
             "env": env or {},
             "unset": ["ROTATOR_FAKE_LATENCY_MS", "ROTATOR_TEST_BACKEND"],
             "kill": kill_at,
+            "kill_label": {"label": kill_label[0], "nth": kill_label[1]} if kill_label else None,
             "record": record,
             **paths,
         }
@@ -428,14 +442,22 @@ class Zygote:
         # A kill from outside can land before the child opened its output files.
         out = Path(paths["stdout"]).read_text() if os.path.exists(paths["stdout"]) else ""
         err = Path(paths["stderr"]).read_text() if os.path.exists(paths["stderr"]) else ""
-        events: dict[str, Any] = {"n": 0, "labels": []}
+        events: dict[str, Any] = {"n": 0, "labels": [], "matched": 0}
         if os.path.exists(paths["events"]):
             events = json.loads(Path(paths["events"]).read_text())
         killed_at = json.loads(Path(paths["killed"]).read_text()) if os.path.exists(paths["killed"]) else None
         for p in paths.values():
             if os.path.exists(p):
                 os.remove(p)
-        return Run(int(done["code"]), out, err, int(events["n"]), list(events["labels"]), killed_at)
+        return Run(
+            int(done["code"]),
+            out,
+            err,
+            int(events["n"]),
+            int(events["matched"]),
+            list(events["labels"]),
+            killed_at,
+        )
 
     def close(self) -> None:
         if self.proc.poll() is None:

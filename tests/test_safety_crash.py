@@ -11,7 +11,9 @@ with all five services and 300+ objects (the demo world, plus 100 objects):
 2. KILL_POINTS kill points are drawn from those events with a seeded RNG: at least one
    in each kind present (mid-listing, mid-rewrite, a KMS change, a Cloud Run /
    functions / Firestore / IAM / bucket change, between the snapshots and the first
-   disable, mid-journal write, right before a commit), the rest uniform; every fourth
+   disable, mid-journal write, right before a commit; each drawn as "the N-th event
+   with this label", so it is that kind of point however the rewrite threads
+   interleave), the rest uniform; every fourth
    chain is killed a second time while it resumes; a few kills come from outside
    after a seeded random delay with ROTATOR_FAKE_LATENCY_MS (as an operator's kill -9),
    and for rotate-key and replace-key one real `python -m rotator` process is killed
@@ -208,6 +210,9 @@ class Bench:
 @dataclass
 class Kill:
     at: int = 0  # the K-th instrumented event, counted across the chain's runs until it fires
+    # or: the N-th event with this label (counted the same way): the kind of point drawn
+    # whatever order the rewrite threads reach their events in
+    label: tuple[str, int] | None = None
     after: float | None = None  # or: from outside, this many seconds after the run started
     latency_ms: str | None = None
     note: str = ""
@@ -228,7 +233,12 @@ def run_chain(bench: Bench, chain: Chain, *, reset: bool = True) -> dict[str, An
     for _attempt in range(12):
         kill = pending[0] if pending else None
         env = {"ROTATOR_FAKE_LATENCY_MS": kill.latency_ms} if kill and kill.latency_ms else {}
-        r = bench.apply(kill_at=kill.at if kill else 0, kill_after=kill.after if kill else None, env=env)
+        r = bench.apply(
+            kill_at=kill.at if kill else 0,
+            kill_label=kill.label if kill else None,
+            kill_after=kill.after if kill else None,
+            env=env,
+        )
         if r.killed:
             assert kill is not None
             where = (
@@ -242,7 +252,12 @@ def run_chain(bench: Bench, chain: Chain, *, reset: bool = True) -> dict[str, An
             continue
         bench.assert_safe(f"{bench.scenario.playbook}: after a run that exited {r.code}")
         if kill is not None:
-            if kill.at:
+            if kill.label:
+                label, nth = kill.label
+                kill.label = (label, nth - r.matched)  # not reached: it counts on
+                if kill.label[1] <= 0:
+                    pending.pop(0)
+            elif kill.at:
                 kill.at -= r.events  # not reached in this run: it counts on into the next one
                 if kill.at <= 0:
                     pending.pop(0)
@@ -296,7 +311,7 @@ def reference_run(bench: Bench) -> tuple[dict[str, Any], list[str]]:
 
 
 CATEGORIES = {
-    "mid-listing": lambda lab: lab.startswith(("storage.list_objects", "storage.list_buckets")),
+    "mid-listing": lambda lab: lab.startswith("storage.list_objects"),  # a page of a bucket's objects
     "mid-rewrite": lambda lab: lab.startswith("storage.rewrite_object"),
     "kms-change": lambda lab: (
         lab.split(":")[0]
@@ -336,7 +351,16 @@ def draw_kills(labels: list[str], rng: random.Random, scenario: Scenario) -> lis
     disables = [i for i, lab in enumerate(labels, 1) if lab == "kms.update_crypto_key_version:before"]
     if snaps and disables:
         by_kind["between-snapshot-and-disable"] = list(range(max(snaps) + 1, min(disables) + 1))
-    points = [Kill(at=rng.choice(idx), note=kind) for kind, idx in sorted(by_kind.items()) if idx]
+    points = []
+    for kind, idx in sorted(by_kind.items()):
+        if not idx:
+            continue
+        at = rng.choice(idx)
+        if kind == "between-snapshot-and-disable":  # one thread there: the index is stable
+            points.append(Kill(at=at, note=kind))
+        else:
+            nth = labels[:at].count(labels[at - 1])
+            points.append(Kill(label=(labels[at - 1], nth), note=kind))
     for _ in range(DELAY_KILLS):
         latency = rng.choice(["1", "2", "3"])
         span = 0.25 if scenario.rewrite_to else 0.04
@@ -347,7 +371,7 @@ def draw_kills(labels: list[str], rng: random.Random, scenario: Scenario) -> lis
     chains = []
     for i, point in enumerate(points):
         kills = [point]
-        if i % DOUBLE_KILL_EVERY == DOUBLE_KILL_EVERY - 1 and point.at:
+        if i % DOUBLE_KILL_EVERY == DOUBLE_KILL_EVERY - 1 and (point.at or point.label):
             kills.append(Kill(at=rng.randint(1, max(1, total - point.at)), note="while resuming"))
         chains.append(Chain(kills))
     return chains
