@@ -79,6 +79,67 @@ def destroyable_world() -> dict[str, Any]:
     return doc
 
 
+# -- permanent faults on some objects (issue 6.2): one case, in process and over the wire ------
+
+AGENT = "serviceAccount:service-111111111111@gs-project-accounts.iam.gserviceaccount.com"
+FORBIDDEN = ["o/03", "o/11"]  # answer 403 to their rewrite
+MISSING = ["o/07"]  # answers 404 to its rewrite, though it is there
+
+
+def two_bucket_world() -> dict[str, Any]:
+    """APP with versions 1 and 2: 20 objects under 1 in bkt, 5 under 2 in other."""
+    return {
+        "project": "demo",
+        "kms": [
+            {
+                "key": APP,
+                "primary": 2,
+                "versions": {1: "ENABLED", 2: "ENABLED"},
+                "iam": {"roles/cloudkms.cryptoKeyEncrypterDecrypter": [AGENT]},
+            }
+        ],
+        "storage": [
+            {
+                "bucket": "bkt",
+                "location": "US-EAST1",
+                "default_kms_key": APP,
+                "soft_delete": 0,
+                "generate": [{"prefix": "o/", "count": 20, "kms_key_version": v(APP, 1), "size": 10}],
+            },
+            {
+                "bucket": "other",
+                "location": "US-EAST1",
+                "default_kms_key": APP,
+                "soft_delete": 0,
+                "generate": [{"prefix": "x/", "count": 5, "kms_key_version": v(APP, 2), "size": 10}],
+            },
+        ],
+    }
+
+
+def assert_failed_objects_kept(doc: dict[str, Any], status: dict[str, Any], failed: list[str]) -> None:
+    """After rotate-key's apply failed on `failed` (a world dump and `status --output
+    json`): those objects are untouched under version 1, which stays ENABLED; the other
+    24 moved; the rewrite step failed and the disable never ran."""
+    key = next(k for k in doc["kms"] if k["key"] == APP)
+    assert key["versions"][1] == "ENABLED", key["versions"]
+    assert violations(doc) == []
+    objects = {o["name"]: o for b in doc["storage"] for o in b["objects"]}
+    for name in failed:
+        assert objects[name]["kms_key_version"] == v(APP, 1) and objects[name]["generation"] == 1
+    moved = [n for n, o in objects.items() if o["kms_key_version"] == v(APP, 3)]
+    assert len(moved) == 25 - len(failed)
+    steps = {s["id"]: s for s in status["steps"]}
+    assert steps["rewrite-objects"]["state"] == "failed"
+    assert steps["disable-old-versions"]["state"] == "pending"
+
+
+def assert_finished_after_fix(doc: dict[str, Any]) -> None:
+    key = next(k for k in doc["kms"] if k["key"] == APP)
+    assert key["versions"] == {1: "DISABLED", 2: "DISABLED", 3: "ENABLED"}
+    assert violations(doc) == []
+
+
 # -- the invariant, read from a world dump ---------------------------------------------------
 
 

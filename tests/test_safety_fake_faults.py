@@ -30,7 +30,19 @@ from typing import Any
 import pytest
 import yaml
 from helpers import assert_failed, run_cli
-from safety_support import APP, NEW, demo_world, destroyable_world, normalized, v, violations
+from safety_support import (
+    APP,
+    FORBIDDEN,
+    MISSING,
+    NEW,
+    assert_failed_objects_kept,
+    assert_finished_after_fix,
+    demo_world,
+    destroyable_world,
+    normalized,
+    two_bucket_world,
+    violations,
+)
 
 from rotator import playbooks, ratelimit
 from rotator.backends.fake import FakeBackend, open_world
@@ -303,48 +315,12 @@ def test_a_lost_response_on_a_retried_change_is_accepted(tmp_path: Path, method:
 
 # -- permanent faults, through the CLI ---------------------------------------------------------------
 
-KEY = "projects/demo/locations/us-east1/keyRings/ring/cryptoKeys/app"
-AGENT = "serviceAccount:service-111111111111@gs-project-accounts.iam.gserviceaccount.com"
-FORBIDDEN = ["o/03", "o/11"]
-MISSING = ["o/07"]
-
-
-def small_world() -> dict[str, Any]:
-    return {
-        "project": "demo",
-        "now": "2026-11-22T00:00:00Z",
-        "kms": [
-            {
-                "key": KEY,
-                "primary": 2,
-                "versions": {1: "ENABLED", 2: "ENABLED"},
-                "iam": {"roles/cloudkms.cryptoKeyEncrypterDecrypter": [AGENT]},
-            }
-        ],
-        "storage": [
-            {
-                "bucket": "bkt",
-                "location": "US-EAST1",
-                "default_kms_key": KEY,
-                "soft_delete": 0,
-                "generate": [{"prefix": "o/", "count": 20, "kms_key_version": v(KEY, 1), "size": 10}],
-            },
-            {
-                "bucket": "other",
-                "location": "US-EAST1",
-                "default_kms_key": KEY,
-                "soft_delete": 0,
-                "generate": [{"prefix": "x/", "count": 5, "kms_key_version": v(KEY, 2), "size": 10}],
-            },
-        ],
-    }
-
 
 def planned_small(tmp_path: Path) -> Path:
     world = tmp_path / "world.yaml"
-    world.write_text(yaml.safe_dump(small_world(), sort_keys=False))
+    world.write_text(yaml.safe_dump(two_bucket_world(), sort_keys=False))
     r = run_cli(
-        ["--world", str(world), "plan", "rotate-key", "--key", KEY, "--out", "plan.json"], cwd=tmp_path
+        ["--world", str(world), "plan", "rotate-key", "--key", APP, "--out", "plan.json"], cwd=tmp_path
     )
     assert r.code == 0, r
     return world
@@ -354,30 +330,16 @@ def apply_small(tmp_path: Path, world: Path) -> Any:
     return run_cli(["--world", str(world), "apply", "plan.json", "--yes"], cwd=tmp_path)
 
 
-def assert_failed_objects_kept(tmp_path: Path, world: Path, failed: list[str]) -> None:
-    doc = open_world(str(world)).dump()
-    key = next(k for k in doc["kms"] if k["key"] == KEY)
-    assert key["versions"][1] == "ENABLED", key["versions"]
-    assert violations(doc) == []
-    objects = {o["name"]: o for b in doc["storage"] for o in b["objects"]}
-    for name in failed:
-        assert objects[name]["kms_key_version"] == v(KEY, 1) and objects[name]["generation"] == 1
-    moved = [n for n, o in objects.items() if o["kms_key_version"] == v(KEY, 3)]
-    assert len(moved) == 25 - len(failed)
+def failed_objects_kept(tmp_path: Path, world: Path, failed: list[str]) -> None:
     status = run_cli(["--world", str(world), "--output", "json", "status", "plan.json"], cwd=tmp_path)
-    steps = {s["id"]: s for s in json.loads(status.stdout)["steps"]}
-    assert steps["rewrite-objects"]["state"] == "failed"
-    assert steps["disable-old-versions"]["state"] == "pending"
+    assert_failed_objects_kept(open_world(str(world)).dump(), json.loads(status.stdout), failed)
 
 
 def finish_after_fix(tmp_path: Path, world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ROTATOR_FAKE_FAULTS")
     r = apply_small(tmp_path, world)
     assert r.code == 0, r
-    doc = open_world(str(world)).dump()
-    key = next(k for k in doc["kms"] if k["key"] == KEY)
-    assert key["versions"] == {1: "DISABLED", 2: "DISABLED", 3: "ENABLED"}
-    assert violations(doc) == []
+    assert_finished_after_fix(open_world(str(world)).dump())
 
 
 def test_permanent_403_on_some_objects_is_reported_per_object_and_keeps_their_version(
@@ -390,7 +352,7 @@ def test_permanent_403_on_some_objects_is_reported_per_object_and_keeps_their_ve
     for name in FORBIDDEN:  # each object on a line of its own, with the permission it lacks
         own = [ln for ln in r.stderr.splitlines() if f"gs://bkt/{name}" in ln and ln != line]
         assert own and "storage.objects" in own[0], (name, r.stderr)
-    assert_failed_objects_kept(tmp_path, world, FORBIDDEN)
+    failed_objects_kept(tmp_path, world, FORBIDDEN)
     finish_after_fix(tmp_path, world, monkeypatch)
 
 
@@ -405,7 +367,7 @@ def test_permanent_404_on_rewrite_of_an_object_that_is_still_there_is_reported_a
     line = assert_failed(r, 1, "error", f"{len(MISSING)} object(s)")
     for name in MISSING:
         assert any(f"gs://bkt/{name}" in ln for ln in r.stderr.splitlines() if ln != line), r.stderr
-    assert_failed_objects_kept(tmp_path, world, MISSING)
+    failed_objects_kept(tmp_path, world, MISSING)
     finish_after_fix(tmp_path, world, monkeypatch)
 
 
@@ -447,9 +409,9 @@ def test_a_wrong_fault_spec_is_exit_2_and_makes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, needle: str
 ) -> None:
     world = tmp_path / "world.yaml"
-    world.write_text(yaml.safe_dump(small_world(), sort_keys=False))
+    world.write_text(yaml.safe_dump(two_bucket_world(), sort_keys=False))
     monkeypatch.setenv("ROTATOR_FAKE_FAULTS", spec)
-    r = run_cli(["--world", str(world), "inventory", KEY], cwd=tmp_path)
+    r = run_cli(["--world", str(world), "inventory", APP], cwd=tmp_path)
     assert_failed(r, 2, "error", "ROTATOR_FAKE_FAULTS", needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["world.yaml"]
 

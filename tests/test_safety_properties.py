@@ -28,7 +28,7 @@ clock moves 7 hours and apply runs again); a refusal (3), a stale plan (4) or a 
   was not asked to destroy; nothing else ever destroys;
 * a refused or stale plan changed nothing before it stopped.
 
-Examples: ROTATOR_HYPOTHESIS_EXAMPLES (default 100 for CI, ~2 s; nightly: 1000, ~20 s), derandomized
+Examples: ROTATOR_HYPOTHESIS_EXAMPLES (default 100 for CI, ~4 s; nightly: 1000, ~25 s), derandomized
 (the same examples every run), no deadline.
 """
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from grpc_server import GrpcServer, serve_grpc
 from storage_http import StorageServer, serve_storage
@@ -16,6 +18,23 @@ from storage_http import StorageServer, serve_storage
 from rotator.backends.fake import open_world
 
 ORGANIZATION = "123456789"
+
+
+def world_dump(world: Path) -> dict[str, Any]:
+    """The world file's state as `world dump` prints it (beside its servers, which share it)."""
+    backend = open_world(str(world))
+    try:
+        return backend.dump()
+    finally:
+        backend.store.close()
+
+
+def world_advance(world: Path, delta: timedelta) -> None:
+    backend = open_world(str(world))
+    try:
+        backend.advance(delta)
+    finally:
+        backend.store.close()
 
 
 @contextmanager

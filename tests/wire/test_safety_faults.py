@@ -36,9 +36,21 @@ import pytest
 import yaml
 from grpc_server import KMS, STORAGE_BATCH
 from grpc_server import Fault as GrpcFault
-from harness import serve_world_file
+from harness import serve_world_file, world_advance, world_dump
 from helpers import assert_failed, run_cli
-from safety_support import APP, NEW, demo_world, destroyable_world, normalized, v, violations
+from safety_support import (
+    APP,
+    FORBIDDEN,
+    MISSING,
+    NEW,
+    assert_failed_objects_kept,
+    assert_finished_after_fix,
+    demo_world,
+    destroyable_world,
+    normalized,
+    two_bucket_world,
+    violations,
+)
 from storage_http import Fault
 
 from rotator import playbooks
@@ -140,18 +152,10 @@ class Wire:
         raise AssertionError("still waiting after 48h")
 
     def advance(self, delta: timedelta) -> None:
-        backend = open_world(str(self.world))
-        try:
-            backend.advance(delta)
-        finally:
-            backend.store.close()
+        world_advance(self.world, delta)
 
     def dump(self) -> dict[str, Any]:
-        backend = open_world(str(self.world))
-        try:
-            return backend.dump()
-        finally:
-            backend.store.close()
+        return world_dump(self.world)
 
 
 @pytest.fixture
@@ -386,77 +390,28 @@ def test_a_lost_response_on_a_retried_kms_change_is_accepted(wires: Any, method:
 
 # -- permanent faults, through the CLI --------------------------------------------------------------
 
-KEY = "projects/demo/locations/us-east1/keyRings/ring/cryptoKeys/app"
-AGENT = "serviceAccount:service-111111111111@gs-project-accounts.iam.gserviceaccount.com"
-FORBIDDEN = ["o/03", "o/11"]
-MISSING = ["o/07"]
-
-
-def small_world() -> dict[str, Any]:
-    return {
-        "project": "demo",
-        "kms": [
-            {
-                "key": KEY,
-                "primary": 2,
-                "versions": {1: "ENABLED", 2: "ENABLED"},
-                "iam": {"roles/cloudkms.cryptoKeyEncrypterDecrypter": [AGENT]},
-            }
-        ],
-        "storage": [
-            {
-                "bucket": "bkt",
-                "location": "US-EAST1",
-                "default_kms_key": KEY,
-                "soft_delete": 0,
-                "generate": [{"prefix": "o/", "count": 20, "kms_key_version": v(KEY, 1), "size": 10}],
-            },
-            {
-                "bucket": "other",
-                "location": "US-EAST1",
-                "default_kms_key": KEY,
-                "soft_delete": 0,
-                "generate": [{"prefix": "x/", "count": 5, "kms_key_version": v(KEY, 2), "size": 10}],
-            },
-        ],
-    }
-
 
 def serve_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack: ExitStack) -> tuple[Path, Any]:
     world = tmp_path / "world.yaml"
-    world.write_text(yaml.safe_dump(small_world(), sort_keys=False))
+    world.write_text(yaml.safe_dump(two_bucket_world(), sort_keys=False))
     env, storage, _grpc = stack.enter_context(serve_world_file(world, tmp_path / "cache"))
     for k, val in env.items():
         monkeypatch.setenv(k, val)
-    r = run_cli(["plan", "rotate-key", "--key", KEY, "--out", "plan.json"], cwd=tmp_path)
+    r = run_cli(["plan", "rotate-key", "--key", APP, "--out", "plan.json"], cwd=tmp_path)
     assert r.code == 0, r
     return world, storage
 
 
-def assert_failed_objects_kept(tmp_path: Path, world: Path, failed: list[str]) -> None:
-    doc = open_world(str(world)).dump()
-    key = next(k for k in doc["kms"] if k["key"] == KEY)
-    assert key["versions"][1] == "ENABLED", key["versions"]
-    assert violations(doc) == []
-    objects = {o["name"]: o for b in doc["storage"] for o in b["objects"]}
-    for name in failed:
-        assert objects[name]["kms_key_version"] == v(KEY, 1) and objects[name]["generation"] == 1
-    moved = [n for n, o in objects.items() if o["kms_key_version"] == v(KEY, 3)]
-    assert len(moved) == 25 - len(failed)
+def failed_objects_kept(tmp_path: Path, world: Path, failed: list[str]) -> None:
     status = run_cli(["--output", "json", "status", "plan.json"], cwd=tmp_path)
-    steps = {s["id"]: s for s in json.loads(status.stdout)["steps"]}
-    assert steps["rewrite-objects"]["state"] == "failed"
-    assert steps["disable-old-versions"]["state"] == "pending"
+    assert_failed_objects_kept(open_world(str(world)).dump(), json.loads(status.stdout), failed)
 
 
 def finish_after_fix(tmp_path: Path, world: Path, storage: Any) -> None:
     storage.faults.clear()
     r = run_cli(["apply", "plan.json", "--yes"], cwd=tmp_path)
     assert r.code == 0, r
-    doc = open_world(str(world)).dump()
-    key = next(k for k in doc["kms"] if k["key"] == KEY)
-    assert key["versions"] == {1: "DISABLED", 2: "DISABLED", 3: "ENABLED"}
-    assert violations(doc) == []
+    assert_finished_after_fix(open_world(str(world)).dump())
 
 
 def test_permanent_403_on_some_objects_is_reported_per_object_and_keeps_their_version(
@@ -474,7 +429,7 @@ def test_permanent_403_on_some_objects_is_reported_per_object_and_keeps_their_ve
         for name in FORBIDDEN:
             own = [ln for ln in r.stderr.splitlines() if f"gs://bkt/{name}" in ln and ln != line]
             assert own and "storage.objects" in own[0], (name, r.stderr)
-        assert_failed_objects_kept(tmp_path, world, FORBIDDEN)
+        failed_objects_kept(tmp_path, world, FORBIDDEN)
         finish_after_fix(tmp_path, world, storage)
 
 
@@ -491,5 +446,5 @@ def test_permanent_404_on_rewrite_of_an_object_that_is_still_there_is_reported_a
         line = assert_failed(r, 1, "error", f"{len(MISSING)} object(s)")
         for name in MISSING:
             assert any(f"gs://bkt/{name}" in ln for ln in r.stderr.splitlines() if ln != line), r.stderr
-        assert_failed_objects_kept(tmp_path, world, MISSING)
+        failed_objects_kept(tmp_path, world, MISSING)
         finish_after_fix(tmp_path, world, storage)

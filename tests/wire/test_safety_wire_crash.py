@@ -32,11 +32,10 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import serve_world_file
+from harness import serve_world_file, world_advance, world_dump
 from safety_support import APP, normalized, violations
 from test_safety_faults import PLAYBOOKS
 
-from rotator.backends.fake import open_world
 from rotator.journal import journal_path, read_events
 
 WIRE_KILL_POINTS = int(os.environ.get("ROTATOR_WIRE_CRASH_KILL_POINTS", "5"))
@@ -140,18 +139,10 @@ class Chain:
         assert violations(doc, revoked=revoked) == [], f"{self.playbook}, {when}"
 
     def advance(self, delta: timedelta) -> None:
-        backend = open_world(str(self.world))
-        try:
-            backend.advance(delta)
-        finally:
-            backend.store.close()
+        world_advance(self.world, delta)
 
     def dump(self) -> dict[str, Any]:
-        backend = open_world(str(self.world))
-        try:
-            return backend.dump()
-        finally:
-            backend.store.close()
+        return world_dump(self.world)
 
 
 def prepare(folder: Path, playbook: str, plan_from: Path | None) -> Chain:
