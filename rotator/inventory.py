@@ -1,4 +1,4 @@
-"""What each version of a key protects, and what pins it (DOMAIN "What pins a version").
+"""What each version of a key protects, and what pins it (README, "What pins a version").
 
 One streamed pass per bucket (live + noncurrent, then soft-deleted); nothing holds
 every object in memory. Uses are aggregated per (version, bucket, kind) with a few
@@ -107,7 +107,7 @@ IMPACT = {
     SOFT_DELETED_GENERATION: "it cannot be restored readable (R14)",
     UNREADABLE_OBJECT: _OBJECTS,
     FIRESTORE_KEY: "every call fails with FAILED_PRECONDITION within 10 minutes; import/export fail "
-    "for good, index builds pause (R22); an EXTERNAL key goes offline after 1 hour (R23)",
+    "for good, index builds pause (R22)",
     FIRESTORE_ACTIVE: "every call fails with FAILED_PRECONDITION within 10 minutes (R22)",
     FIRESTORE_BACKUP: "the backup cannot be restored (R22, R24)",
     DATAFLOW_KEY: "the job is cancelled, for good (R31)",
@@ -346,7 +346,7 @@ def _versions_used(
     """The versions a resource depends on. Some APIs do not say which version a resource
     was encrypted under (a Firestore backup, a Dataflow job, a Cloud Run revision not
     deployed by rotator): then it may be any version of its key, and the safe side is
-    that it pins them all (DOMAIN: when unsure, assume in use)."""
+    that it pins them all (when unsure, assume in use: rotator.rules)."""
     use = _version_use(uses, key, version)
     if use is not None:
         return [use]

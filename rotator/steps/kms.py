@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Any
 from rotator import apierrors as api
 from rotator import guards
 from rotator.errors import BadInput, Stale
-from rotator.inventory import IMPACT, KEY_LEVEL, LIVE_OBJECT, NONCURRENT_GENERATION, PRIMARY, PinGroup
+from rotator.inventory import (
+    FIRESTORE_ACTIVE,
+    FIRESTORE_KEY,
+    IMPACT,
+    KEY_LEVEL,
+    LIVE_OBJECT,
+    NONCURRENT_GENERATION,
+    PRIMARY,
+    PinGroup,
+)
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.timeutil import format_time
@@ -16,6 +25,10 @@ from rotator.timeutil import format_time
 if TYPE_CHECKING:
     from rotator.engine import ApplyContext
     from rotator.plan import PlanContext
+
+
+# Keys held outside Google (Cloud EKM): Firestore masks their loss for up to an hour (R23).
+EXTERNAL_LEVELS = ("EXTERNAL", "EXTERNAL_VPC")
 
 
 def _states(ctx_backend: Any, key: str) -> dict[int, str]:
@@ -131,7 +144,7 @@ class DisableVersions(StepKind):
                 if (p.kind, p.resource) not in ctx.resolved_uses
             ]
             if inv.uninspected:
-                # What was not looked at may still use the version: the safe side (DOMAIN).
+                # What was not looked at may still use the version: the safe side (rotator.rules).
                 keep[n] = [
                     f"services not inspected (--services): {', '.join(inv.uninspected)}; assumed in use"
                 ] + [guards.describe_pin(p) for p in pins]
@@ -152,6 +165,15 @@ class DisableVersions(StepKind):
                 "EMERGENCY: data under these versions becomes unreadable and "
                 "writes naming the key fail until re-enabled (R14, R15)"
             )
+            if inv.key.protection_level in EXTERNAL_LEVELS:
+                serving = (FIRESTORE_KEY, FIRESTORE_ACTIVE)
+                databases = {str(b["resource"]) for b in impact if b["kind"] in serving}
+                notes += [
+                    f"{db}: under an EXTERNAL key; disabling here stops it within 10 minutes (R22), "
+                    "but a revocation made only at the external key manager leaves it serving for up "
+                    "to 1 hour before Firestore takes it offline (R23)"
+                    for db in sorted(databases)
+                ]
         return PlannedStep(
             id=step_id,
             kind=self.name,
