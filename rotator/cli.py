@@ -204,6 +204,38 @@ def playbooks_cmd(env: Env, name: str | None) -> None:
     env.result(stamp("rotator.playbooks", {"playbooks": docs}), "\n".join(lines))
 
 
+@cli.command("rules")
+@click.argument("rule", required=False)
+@pass_env
+def rules_cmd(env: Env, rule: str | None) -> None:
+    """List the rules rotator enforces (R1..R43), or explain RULE.
+
+    Messages, plans and playbooks cite these numbers; RULE may be R16, r16 or 16.
+
+    \b
+    Examples:
+      rotator rules
+      rotator rules R16
+      rotator --output json rules R13
+    """
+    from rotator import rules
+    from rotator.steps import REGISTRY
+
+    chosen = [rules.lookup(rule)] if rule is not None else list(rules.RULES)
+    kinds_of = {n: {s.kind for s in playbooks.load(n).steps} for n in playbooks.available()}
+    docs = []
+    for r in chosen:
+        # the step kinds that cite the rule -> the playbooks that run them
+        cited_by = {
+            kind: [n for n, kinds in kinds_of.items() if kind in kinds]
+            for kind, step in REGISTRY.items()
+            if r.id in step.rules
+        }
+        docs.append({**r.to_json(), "cited_by": cited_by})
+    text = rules.explain_text(chosen[0], docs[0]["cited_by"]) if rule is not None else rules.list_text(chosen)
+    env.result(stamp("rotator.rules", {"rules": docs}), text)
+
+
 @cli.command()
 @click.argument("key")
 @services_option

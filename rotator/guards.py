@@ -1,7 +1,7 @@
 """The refusals: plain functions of what was inspected, one concern each, citing rules.
 
 A use that needs the version now blocks disable; a use that needs it some day blocks
-destroy (DOMAIN "What pins a version"). Disabling is reversible, destroying is not.
+destroy (README, "What pins a version"). Disabling is reversible, destroying is not.
 """
 
 from __future__ import annotations

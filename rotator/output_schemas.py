@@ -113,6 +113,26 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["playbooks"],
     ),
+    "rotator.rules": _doc(
+        "rotator.rules",
+        {
+            "rules": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["id", "topic", "summary", "detail", "honoured", "sources", "enforced_in"],
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^R[0-9]+$"},
+                        "sources": {"type": "array", "minItems": 1},
+                        "enforced_in": {"type": "array", "minItems": 1},
+                        "cited_by": {"type": "object"},
+                    },
+                },
+            },
+        },
+        ["rules"],
+    ),
     "rotator.clock": _doc("rotator.clock", {"now": _STR}, ["now"]),
     "rotator.error": _doc(
         "rotator.error",

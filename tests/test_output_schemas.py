@@ -23,6 +23,7 @@ def test_every_command_prints_a_document_that_matches_its_schema(tmp_path: Path)
         "rotator.apply": ["apply", plan, "--yes"],
         "rotator.status": ["status", plan],
         "rotator.clock": ["world", "advance", "1h"],
+        "rotator.rules": ["rules", "R16"],
         "rotator.error": ["plan", "rotate-key", "--key", "projects/x"],
     }
     for kind, args in runs.items():
