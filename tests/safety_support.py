@@ -1,6 +1,6 @@
 """Shared support for the safety tests (tests/test_safety_*.py, tests/wire/test_safety_*.py).
 
-* `violations(dump)`: an independent reading of DOMAIN's "What pins a version" over a
+* `violations(dump)`: an independent reading of README's "What pins a version" over a
   `world dump` (not rotator's own inventory): every use that needs a version now
   (live and noncurrent generations, Firestore active versions, running Dataflow jobs,
   serving Cloud Run revisions, functions, and the primary of every key a bucket,

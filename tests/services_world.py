@@ -6,7 +6,7 @@ Dataflow, Cloud Run and functions (and of the playbooks over them).
 `services_world()` (every call a fresh dict, mutate freely):
 
 * `APP_KEY` (us-east1): versions 1, 2, 3 ENABLED, primary 3; every service agent of
-  DOMAIN R5 holds Encrypter/Decrypter on it;
+  R5 (`rotator rules R5`) holds Encrypter/Decrypter on it;
 * `NEW_KEY` (us-east1): version 1, primary; agents as `new_key_agents` (default: all);
 * `EU_KEY` (europe-west1), `US_KEY` (multi-region us), `GLOBAL_KEY` (global): version 1,
   every agent granted (wrong locations for us-east1 resources, R7, R30);
@@ -36,7 +36,7 @@ PROJECT_NUMBER = "111111111111"
 NOW_TEXT = "2026-11-22T00:00:00Z"
 ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 
-# The service agents of DOMAIN R5, spelled out here (not taken from rotator.agents).
+# The service agents of R5 (`rotator rules R5`), spelled out here (not taken from rotator.agents).
 N = PROJECT_NUMBER
 STORAGE_AGENT = f"serviceAccount:service-{N}@gs-project-accounts.iam.gserviceaccount.com"
 RUN_AGENT = f"serviceAccount:service-{N}@serverless-robot-prod.iam.gserviceaccount.com"

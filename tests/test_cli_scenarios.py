@@ -1,6 +1,6 @@
 """End-to-end scenarios through the command line, on world files in tmp_path.
 
-The pin table of DOMAIN.md ("What pins a version") for Cloud Storage + KMS, row by
+The pin table of README.md ("What pins a version") for Cloud Storage + KMS, row by
 row, for disable (rotate-key's disable step keeps or disables) and destroy
 (destroy-versions refuses with exit 3 or schedules); the issue's scenario; the
 replace-key runbook (R13); the emergency disable-key; status and re-apply.
@@ -469,8 +469,8 @@ def test_issue_scenario_rotate_then_destroy_follows_the_pin_table(tmp_path: Path
 def test_issue_scenario_destroying_the_kept_versions_names_their_pins_and_dates(tmp_path: Path) -> None:
     """After the rotation, versions 2-4 stay ENABLED because they are pinned. A destroy
     of them is refused (exit 3), and the refusal names what pins each, under which
-    rule, with the date it frees up where one exists (DOMAIN: "Every refusal names the
-    resource, the rule and, where there is one, the date V frees up") - not only
+    rule, with the date it frees up where one exists (README, first paragraph: "the refusal
+    names the resource, the rule ... and the date the version frees up") - not only
     "disable it first", which would invite disabling a locked object's version."""
     w = WorldCli(tmp_path, _issue_world())
     rotate(w)

@@ -20,7 +20,7 @@ with all five services and 300+ objects (the demo world, plus 100 objects):
    from outside mid-rewrite;
 3. after every kill, the world read back from its state must not have a version
    disabled or destroyed that something still needs (safety_support.violations: an
-   independent reading of DOMAIN's pin table over `world dump`, plus rotator's own
+   independent reading of README's pin table over `world dump`, plus rotator's own
    inventory: no DISABLED version with live objects under it), no Streaming Engine
    job cancelled without a snapshot (R31), nothing destroyed but the versions asked;
 4. the chain is re-run to the end (exit 75: `world advance 6h`, as the operator
