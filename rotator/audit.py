@@ -26,7 +26,13 @@ class Audit:
             "playbook": plan["playbook"]["name"],
         }
         self.write(
-            "apply.started", who=who, user=_local_user(), host=socket.gethostname(), target=plan["target"]
+            "apply.started",
+            who=who,
+            user=_local_user(),
+            host=socket.gethostname(),
+            target=plan["target"],
+            # What the operator accepted when planning (e.g. an unreadable Cloud KMS Inventory).
+            acknowledgements=plan.get("acknowledgements", []),
         )
 
     def write(self, event: str, **fields: Any) -> None:

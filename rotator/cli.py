@@ -282,6 +282,13 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--new-key", metavar="KEY", help="The replacement key (replace-key).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A playbook parameter.")
 @click.option("--out", metavar="PLAN.json", help="Write the plan here for `rotator apply`.")
+@click.option(
+    "--acknowledge-unreadable-inventory",
+    "acknowledge",
+    is_flag=True,
+    help="When Cloud KMS Inventory cannot be read, vouch that no other product or project uses the "
+    "key, so its versions may be disabled or destroyed; recorded in the plan, ticket and audit record.",
+)
 @services_option
 @pass_env
 def plan(
@@ -291,6 +298,7 @@ def plan(
     new_key: str | None,
     sets: tuple[str, ...],
     out: str | None,
+    acknowledge: bool,
     services: str,
 ) -> None:
     """Inspect the world and plan PLAYBOOK (read-only).
@@ -310,7 +318,7 @@ def plan(
     chosen = tuple(parse_services(services))
     if out and os.path.isdir(out):
         raise BadInput(f"--out {out} is a directory")
-    doc = build_plan(env.backend(), pb, params, emit=env.debug, services=chosen)
+    doc = build_plan(env.backend(), pb, params, emit=env.debug, services=chosen, acknowledged=acknowledge)
     if out:
         tmp = f"{out}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:

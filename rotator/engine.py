@@ -79,7 +79,13 @@ class ApplyContext:
 
     def fresh_inventory(self, key: str) -> KeyInventory:
         """Always re-read: a guard must judge the world as it is now, not as planned."""
-        return scan_key(self.backend, key, services=self.plan.get("services", SERVICES))
+        return scan_key(
+            self.backend,
+            key,
+            services=self.plan.get("services", SERVICES),
+            projects=tuple(self.plan.get("projects") or (self.backend.project,)),
+            acknowledged=any(a.get("key") == key for a in self.plan.get("acknowledgements", [])),
+        )
 
     def progress(self, step_id: str, bucket: str) -> Progress:
         """A callback for per-object counters: a journal checkpoint and a progress line

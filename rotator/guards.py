@@ -18,11 +18,14 @@ from rotator.inventory import (
     FIRESTORE_KEY,
     FUNCTION,
     FUNCTION_KEY,
+    INVENTORY_UNREADABLE,
+    OTHER_PROJECT,
     PRIMARY,
     REPOSITORY_KEY,
     RUN_IDLE,
     RUN_KEY,
     RUN_SERVING,
+    UNCOVERED,
     KeyInventory,
     PinGroup,
     VersionUse,
@@ -83,7 +86,9 @@ def describe_pin(p: PinGroup) -> str:
         FUNCTION: "is deployed under this version",
         FIRESTORE_BACKUP: f"backup {names}",
     }.get(p.kind)
-    if what:
+    if p.kind in (UNCOVERED, OTHER_PROJECT, INVENTORY_UNREADABLE):
+        text = _describe_inventory_pin(p)
+    elif what:
         text = f"{p.resource} {what}"
     elif about:
         text = (
@@ -102,6 +107,16 @@ def describe_pin(p: PinGroup) -> str:
     frees = p.frees_on()
     when = f"frees {format_time(frees)}" if frees else f"frees when {p.spec.frees_when}"
     return f"{text} [{p.rule}; {when}]"
+
+
+def _describe_inventory_pin(p: PinGroup) -> str:
+    """Uses only Cloud KMS Inventory knows of: by type and count, as it lists them."""
+    names = (" e.g. " + ", ".join(p.examples[:3])) if p.examples and p.examples[0] != p.resource else ""
+    if p.kind == UNCOVERED:
+        return f"{p.resource}: {p.count}{names} (a product rotator does not manage; Cloud KMS Inventory)"
+    if p.kind == OTHER_PROJECT:
+        return f"{p.resource}: {p.count} resource(s){names} ({p.detail}; Cloud KMS Inventory)"
+    return f"{p.resource} could not be read: any product may use this version, so it is assumed in use"
 
 
 def refuse_destroy(inv: KeyInventory, numbers: list[int]) -> None:

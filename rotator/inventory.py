@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from rotator import apierrors as api
 from rotator.agents import DATAFLOW, FIRESTORE, FUNCTIONS, RUN, SERVICES, STORAGE
 from rotator.backends.base import Backend, iter_objects
 from rotator.model import (
@@ -22,6 +24,8 @@ from rotator.model import (
     CryptoKey,
     CryptoKeyVersion,
     ObjectInfo,
+    ProtectedResource,
+    ProtectedResourcesSummary,
 )
 from rotator.names import KeyName
 from rotator.storage_rules import locked, overwrite_blocker, retention_expiry
@@ -60,6 +64,8 @@ FUNCTION_KEY = "function_key"
 FUNCTION = "function"
 REPOSITORY_KEY = "repository_key"
 UNCOVERED = "uncovered_resource"
+OTHER_PROJECT = "other_project_resource"
+INVENTORY_UNREADABLE = "inventory_unreadable"
 # Products rotator inspects itself; anything else Cloud KMS Inventory lists is reported.
 COVERED_PRODUCTS = {
     "storage.googleapis.com",
@@ -119,6 +125,8 @@ IMPACT = {
     FUNCTION: "no new instance starts (R41, R42)",
     REPOSITORY_KEY: "images in the repository cannot be pulled (R42)",
     UNCOVERED: "its data becomes unreadable (a product rotator does not cover)",
+    OTHER_PROJECT: "its data becomes unreadable (a project rotator did not inspect)",
+    INVENTORY_UNREADABLE: "whatever else uses the key stops working (Cloud KMS Inventory could not say)",
 }
 
 PIN_KINDS: dict[str, PinKind] = {
@@ -147,6 +155,16 @@ PIN_KINDS: dict[str, PinKind] = {
     ),
     UNCOVERED: PinKind(
         "R13", True, True, "it is moved off the key by hand (rotator does not cover its product)"
+    ),
+    OTHER_PROJECT: PinKind(
+        "R13", True, True, "its project is inspected too (--project), or it is moved off the key by hand"
+    ),
+    INVENTORY_UNREADABLE: PinKind(
+        "R14",
+        True,
+        True,
+        "Cloud KMS Inventory can be read, or the operator acknowledges "
+        "(plan --acknowledge-unreadable-inventory)",
     ),
 }
 
@@ -229,7 +247,11 @@ class KeyInventory:
     buckets: list[Bucket]
     default_for: list[str]  # buckets whose default key is this key
     uninspected: list[str] = field(default_factory=list)  # services left out by --services
-    cross_check: str = "not available"  # what Cloud KMS Inventory said, in a word
+    kms_inventory: KmsInventoryView | None = None  # what Cloud KMS Inventory said
+
+    @property
+    def cross_check(self) -> str:
+        return self.kms_inventory.line() if self.kms_inventory else "not read"
 
     def version(self, number: int) -> VersionUse:
         return self.versions[number]
@@ -282,8 +304,14 @@ def scan_key(
     *,
     services: Iterable[str] = SERVICES,
     progress: ProgressFn | None = None,
+    projects: Iterable[str] = (),
+    acknowledged: bool = False,
 ) -> KeyInventory:
-    """Inventory one key across the project's services (those in `services`)."""
+    """Inventory one key across the project's services (those in `services`), and what
+    Cloud KMS Inventory says of every product. `projects`: those rotator inspected (the
+    backend's by default); `acknowledged`: the operator accepted an unreadable Cloud KMS
+    Inventory (plan --acknowledge-unreadable-inventory)."""
+    projects = tuple(projects)
     services = list(services)
     key_name = str(key)
     crypto_key = backend.kms.get_crypto_key(key_name)
@@ -328,9 +356,11 @@ def scan_key(
         _scan_run(backend, key_name, uses, crypto_key.primary)
     if FUNCTIONS in services:
         _scan_functions(backend, key_name, uses, crypto_key.primary)
-    cross_check = _cross_check(backend, key_name, uses)
+    view = read_kms_inventory(
+        backend, key_name, uses, projects=projects or (backend.project,), acknowledged=acknowledged
+    )
     uninspected = [s for s in SERVICES if s not in services]
-    return KeyInventory(crypto_key, now, uses, buckets, default_for, uninspected, cross_check)
+    return KeyInventory(crypto_key, now, uses, buckets, default_for, uninspected, view)
 
 
 def _version_use(uses: dict[int, VersionUse], key: str, version: str | None) -> VersionUse | None:
@@ -414,18 +444,216 @@ def _scan_functions(backend: Backend, key: str, uses: dict[int, VersionUse], pri
             _pin_primary(uses, primary, REPOSITORY_KEY, repo)
 
 
-def _cross_check(backend: Backend, key: str, uses: dict[int, VersionUse]) -> str:
-    """Cloud KMS Inventory's view: a resource of a product rotator does not cover pins
-    the versions it lists (all of them if it lists none): never silently ignored."""
-    lookup = getattr(backend, "protected_resources", None)
-    resources = lookup(key) if lookup else None
-    if resources is None:
-        return "not available"
-    uncovered = [r for r in resources if r.product not in COVERED_PRODUCTS]
-    for r in uncovered:
+ORGANIZATION_ENV = "ROTATOR_ORGANIZATION"
+INVENTORY_API = "Cloud KMS Inventory API (kmsinventory.googleapis.com)"
+SUMMARY_NEEDS = "cloudkms.cryptoKeys.get on the key (roles/cloudkms.viewer)"
+SEARCH_NEEDS = (
+    "cloudkms.protectedResources.search on the organization (roles/cloudkms.protectedResourcesViewer)"
+)
+# Resource types of the products rotator lists itself: its own listing is the authority
+# for them (the summary is built from snapshots and can lag).
+_OWN_TYPES = {
+    "storage": ("storage.googleapis.com/",),
+    "firestore": ("firestore.googleapis.com/",),
+    "dataflow": ("dataflow.googleapis.com/",),
+    "run": ("run.googleapis.com/",),
+    "functions": ("cloudfunctions.googleapis.com/", "artifactregistry.googleapis.com/"),
+}
+
+
+@dataclass
+class KmsInventoryView:
+    """What Cloud KMS Inventory said of one key, and what rotator made of it."""
+
+    key: str
+    summary: ProtectedResourcesSummary | None = None
+    resources: list[ProtectedResource] | None = None  # the search: only with an organization
+    errors: list[str] = field(default_factory=list)  # one line per API that could not be read
+    notes: list[str] = field(default_factory=list)  # where it and rotator's listing disagree
+    uncovered: dict[str, int] = field(default_factory=dict)  # resource type -> count
+    other_projects: list[str] = field(default_factory=list)  # projects rotator did not inspect
+    projects: tuple[str, ...] = ()
+    acknowledged: bool = False
+
+    @property
+    def readable(self) -> bool:
+        return self.summary is not None or self.resources is not None
+
+    def line(self) -> str:
+        """One line for the plan and the inventory table."""
+        if not self.readable:
+            head = f"UNREADABLE: {'; '.join(self.errors)}"
+            if self.acknowledged:
+                return head + "; ACKNOWLEDGED by the operator: versions may be disabled and destroyed"
+            return head + "; every version is assumed in use (R14)"
+        total = len(self.resources) if self.resources is not None else self.summary.resource_count  # type: ignore[union-attr]
+        source = (
+            "summary and search"
+            if self.resources is not None and self.summary
+            else ("search" if self.resources is not None else "summary, no organization to search")
+        )
+        uncovered = sum(self.uncovered.values())
+        text = f"{total} resource(s) listed ({source}), {uncovered} not covered by rotator"
+        if self.uncovered:
+            text += " (" + ", ".join(f"{t}: {n}" for t, n in sorted(self.uncovered.items())) + ")"
+        if self.other_projects:
+            text += f"; in projects not inspected: {', '.join(self.other_projects)}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "readable": self.readable,
+            "summary": None
+            if self.summary is None
+            else {
+                "resource_count": self.summary.resource_count,
+                "project_count": self.summary.project_count,
+                "resource_types": self.summary.resource_types,
+                "cloud_products": self.summary.cloud_products,
+            },
+            "searched": self.resources is not None,
+            "errors": self.errors,
+            "notes": self.notes,
+            "not_covered": self.uncovered,
+            "projects_inspected": list(self.projects),
+            "projects_not_inspected": self.other_projects,
+            "acknowledged_unreadable": self.acknowledged,
+        }
+
+
+def _covered(resource_type: str) -> bool:
+    return resource_type.split("/", 1)[0] in COVERED_PRODUCTS
+
+
+def _unreadable(api_name: str, needs: str, error: api.ApiError) -> str:
+    why = {"PERMISSION_DENIED": "permission denied", "NOT_FOUND": "not found"}.get(
+        error.code, f"{error.code} (unreachable)"
+    )
+    return f"{INVENTORY_API} {api_name}: {why}; it needs the API enabled and {needs}"
+
+
+def read_kms_inventory(
+    backend: Backend,
+    key: str,
+    uses: dict[int, VersionUse],
+    *,
+    projects: tuple[str, ...],
+    acknowledged: bool = False,
+) -> KmsInventoryView:
+    """Read the per-key summary (always) and the search (with an organization). A
+    resource of a product rotator does not cover pins the versions it lists (every
+    version when its versions are not listed, as in the summary); resources in projects
+    rotator did not inspect pin the same way; and when neither can be read, every
+    version is assumed in use (R14) unless the operator acknowledged it."""
+    view = KmsInventoryView(key, projects=projects, acknowledged=acknowledged)
+    try:
+        view.summary = backend.inventory.get_protected_resources_summary(key)
+    except api.ApiError as e:
+        view.errors.append(_unreadable("GetProtectedResourcesSummary", SUMMARY_NEEDS, e))
+    if backend.organization:
+        try:
+            view.resources = backend.inventory.search_protected_resources(backend.organization, key)
+        except api.ApiError as e:
+            view.errors.append(_unreadable("SearchProtectedResources", SEARCH_NEEDS, e))
+    elif view.summary is None:
+        view.errors.append(f"no organization to search ({ORGANIZATION_ENV} is not set)")
+    every = list(uses.values())
+    if not view.readable:
+        if not acknowledged:
+            for use in every:
+                use.group(INVENTORY_UNREADABLE, INVENTORY_API).add(key)
+        return view
+    if view.resources is not None:
+        _pin_from_search(view, key, uses, projects)
+    else:
+        _pin_from_summary(view, key, uses, projects)
+    _compare_products(view, uses)
+    return view
+
+
+def _pin_from_search(
+    view: KmsInventoryView, key: str, uses: dict[int, VersionUse], projects: tuple[str, ...]
+) -> None:
+    assert view.resources is not None
+    for r in view.resources:
+        other_project = bool(r.project) and r.project not in projects
+        if _covered(r.resource_type) and not other_project:
+            continue  # rotator's own listing is the authority here
         targets = [u for v in r.versions if (u := _version_use(uses, key, v)) is not None] or list(
             uses.values()
         )
+        if not _covered(r.resource_type):
+            view.uncovered[r.resource_type] = view.uncovered.get(r.resource_type, 0) + 1
+            kind = UNCOVERED
+        else:
+            kind = OTHER_PROJECT
+        if other_project and r.project not in view.other_projects:
+            view.other_projects.append(r.project)
         for use in targets:
-            use.group(UNCOVERED, r.name).add(r.name)
-    return f"{len(resources)} resource(s) listed, {len(uncovered)} not covered by rotator"
+            g = use.group(kind, r.resource_type if kind == UNCOVERED else r.project)
+            g.add(r.name)
+            if other_project and not g.detail:
+                g.detail = f"in project {r.project}, not inspected"
+
+
+def _pin_from_summary(
+    view: KmsInventoryView, key: str, uses: dict[int, VersionUse], projects: tuple[str, ...]
+) -> None:
+    """The summary names no resource and no version: each uncovered type pins them all."""
+    s = view.summary
+    assert s is not None
+    for rtype, count in sorted(s.resource_types.items()):
+        if _covered(rtype) or count <= 0:
+            continue
+        view.uncovered[rtype] = count
+        for use in uses.values():
+            g = use.group(UNCOVERED, rtype)
+            g.count += count
+            g.dateless = True
+    if view.uncovered:
+        return  # every version is pinned already
+    found = _projects_found(uses, projects)
+    if s.project_count > len(found):
+        missing = s.project_count - len(found)
+        view.other_projects.append(f"{missing} project(s) the summary counts")
+        for use in uses.values():
+            g = use.group(OTHER_PROJECT, f"{missing} other project(s)")
+            g.count += sum(s.resource_types.values())
+            g.dateless = True
+            g.detail = (
+                f"Cloud KMS Inventory counts resources in {s.project_count} project(s); rotator "
+                f"inspected {', '.join(projects)}"
+            )
+
+
+def _projects_found(uses: dict[int, VersionUse], projects: tuple[str, ...]) -> set[str]:
+    """The inspected projects where rotator's own listing found something on the key."""
+    found = any(g.kind in KIND_SERVICE for u in uses.values() for g in u.pins())
+    return set(projects[:1]) if found else set()
+
+
+def _compare_products(view: KmsInventoryView, uses: dict[int, VersionUse]) -> None:
+    """Say where Cloud KMS Inventory and rotator's listing disagree on the five products
+    (the listing wins: the inventory is built from snapshots and can lag)."""
+    listed: set[str] = set()
+    types = (
+        [r.resource_type for r in view.resources]
+        if view.resources is not None
+        else list(view.summary.resource_types)
+        if view.summary
+        else []
+    )
+    for t in types:
+        listed.update(s for s, prefixes in _OWN_TYPES.items() if t.startswith(prefixes))
+    found = {KIND_SERVICE[g.kind] for u in uses.values() for g in u.pins() if g.kind in KIND_SERVICE}
+    for service in SERVICES:
+        if service in listed and service not in found:
+            view.notes.append(
+                f"Cloud KMS Inventory lists {service} resources on the key that rotator's listing "
+                "did not find; rotator's listing is the authority (the inventory can lag)"
+            )
+        elif service in found and service not in listed:
+            view.notes.append(
+                f"rotator found {service} resources on the key that Cloud KMS Inventory does not "
+                "list yet (it can lag); rotator's listing is the authority"
+            )

@@ -200,10 +200,23 @@ class ProtectedResource:
     name: str  # e.g. //storage.googleapis.com/projects/_/buckets/B
     resource_type: str  # e.g. storage.googleapis.com/Bucket
     versions: tuple[str, ...]
+    project: str = ""  # the project id it lives in ("" when the API did not say)
 
     @property
     def product(self) -> str:
         return self.resource_type.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class ProtectedResourcesSummary:
+    """Cloud KMS Inventory's per-key summary (GetProtectedResourcesSummary): counts only,
+    no names or versions. Needs no organization, only cloudkms.cryptoKeys.get on the key."""
+
+    key: str
+    resource_count: int
+    project_count: int
+    resource_types: dict[str, int]  # e.g. {"bigquery.googleapis.com/Table": 1}
+    cloud_products: dict[str, int]  # e.g. {"bigquery": 1}
 
 
 # -- Cloud Storage batch operations (large re-encryptions) ------------------------------

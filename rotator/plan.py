@@ -32,6 +32,10 @@ class PlanContext:
     params: dict[str, Any]
     emit: Callable[[str], None] = lambda _msg: None
     services: tuple[str, ...] = SERVICES
+    # The operator accepted an unreadable Cloud KMS Inventory (README "Cloud KMS Inventory").
+    acknowledged: bool = False
+    # Projects whose resources rotator inspects (the first is the backend's).
+    projects: tuple[str, ...] = ()
     # Pin kinds that earlier steps of this plan will remove (e.g. a rewrite removes
     # live-object pins), so later steps can reason about the world after them.
     resolved: set[str] = field(default_factory=set)
@@ -56,6 +60,8 @@ class PlanContext:
                 key,
                 services=self.services,
                 progress=lambda b, n: self.emit(f"  gs://{b}: {n} generations listed"),
+                projects=self.projects or (self.backend.project,),
+                acknowledged=self.acknowledged,
             )
         return self._inventories[key]
 
@@ -132,9 +138,13 @@ def build_plan(
     params: dict[str, Any],
     emit: Callable[[str], None] = lambda _m: None,
     services: tuple[str, ...] = SERVICES,
+    *,
+    acknowledged: bool = False,
+    projects: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     _check_keys_exist(backend, playbook, params)
-    ctx = PlanContext(backend, params, emit, services)
+    projects = projects or (backend.project,)
+    ctx = PlanContext(backend, params, emit, services, acknowledged, projects)
     key = params["key"]
     inv = ctx.inventory(key)
     steps: list[PlannedStep] = []
@@ -160,9 +170,33 @@ def build_plan(
         },
         "steps": [s.to_json() for s in steps],
         "inventory": inventory_json(inv),
+        "projects": list(projects),
+        "acknowledgements": acknowledgements(ctx),
     }
     doc["summary"] = summarize(doc)
     return doc
+
+
+def acknowledgements(ctx: PlanContext) -> list[dict[str, Any]]:
+    """What the operator accepted on the record (shown in the plan, the ticket and the
+    audit record): an unreadable Cloud KMS Inventory, key by key."""
+    if not ctx.acknowledged:
+        return []
+    out = []
+    for key, inv in sorted(ctx._inventories.items()):
+        view = inv.kms_inventory
+        if view is not None and not view.readable:
+            out.append(
+                {
+                    "what": "unreadable_kms_inventory",
+                    "key": key,
+                    "text": "the operator acknowledged that Cloud KMS Inventory could not be read "
+                    f"for {key} ({'; '.join(view.errors)}) and vouches that no product rotator does "
+                    "not manage, and no other project, uses it: its versions may be disabled and "
+                    "destroyed (plan --acknowledge-unreadable-inventory)",
+                }
+            )
+    return out
 
 
 def inventory_json(inv: KeyInventory) -> dict[str, Any]:
@@ -193,6 +227,7 @@ def inventory_json(inv: KeyInventory) -> dict[str, Any]:
         "bucket_defaults": [f"gs://{b}" for b in inv.default_for],
         "uninspected_services": inv.uninspected,
         "kms_inventory_cross_check": inv.cross_check,
+        "kms_inventory": inv.kms_inventory.to_json() if inv.kms_inventory else None,
         "versions": versions,
     }
 
@@ -265,6 +300,8 @@ PLAN_SCHEMA: dict[str, Any] = {
         "inventory": {"type": "object"},
         "summary": {"type": "object"},
         "services": {"type": "array", "items": {"enum": list(SERVICES)}},
+        "projects": {"type": "array", "items": {"type": "string"}},
+        "acknowledgements": {"type": "array", "items": {"type": "object"}},
     },
     "required": ["schema_version", "kind", "playbook", "params", "target", "expect", "steps"],
     "additionalProperties": False,

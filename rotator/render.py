@@ -104,6 +104,10 @@ def plan_text(doc: dict[str, Any]) -> str:
     if inv.get("uninspected_services"):
         out.append(f"  not inspected (--services): {', '.join(inv['uninspected_services'])}")
     out.append(f"  Cloud KMS Inventory cross-check: {inv.get('kms_inventory_cross_check', 'not available')}")
+    for note in (inv.get("kms_inventory") or {}).get("notes", []):
+        out.append(f"    note: {note}")
+    for a in doc.get("acknowledgements", []):
+        out.append(f"  ACKNOWLEDGED: {a['text']}")
     out.append("")
     out.append("Key versions now:")
     for v in doc["inventory"]["versions"]:
@@ -155,6 +159,9 @@ def inventory_text(inv: dict[str, Any]) -> str:
     out = [f"Key {inv['key']} ({inv['protection_level']}), primary {inv['primary']}, as of {inv['now']}"]
     if inv["bucket_defaults"]:
         out.append("Default key of: " + ", ".join(inv["bucket_defaults"]))
+    out.append(f"Cloud KMS Inventory: {inv.get('kms_inventory_cross_check', 'not read')}")
+    for note in (inv.get("kms_inventory") or {}).get("notes", []):
+        out.append(f"  note: {note}")
     out.append("")
     out.append(f"{'VERSION':<8} {'STATE':<18} {'PRIMARY':<8} {'DISABLE':<9} {'DESTROY':<9} FREES UP")
     for v in inv["versions"]:
@@ -210,6 +217,8 @@ def plan_markdown(doc: dict[str, Any], plan_file: str | None = None) -> str:
         f"({human_bytes(s['bytes_to_rewrite'])}), {_n(s['versions_to_disable'], 'version')} to disable, "
         f"{s['versions_pinned']} pinned, {_n(s['versions_to_destroy'], 'version')} to destroy",
         f"- **Apply**: `rotator apply {ref}` (resumable; `rotator status {ref}` shows progress)",
+        f"- **Cloud KMS Inventory**: {doc['inventory'].get('kms_inventory_cross_check', 'not read')}",
+        *(f"- **ACKNOWLEDGED**: {a['text']}" for a in doc.get("acknowledgements", [])),
         "",
         "## What will change",
         "",

@@ -121,6 +121,7 @@ def make_world(**overrides: Any) -> dict[str, Any]:
         "dataflow",
         "run",
         "functions",
+        "other_resources",
     }
     if unknown:
         raise TypeError(f"make_world: not a world-file section: {sorted(unknown)}")

@@ -24,6 +24,7 @@ from rotator.model import (
     ObjectInfo,
     ObjectPage,
     ProtectedResource,
+    ProtectedResourcesSummary,
     RewriteResult,
     RunService,
 )
@@ -154,6 +155,25 @@ class StorageBatchApi(Protocol):
     def get_job(self, name: str) -> BatchJob: ...
 
 
+class InventoryApi(Protocol):
+    """Cloud KMS Inventory (kmsinventory.googleapis.com): what Google says a key protects,
+    across every product, including those rotator does not manage."""
+
+    def get_protected_resources_summary(self, key: str) -> ProtectedResourcesSummary:
+        """Counts by resource type and project; needs no organization (roles/cloudkms.viewer
+        on the key)."""
+        ...
+
+    def search_protected_resources(self, organization: str, key: str) -> list[ProtectedResource]:
+        """Names and versions; needs an organization and roles/cloudkms.protectedResourcesViewer
+        on it."""
+        ...
+
+    def list_crypto_keys(self, project: str) -> list[CryptoKey]:
+        """Every key of a project (KeyDashboardService.ListCryptoKeys)."""
+        ...
+
+
 class LogsApi(Protocol):
     def key_failures(self, since: datetime) -> list[LogEntry]:
         """Services' log lines since `since` about failures caused by their key."""
@@ -171,6 +191,8 @@ class Backend(Protocol):
     functions: FunctionsApi
     batch: StorageBatchApi
     logs: LogsApi
+    inventory: InventoryApi
+    organization: str | None  # the organization Cloud KMS Inventory searches (None: summary only)
     clock: Clock
 
     def apply_lock(self, key: str) -> AbstractContextManager[None]:
@@ -179,10 +201,6 @@ class Backend(Protocol):
 
     def describe(self) -> dict[str, str]:
         """What a plan records so apply can check it runs against the same world."""
-        ...
-
-    def protected_resources(self, key: str) -> list[ProtectedResource] | None:
-        """Cloud KMS Inventory's list for the key, or None when it is not available."""
         ...
 
 

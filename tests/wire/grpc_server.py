@@ -28,7 +28,9 @@ Hosted (service: methods):
   google.cloud.run.v2.Services: ListServices, GetService, UpdateService (LRO)
   google.cloud.run.v2.Revisions: ListRevisions
   google.cloud.functions.v2.FunctionService: ListFunctions, GetFunction, UpdateFunction (LRO)
-  google.cloud.kms.inventory.v1.KeyTrackingService: SearchProtectedResources
+  google.cloud.kms.inventory.v1.KeyTrackingService: SearchProtectedResources (only for an
+      organization scope), GetProtectedResourcesSummary (KEY/protectedResourcesSummary)
+  google.cloud.kms.inventory.v1.KeyDashboardService: ListCryptoKeys
   google.longrunning.Operations: GetOperation (every LRO here is returned done)
 
 How the fake's hidden facts appear on the wire (the gcp backend reads them there):
@@ -81,6 +83,7 @@ FUNCTIONS = "google.cloud.functions.v2.FunctionService"
 ARTIFACT_REGISTRY = "google.devtools.artifactregistry.v1.ArtifactRegistry"
 STORAGE_BATCH = "google.cloud.storagebatchoperations.v1.StorageBatchOperations"
 KMS_INVENTORY = "google.cloud.kms.inventory.v1.KeyTrackingService"
+KMS_DASHBOARD = "google.cloud.kms.inventory.v1.KeyDashboardService"
 OPERATIONS = "google.longrunning.Operations"
 
 REVISION_VERSION_ANNOTATION = "rotator.kms-key-version"
@@ -510,6 +513,20 @@ class GrpcServer:
                 inventory.SearchProtectedResourcesRequest,
                 inventory.SearchProtectedResourcesResponse,
                 self.search_protected_resources,
+            ),
+            (
+                KMS_INVENTORY,
+                "GetProtectedResourcesSummary",
+                inventory.GetProtectedResourcesSummaryRequest,
+                inventory.ProtectedResourcesSummary,
+                self.get_protected_resources_summary,
+            ),
+            (
+                KMS_DASHBOARD,
+                "ListCryptoKeys",
+                inventory.ListCryptoKeysRequest,
+                inventory.ListCryptoKeysResponse,
+                self.list_inventory_crypto_keys,
             ),
             (
                 OPERATIONS,
@@ -1036,10 +1053,11 @@ class GrpcServer:
                 grpc.StatusCode.INVALID_ARGUMENT, f"crypto_key must name a key: {req.crypto_key!r}"
             )
         key = req.crypto_key.split("/cryptoKeyVersions/")[0]
-        self.backend.kms.get_crypto_key(key)  # NOT_FOUND as the API would
         only_version = req.crypto_key if "/cryptoKeyVersions/" in req.crypto_key else None
         found = []
-        for resource in [*self._protected(key), *self.extra_protected.get(key, [])]:
+        # The fake's own inventory (one place knows what a key protects), then any extras.
+        listed = self.backend.inventory.search_protected_resources(req.scope.split("/", 1)[1], key)
+        for resource in [*map(self._resource_pb, listed), *self.extra_protected.get(key, [])]:
             if only_version and only_version not in resource.crypto_key_versions:
                 continue
             if req.resource_types and not any(
@@ -1052,114 +1070,53 @@ class GrpcServer:
         page, token = _page(found, req.page_size, req.page_token, self.default_page_size)
         return inventory.SearchProtectedResourcesResponse(protected_resources=page, next_page_token=token)
 
-    def _resource(
-        self, name: str, product: str, rtype: str, location: str, versions: Iterable[str | None]
-    ) -> inventory.ProtectedResource:
-        vs = sorted({v for v in versions if v}, key=_version_sort)
-        return inventory.ProtectedResource(
-            name=name,
-            project=f"projects/{self.backend.project_number}",
-            project_id=self._project,
-            cloud_product=product,
-            resource_type=rtype,
-            location=location.lower(),
-            crypto_key_version=vs[0] if vs else "",
-            crypto_key_versions=vs,
+    def get_protected_resources_summary(
+        self, req: inventory.GetProtectedResourcesSummaryRequest
+    ) -> inventory.ProtectedResourcesSummary:
+        suffix = "/protectedResourcesSummary"
+        if not req.name.endswith(suffix) or "/cryptoKeys/" not in req.name:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"name must be KEY{suffix}: {req.name!r}")
+        key = req.name.removesuffix(suffix)
+        s = self.backend.inventory.get_protected_resources_summary(key)
+        types, products = dict(s.resource_types), dict(s.cloud_products)
+        projects = {r.project for r in self.backend.inventory.protected(key)}
+        for extra in self.extra_protected.get(key, []):
+            types[extra.resource_type] = types.get(extra.resource_type, 0) + 1
+            product = extra.resource_type.split(".", 1)[0]
+            products[product] = products.get(product, 0) + 1
+            projects.add(extra.project_id)
+        return inventory.ProtectedResourcesSummary(
+            name=key,
+            resource_count=sum(types.values()),
+            project_count=len(projects),
+            resource_types=types,
+            cloud_products=products,
         )
 
-    def _protected(self, key: str) -> list[inventory.ProtectedResource]:
-        """Every resource of the fake whose key (or any version it holds) is `key`."""
-        b = self.backend
-        under = f"{key}/cryptoKeyVersions/"
+    def list_inventory_crypto_keys(
+        self, req: inventory.ListCryptoKeysRequest
+    ) -> inventory.ListCryptoKeysResponse:
+        project = _seg(req.parent, 1)
+        if _seg(req.parent, 0) != "projects" or not project:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"parent must be projects/P: {req.parent!r}")
+        keys = [self._key_pb(k) for k in self.backend.inventory.list_crypto_keys(project)]
+        page, token = _page(keys, req.page_size, req.page_token, self.default_page_size)
+        return inventory.ListCryptoKeysResponse(crypto_keys=page, next_page_token=token)
 
-        def mine(versions: Iterable[str | None]) -> list[str]:
-            return [v for v in versions if v and v.startswith(under)]
-
-        out = []
-        for bucket in b.storage.list_buckets():
-            versions = mine(o.kms_key_version for o in _all_objects(b.storage, bucket.name))
-            if versions or bucket.default_kms_key == key:
-                out.append(
-                    self._resource(
-                        f"//storage.googleapis.com/projects/_/buckets/{bucket.name}",
-                        "storage",
-                        "storage.googleapis.com/Bucket",
-                        bucket.location,
-                        versions,
-                    )
-                )
-        for d in b.firestore.list_databases():
-            versions = mine(d.active_key_versions)
-            if versions or d.kms_key == key:
-                out.append(
-                    self._resource(
-                        f"//firestore.googleapis.com/{d.name}",
-                        "firestore",
-                        "firestore.googleapis.com/Database",
-                        d.location,
-                        versions,
-                    )
-                )
-        for bk in b.firestore.list_backups():
-            versions = mine([bk.kms_key_version])
-            if versions:
-                out.append(
-                    self._resource(
-                        f"//firestore.googleapis.com/{bk.name}",
-                        "firestore",
-                        "firestore.googleapis.com/Backup",
-                        _seg(bk.name, 3),
-                        versions,
-                    )
-                )
-        for j in b.dataflow.list_jobs():
-            versions = mine([j.kms_key_version])
-            if versions or j.kms_key == key:
-                out.append(
-                    self._resource(
-                        f"//dataflow.googleapis.com/projects/{self._project}/locations/{j.region}/jobs/{j.id}",
-                        "dataflow",
-                        "dataflow.googleapis.com/Job",
-                        j.region,
-                        versions,
-                    )
-                )
-        for s in b.run.list_services():
-            mine_revisions = [r for r in s.revisions if r.kms_key == key or mine([r.kms_key_version])]
-            if not mine_revisions:
-                continue
-            out.append(
-                self._resource(
-                    f"//run.googleapis.com/{s.name}",
-                    "run",
-                    "run.googleapis.com/Service",
-                    s.region,
-                    mine(r.kms_key_version for r in mine_revisions),
-                )
-            )
-            for r in mine_revisions:
-                out.append(
-                    self._resource(
-                        f"//run.googleapis.com/{self._revision_name(s.name, r.name)}",
-                        "run",
-                        "run.googleapis.com/Revision",
-                        s.region,
-                        mine([r.kms_key_version]),
-                    )
-                )
-        for f in b.functions.list_functions():
-            versions = mine([f.kms_key_version])
-            if versions or f.kms_key == key:
-                out.append(
-                    self._resource(
-                        f"//cloudfunctions.googleapis.com/{f.name}",
-                        "cloudfunctions",
-                        "cloudfunctions.googleapis.com/CloudFunction",
-                        f.region,
-                        versions,
-                    )
-                )
-        return out
+    def _resource_pb(self, r: Any) -> inventory.ProtectedResource:
+        location = _seg(r.name.lstrip("/"), 4) if "/locations/" in r.name else ""
+        if r.resource_type == "storage.googleapis.com/Bucket":
+            location = self.backend.storage.get_bucket(r.name.rsplit("/", 1)[1]).location
+        return inventory.ProtectedResource(
+            name=r.name,
+            project=f"projects/{self.backend.project_number}" if r.project == self._project else "",
+            project_id=r.project,
+            cloud_product=r.resource_type.split(".", 1)[0],
+            resource_type=r.resource_type,
+            location=location.lower(),
+            crypto_key_version=r.versions[0] if r.versions else "",
+            crypto_key_versions=list(r.versions),
+        )
 
 
 def _all_objects(storage: Any, bucket: str) -> Iterable[Any]:

@@ -170,7 +170,9 @@ def test_a_resource_rotator_does_not_cover_is_reported_and_keeps_its_version(wir
     ]
     pb = playbooks.load("rotate-key")
     doc = build_plan(wire.gcp, pb, resolve_params(pb, KEY, None, {}))
-    assert doc["inventory"]["kms_inventory_cross_check"].endswith(", 1 not covered by rotator")
+    assert doc["inventory"]["kms_inventory_cross_check"].endswith(
+        ", 1 not covered by rotator (bigquery.googleapis.com/Table: 1)"
+    )
     disable = next(s for s in doc["steps"] if s["kind"] == "kms.disable_versions")
     # Version 2 is free and disabled; version 1 is kept: the table still needs it.
     assert [c["version"] for c in disable["changes"]] == [V + "2"]

@@ -17,6 +17,7 @@ SUITES = [
     "tests/test_playbook_scenarios.py",
     "tests/test_cli_exit_codes.py",
     "tests/test_safety_bad_input.py",
+    "tests/test_kms_inventory.py",
 ]
 # Two rows of the bad-input table are about the fake's own world, not an input the gcp
 # backend can be given: `--project` against the world's project (over the wire Google

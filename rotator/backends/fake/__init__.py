@@ -25,13 +25,14 @@ from rotator.backends.fake.faults import from_environment as faults_from_environ
 from rotator.backends.fake.faults import wrap as wrap_in_faults
 from rotator.backends.fake.firestore import FakeFirestore
 from rotator.backends.fake.functions import FakeFunctions
+from rotator.backends.fake.inventory import FakeInventory
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.run import FakeRun
 from rotator.backends.fake.storage import FakeStorage
 from rotator.backends.fake.store import SCHEMA_VERSION, Store
 from rotator.backends.fake.worldfile import dump, load_into, validate_world
 from rotator.errors import BadInput, Refused
-from rotator.model import ProtectedResource
+from rotator.inventory import ORGANIZATION_ENV
 from rotator.retry import RetryPolicy
 from rotator.timeutil import format_time
 from rotator.yamlload import load_yaml
@@ -72,6 +73,9 @@ class FakeBackend:
         self.functions = FakeFunctions(store, self.kms, self.project_number)
         self.batch = FakeStorageBatch(store, self.storage, self.project)
         self.logs = FakeLogs(store)
+        self.inventory = FakeInventory(store, self)
+        # As on Google Cloud: the search needs an organization, the summary does not.
+        self.organization: str | None = os.environ.get(ORGANIZATION_ENV) or None
         self.kms.listeners = [self.firestore, self.dataflow]
         # Faults (issue 6.2) are injected at the API boundary only: the services above
         # keep talking to each other directly, as Google's do.
@@ -93,10 +97,6 @@ class FakeBackend:
         store = Store(None)
         load_into(store, doc)
         return cls(store, faults=faults, retry=retry)
-
-    def protected_resources(self, key: str) -> list[ProtectedResource] | None:
-        """The fake knows every resource and version itself: no cross-check to make."""
-        return None
 
     def identity(self) -> str:
         return "fake backend (no credentials)"

@@ -20,15 +20,17 @@ seed      the random seed (default 0): the same seed faults the same calls (each
 codes     transient errors to draw from (default all three): RESOURCE_EXHAUSTED (HTTP
           429: refused, nothing done), UNAVAILABLE (503, before the call took effect),
           DEADLINE_EXCEEDED (504, *after* it took effect: a lost response)
-services  which services fault (default all): kms, storage, firestore, dataflow, run,
-          functions, batch, logs
+services  which services fault (default all but inventory): kms, storage, firestore,
+          dataflow, run, functions, batch, logs, inventory (Cloud KMS Inventory: with
+          rate=1 it cannot be read at all)
 methods   which calls fault (default all), by the fake's method name, e.g.
           create_crypto_key_version, rewrite_object
 times     stop after this many transient faults (default: no limit); with rate=1, exactly
           that many
 deny      resources that answer 403 PERMISSION_DENIED to every change (objects as
           gs://BUCKET/NAME, others by full name); rotator's own calls only, so not the
-          rewrites a batch job makes inside Cloud Storage
+          rewrites a batch job makes inside Cloud Storage. A service's name (e.g.
+          deny=inventory) denies every call of that service, reads too
 missing   resources that answer 404 NOT_FOUND to every change, though they exist
 backoff   the client's first back-off in seconds, before jitter of as much again
           (default 0.5; 0: retries do not sleep)
@@ -63,7 +65,12 @@ APIS: dict[str, type] = {
     "functions": base.FunctionsApi,
     "batch": base.StorageBatchApi,
     "logs": base.LogsApi,
+    "inventory": base.InventoryApi,
 }
+# Faulted only when named (services=inventory): an unreadable Cloud KMS Inventory pins
+# every version (README "Cloud KMS Inventory"), so the transient-fault suites keep to
+# the calls they were written for.
+DEFAULT_SERVICES = frozenset(APIS) - {"inventory"}
 
 # Calls a blind repeat could do twice (a second version, revision, database, job):
 # retried only when the service refused them (RESOURCE_EXHAUSTED). After UNAVAILABLE or
@@ -107,7 +114,7 @@ class FaultSpec:
     rate: float = 0.0
     seed: int = 0
     codes: tuple[str, ...] = tuple(TRANSIENT)
-    services: frozenset[str] = frozenset(APIS)
+    services: frozenset[str] = DEFAULT_SERVICES
     methods: frozenset[str] | None = None
     times: int | None = None
     deny: frozenset[str] = frozenset()
@@ -219,6 +226,12 @@ class FaultInjector:
         """Raise a fault that stops the call, or return one to raise after it ran
         (then `lost` records it, once it is raised)."""
         spec = self.spec
+        if service in spec.deny:
+            self.record(Hit(service, method, resource, "PERMISSION_DENIED", after=False))
+            raise api.PermissionDenied(
+                f"permission denied: {method} needs {_permission(service, method)} (injected by {ENV})",
+                resource=resource,
+            )
         if not method.startswith(READS):
             if resource in spec.deny:
                 self.record(Hit(service, method, resource, "PERMISSION_DENIED", after=False))
@@ -275,6 +288,8 @@ def _resource(service: str, inner: Any, method: str, call: dict[str, Any]) -> st
         return str(inner.job_name(call["job_id"]))
     if service == "firestore" and method == "restore_database":
         return f"projects/{inner.project}/databases/{call['database_id']}"
+    if service == "inventory":  # about a key (or a project's key list), not the organization
+        return str(call.get("key") or f"projects/{call.get('project')}")
     first = next((v for v in call.values() if isinstance(v, str)), None)
     return first or service
 

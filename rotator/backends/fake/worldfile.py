@@ -202,6 +202,20 @@ _FUNCTIONS = _obj(
     ["function"],
 )
 
+# Resources of products rotator does not manage (a BigQuery table...), which only Cloud
+# KMS Inventory lists: `versions` omitted = unknown (any version of the key).
+_OTHER_RESOURCE = _obj(
+    {
+        "name": {"type": "string", "pattern": r"^//[a-z0-9.-]+\.googleapis\.com/.+"},
+        "type": {"type": "string", "pattern": r"^[a-z0-9.-]+\.googleapis\.com/[A-Za-z]+$"},
+        "key": {"type": "string"},
+        "versions": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+        # Extension: the project it lives in, when its name does not say (projects/_/...).
+        "project": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.:-]{0,62}$"},
+    },
+    ["name", "type", "key"],
+)
+
 WORLD_SCHEMA: dict[str, Any] = _obj(
     {
         "project": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.:-]{0,62}$"},
@@ -213,6 +227,7 @@ WORLD_SCHEMA: dict[str, Any] = _obj(
         "dataflow": {"type": "array", "items": _DATAFLOW},
         "run": {"type": "array", "items": _RUN},
         "functions": {"type": "array", "items": _FUNCTIONS},
+        "other_resources": {"type": "array", "items": _OTHER_RESOURCE},
         # Extension: Cloud Storage batch operations jobs rotator started (written by dump).
         "storage_batch": {"type": "array", "items": {"type": "object"}},
         # Extension: Artifact Registry repositories and their keys (R42). Defaults to the
@@ -349,6 +364,19 @@ class _Checker:
                         if s.get("kms_key"):
                             self.key(f"{service}[{i}].{sub}[{j}].kms_key", s["kms_key"])
         self.versions_match_keys()
+        self.other_resources()
+
+    def other_resources(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for i, r in enumerate(self.doc.get("other_resources", [])):
+            path = f"other_resources[{i}]"
+            key = self.key(f"{path}.key", r["key"])
+            for j, n in enumerate(r.get("versions", [])):
+                if n not in self.versions[key]:
+                    raise self.fail(f"{path}.versions[{j}]", f"version {n} does not exist on key {key}")
+            if (r["name"], key) in seen:
+                raise self.fail(f"{path}.name", f"{r['name']} is declared twice on {key}")
+            seen.add((r["name"], key))
 
     def services(self) -> None:
         """Names, uniqueness and the location rule (R7, R30) of the other services."""
@@ -537,9 +565,11 @@ def _service_documents(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The other services' sections, with the defaults the schema promises filled in."""
     primaries = {str(parse_key(k["key"])): k.get("primary", _top_version(k)) for k in doc.get("kms", [])}
     out: dict[str, list[dict[str, Any]]] = {}
-    for service in OTHER_SERVICES:
+    for service in (*OTHER_SERVICES, "other_resources"):
         if service in doc:
             out[service] = json.loads(json.dumps(doc[service]))
+    for r in out.get("other_resources", []):
+        r["key"] = str(parse_key(r["key"]))
     for d in out.get("firestore", []):
         if "location" not in d:  # the only location its key allows (R7)
             d["location"] = d["kms_key"].split("/")[3] if d.get("kms_key") else "us-east1"

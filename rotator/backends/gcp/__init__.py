@@ -32,7 +32,7 @@ from rotator.backends.gcp.services import (
 )
 from rotator.backends.gcp.storage import GcpStorage
 from rotator.errors import Refused
-from rotator.model import ProtectedResource
+from rotator.inventory import ORGANIZATION_ENV
 
 
 class ServiceClock:
@@ -73,10 +73,11 @@ class GcpBackend:
         # One cheap call that also sets the clock from Google's Date header.
         number = self.storage.project_number()
         self.project_number = os.environ.get("ROTATOR_PROJECT_NUMBER") or number
-        self.key_inventory = self._key_inventory()
-        self.firestore = GcpFirestore(self._firestore_client(), self.project, self.retry, self.key_inventory)
+        self.organization: str | None = os.environ.get(ORGANIZATION_ENV) or None
+        self.inventory = self._key_inventory()
+        self.firestore = GcpFirestore(self._firestore_client(), self.project, self.retry, self.inventory)
         self.dataflow = GcpDataflow(
-            self._dataflow_client(), self.project, self.retry, self.key_inventory, self._snapshots_client()
+            self._dataflow_client(), self.project, self.retry, self.inventory, self._snapshots_client()
         )
         self.run = GcpRun(*self._run_clients(), self.project, self.retry, self._primary_of)
         self.functions = GcpFunctions(*self._functions_clients(), self.project, self.retry, self._primary_of)
@@ -166,24 +167,24 @@ class GcpBackend:
         )
         return functions, registry
 
-    def _key_inventory(self) -> GcpKeyInventory | None:
-        """KMS Inventory needs an organization; without one the cross-check is skipped
-        (and the plan says so)."""
-        organization = os.environ.get("ROTATOR_ORGANIZATION")
-        if not organization:
-            return None
+    def _key_inventory(self) -> GcpKeyInventory:
+        """Cloud KMS Inventory: the per-key summary needs no organization; the search
+        needs one (ROTATOR_ORGANIZATION) and is skipped without it (the plan says so)."""
         from google.cloud import kms_inventory_v1
+        from google.cloud.kms_inventory_v1.services.key_dashboard_service.transports import (
+            KeyDashboardServiceGrpcTransport,
+        )
         from google.cloud.kms_inventory_v1.services.key_tracking_service.transports import (
             KeyTrackingServiceGrpcTransport,
         )
 
-        client = kms_inventory_v1.KeyTrackingServiceClient(
+        tracking = kms_inventory_v1.KeyTrackingServiceClient(
             transport=grpc_transport(KeyTrackingServiceGrpcTransport, "inventory", self.credentials)
         )
-        return GcpKeyInventory(client, organization, self.retry)
-
-    def protected_resources(self, key: str) -> list[ProtectedResource] | None:
-        return self.key_inventory.protected_resources(key) if self.key_inventory else None
+        dashboard = kms_inventory_v1.KeyDashboardServiceClient(
+            transport=grpc_transport(KeyDashboardServiceGrpcTransport, "inventory", self.credentials)
+        )
+        return GcpKeyInventory(tracking, dashboard, self.organization, self.retry)
 
     @property
     def logs(self) -> GcpLogs:

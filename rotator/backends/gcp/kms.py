@@ -19,6 +19,22 @@ def _version(v: kms_v1.CryptoKeyVersion) -> CryptoKeyVersion:
     )
 
 
+def crypto_key(ck: kms_v1.CryptoKey) -> CryptoKey:
+    """A Cloud KMS CryptoKey message (KMS or KMS Inventory's key list) -> CryptoKey."""
+    primary = int(ck.primary.name.rsplit("/", 1)[1]) if ck.primary and ck.primary.name else None
+    duration = ck.destroy_scheduled_duration
+    return CryptoKey(
+        name=ck.name,
+        protection_level=kms_v1.ProtectionLevel(ck.version_template.protection_level).name
+        if ck.version_template.protection_level
+        else "SOFTWARE",
+        primary=primary,
+        destroy_scheduled_duration=duration
+        if isinstance(duration, timedelta) and duration
+        else timedelta(days=30),
+    )
+
+
 class GcpKms:
     def __init__(self, client: kms_v1.KeyManagementServiceClient, retry: RetryPolicy):
         self.client, self.retry = client, retry
@@ -26,18 +42,7 @@ class GcpKms:
     def get_crypto_key(self, name: str) -> CryptoKey:
         with translated("get_crypto_key", name):
             ck = self.retry.call(self.client.get_crypto_key, name=name, retry=None)
-        primary = int(ck.primary.name.rsplit("/", 1)[1]) if ck.primary and ck.primary.name else None
-        duration = ck.destroy_scheduled_duration
-        return CryptoKey(
-            name=ck.name,
-            protection_level=kms_v1.ProtectionLevel(ck.version_template.protection_level).name
-            if ck.version_template.protection_level
-            else "SOFTWARE",
-            primary=primary,
-            destroy_scheduled_duration=duration
-            if isinstance(duration, timedelta) and duration
-            else timedelta(days=30),
-        )
+        return crypto_key(ck)
 
     def list_crypto_key_versions(self, key: str) -> list[CryptoKeyVersion]:
         with translated("list_crypto_key_versions", key):

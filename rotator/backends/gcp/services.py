@@ -23,10 +23,12 @@ from rotator.model import (
     Backup,
     BatchJob,
     CloudFunction,
+    CryptoKey,
     Database,
     DataflowJob,
     DataflowSnapshot,
     ProtectedResource,
+    ProtectedResourcesSummary,
     RunRevision,
     RunService,
 )
@@ -368,37 +370,58 @@ class GcpFunctions:
 
 
 class GcpKeyInventory:
-    """Cloud KMS Inventory's search_protected_resources: what Google says the key
-    protects, with the versions. Needs an organization (ROTATOR_ORGANIZATION)."""
+    """Cloud KMS Inventory: the per-key summary (no organization needed), the search
+    (names and versions; only with ROTATOR_ORGANIZATION) and the key list of a project."""
 
-    def __init__(self, client: Any, organization: str, retry: RetryPolicy):
-        self.client, self.scope, self.retry = client, f"organizations/{organization}", retry
+    def __init__(self, tracking: Any, dashboard: Any, organization: str | None, retry: RetryPolicy):
+        self.tracking, self.dashboard, self.retry = tracking, dashboard, retry
+        self.organization = organization
         self._cache: dict[str, list[ProtectedResource]] = {}
 
-    def protected_resources(self, key: str) -> list[ProtectedResource]:
-        if key not in self._cache:
-            with translated("search_protected_resources", key):
-                pager = self.retry.call(
-                    self.client.search_protected_resources,
-                    request={"scope": self.scope, "crypto_key": key},
-                    retry=None,
+    def get_protected_resources_summary(self, key: str) -> ProtectedResourcesSummary:
+        name = f"{key}/protectedResourcesSummary"
+        with translated("get_protected_resources_summary", key):
+            s = self.retry.call(self.tracking.get_protected_resources_summary, name=name, retry=None)
+        return ProtectedResourcesSummary(
+            key=key,
+            resource_count=int(s.resource_count),
+            project_count=int(s.project_count),
+            resource_types={k: int(v) for k, v in s.resource_types.items()},
+            cloud_products={k: int(v) for k, v in s.cloud_products.items()},
+        )
+
+    def search_protected_resources(self, organization: str, key: str) -> list[ProtectedResource]:
+        with translated("search_protected_resources", key):
+            pager = self.retry.call(
+                self.tracking.search_protected_resources,
+                request={"scope": f"organizations/{organization}", "crypto_key": key},
+                retry=None,
+            )
+            return [
+                ProtectedResource(
+                    r.name,
+                    r.resource_type,
+                    tuple(r.crypto_key_versions) or ((r.crypto_key_version,) if r.crypto_key_version else ()),
+                    r.project_id,
                 )
-                self._cache[key] = [
-                    ProtectedResource(
-                        r.name,
-                        r.resource_type,
-                        tuple(r.crypto_key_versions)
-                        or ((r.crypto_key_version,) if r.crypto_key_version else ()),
-                    )
-                    for r in pager
-                ]
-        return self._cache[key]
+                for r in pager
+            ]
+
+    def list_crypto_keys(self, project: str) -> list[CryptoKey]:
+        from rotator.backends.gcp.kms import crypto_key
+
+        with translated("list_crypto_keys", f"projects/{project}"):
+            pager = self.retry.call(self.dashboard.list_crypto_keys, parent=f"projects/{project}", retry=None)
+            return [crypto_key(k) for k in pager]
 
     def versions_of(self, key: str | None, resource: str) -> str | None:
-        """The one version the inventory says protects `resource`, or None if unknown."""
-        if not key:
+        """The one version the search says protects `resource`, or None if unknown (no
+        organization, or the search lists none or several)."""
+        if not key or not self.organization:
             return None
-        found = [r.versions for r in self.protected_resources(key) if r.name == resource]
+        if key not in self._cache:
+            self._cache[key] = self.search_protected_resources(self.organization, key)
+        found = [r.versions for r in self._cache[key] if r.name == resource]
         return found[0][0] if found and len(found[0]) == 1 else None
 
 

@@ -1,0 +1,196 @@
+"""Every product on the key, not only the five rotator manages (issue 12): Cloud KMS
+Inventory's per-key summary (no organization needed) and, with an organization, its
+search; an unreadable inventory means every version is assumed in use unless the
+operator acknowledges it; resources in projects rotator did not inspect pin too.
+
+Run on the fake in process and, through tests/wire (test_suites_over_the_wire), on the
+gcp backend over gRPC: ROTATOR_ORGANIZATION and ROTATOR_FAKE_FAULTS reach both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import APP_KEY, BUCKET, WorldCli, assert_failed, bucket, key, make_world, obj, v
+
+TABLE = "//bigquery.googleapis.com/projects/demo/datasets/sales/tables/orders"
+TABLE_TYPE = "bigquery.googleapis.com/Table"
+OTHER_SERVICE = "//run.googleapis.com/projects/other/locations/us-east1/services/web"
+
+
+def _world(*others: dict[str, Any], objects: int = 30) -> dict[str, Any]:
+    """APP_KEY with only version 1 (primary), `objects` objects under it, and `others`."""
+    doc = make_world(
+        kms=[key(APP_KEY, {1: "ENABLED"}, primary=1)],
+        storage=[bucket(BUCKET, [obj(f"o/{i:02d}", v(APP_KEY, 1)) for i in range(objects)])],
+    )
+    if others:
+        doc["other_resources"] = list(others)
+    return doc
+
+
+def _table(versions: list[int] | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": TABLE, "type": TABLE_TYPE, "key": APP_KEY}
+    if versions is not None:
+        entry["versions"] = versions
+    return entry
+
+
+@pytest.fixture
+def no_organization(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROTATOR_ORGANIZATION", "")
+
+
+@pytest.fixture
+def organization(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROTATOR_ORGANIZATION", "123456789")
+
+
+def _rotate(w: WorldCli, *extra: str) -> dict[str, Any]:
+    doc = w.plan_json("rotate-key", APP_KEY, *extra)
+    r = w.apply()
+    assert r.code == 0, r
+    return doc
+
+
+def _states(w: WorldCli) -> dict[int, str]:
+    return {int(n): s for n, s in w.key_of(APP_KEY)["versions"].items()}
+
+
+def _objects_under(w: WorldCli, number: int) -> int:
+    return sum(o["kms_key_version"] == v(APP_KEY, number) for o in w.bucket_of(BUCKET)["objects"])
+
+
+def test_a_bigquery_table_keeps_version_1_enabled_without_an_organization(
+    tmp_path: Path, no_organization: None
+) -> None:
+    w = WorldCli(tmp_path, _world(_table([1])))
+    text = w.plan("rotate-key", APP_KEY)
+    assert text.code == 0, text
+    assert f"{TABLE_TYPE}: 1" in text.stdout
+    assert "summary, no organization to search" in text.stdout
+    assert "keep version 1" in text.stdout and "moved off the key by hand" in text.stdout
+    doc = _rotate(w)
+    inv = doc["inventory"]["kms_inventory"]
+    assert inv["summary"]["resource_types"][TABLE_TYPE] == 1 and not inv["searched"]
+    assert inv["not_covered"] == {TABLE_TYPE: 1}
+    # Every object moved to version 2, and version 1 stays ENABLED for the table.
+    assert _objects_under(w, 1) == 0 and _objects_under(w, 2) == 30
+    assert _states(w) == {1: "ENABLED", 2: "ENABLED"}
+
+
+def test_the_same_key_with_nothing_else_on_it_disables_version_1(
+    tmp_path: Path, no_organization: None
+) -> None:
+    w = WorldCli(tmp_path, _world())
+    doc = _rotate(w)
+    assert doc["inventory"]["kms_inventory"]["not_covered"] == {}
+    assert _states(w) == {1: "DISABLED", 2: "ENABLED"}
+
+
+def test_an_unreadable_inventory_disables_nothing_and_names_the_permission(
+    tmp_path: Path, no_organization: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROTATOR_FAKE_FAULTS", "deny=inventory")
+    w = WorldCli(tmp_path, _world(_table([1])))
+    text = w.plan("rotate-key", APP_KEY)
+    assert text.code == 0, text
+    line = next(x for x in text.stdout.splitlines() if "Cloud KMS Inventory cross-check" in x)
+    assert "UNREADABLE" in line and "kmsinventory.googleapis.com" in line
+    assert "cloudkms.cryptoKeys.get" in line and "roles/cloudkms.viewer" in line
+    doc = _rotate(w)
+    disable = next(s for s in doc["steps"] if s["kind"] == "kms.disable_versions")
+    assert disable["changes"] == [] and "1" in disable["data"]["keep"]
+    assert _objects_under(w, 2) == 30  # the rewrites still happen: nothing is lost by them
+    assert _states(w) == {1: "ENABLED", 2: "ENABLED"}
+    assert doc["acknowledgements"] == []
+
+
+def test_an_acknowledged_unreadable_inventory_is_on_the_plan_the_ticket_and_the_audit_record(
+    tmp_path: Path, no_organization: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROTATOR_FAKE_FAULTS", "deny=inventory")
+    w = WorldCli(tmp_path, _world())
+    ack = "--acknowledge-unreadable-inventory"
+    text = w("plan", "rotate-key", "--key", APP_KEY, ack)
+    assert text.code == 0, text
+    assert "ACKNOWLEDGED" in text.stdout
+    ticket = w("--output", "markdown", "plan", "rotate-key", "--key", APP_KEY, ack)
+    assert "**ACKNOWLEDGED**" in ticket.stdout and "cloudkms.cryptoKeys.get" in ticket.stdout
+    doc = _rotate(w, ack)
+    assert [a["key"] for a in doc["acknowledgements"]] == [APP_KEY]
+    assert _states(w) == {1: "DISABLED", 2: "ENABLED"}
+    started = [
+        json.loads(line)
+        for line in (tmp_path / "plan.json.audit.jsonl").read_text().splitlines()
+        if json.loads(line)["event"] == "apply.started"
+    ]
+    assert started and started[0]["acknowledgements"][0]["what"] == "unreadable_kms_inventory"
+
+
+def test_destroy_versions_refuses_a_version_another_product_uses(
+    tmp_path: Path, no_organization: None
+) -> None:
+    doc = _world(_table([1]), objects=0)
+    doc["kms"] = [key(APP_KEY, {1: "DISABLED", 2: "ENABLED"}, primary=2)]
+    w = WorldCli(tmp_path, doc)
+    r = w("plan", "destroy-versions", "--key", APP_KEY, "--set", "versions=1")
+    assert_failed(r, 3, "refused", TABLE_TYPE, "R13")
+    assert _states(w) == {1: "DISABLED", 2: "ENABLED"}
+
+
+def test_with_an_organization_the_search_names_the_table_and_its_version(
+    tmp_path: Path, organization: None
+) -> None:
+    doc = _world(_table([1]))
+    doc["kms"] = [key(APP_KEY, {1: "ENABLED", 2: "ENABLED"}, primary=2)]
+    w = WorldCli(tmp_path, doc)
+    plan = _rotate(w)
+    inv = plan["inventory"]["kms_inventory"]
+    assert inv["searched"] and inv["not_covered"] == {TABLE_TYPE: 1}
+    disable = next(s for s in plan["steps"] if s["kind"] == "kms.disable_versions")
+    assert any(TABLE in reason for reason in disable["data"]["keep"]["1"])
+    # Version 2 (no longer primary, nothing under it) is free; version 1 is the table's.
+    assert _states(w) == {1: "ENABLED", 2: "DISABLED", 3: "ENABLED"}
+
+
+def test_resources_in_a_project_rotator_did_not_inspect_pin_every_version(
+    tmp_path: Path, no_organization: None
+) -> None:
+    service = {"name": OTHER_SERVICE, "type": "run.googleapis.com/Service", "key": APP_KEY, "versions": [1]}
+    w = WorldCli(tmp_path, _world(service))
+    plan = _rotate(w)
+    inv = plan["inventory"]["kms_inventory"]
+    assert inv["summary"]["project_count"] == 2 and inv["projects_inspected"] == ["demo"]
+    assert inv["not_covered"] == {}
+    disable = next(s for s in plan["steps"] if s["kind"] == "kms.disable_versions")
+    assert any("1 other project(s)" in reason for reason in disable["data"]["keep"]["1"])
+    assert _states(w) == {1: "ENABLED", 2: "ENABLED"}
+
+
+def test_with_an_organization_the_other_project_is_named(tmp_path: Path, organization: None) -> None:
+    service = {"name": OTHER_SERVICE, "type": "run.googleapis.com/Service", "key": APP_KEY, "versions": [1]}
+    w = WorldCli(tmp_path, _world(service))
+    plan = _rotate(w)
+    assert plan["inventory"]["kms_inventory"]["projects_not_inspected"] == ["other"]
+    disable = next(s for s in plan["steps"] if s["kind"] == "kms.disable_versions")
+    assert any(OTHER_SERVICE in r and "project other" in r for r in disable["data"]["keep"]["1"])
+    assert _states(w) == {1: "ENABLED", 2: "ENABLED"}
+
+
+def test_the_inventory_command_shows_what_cloud_kms_inventory_said(
+    tmp_path: Path, no_organization: None
+) -> None:
+    w = WorldCli(tmp_path, _world(_table()))
+    r = w("inventory", APP_KEY)
+    assert r.code == 0, r
+    assert f"{TABLE_TYPE}: 1" in r.stdout and "blocked" in r.stdout
+
+
+def test_other_resources_are_checked_in_the_world_file(tmp_path: Path) -> None:
+    bad = _world({"name": TABLE, "type": TABLE_TYPE, "key": APP_KEY, "versions": [7]})
+    r = WorldCli(tmp_path, bad)("inventory", APP_KEY)
+    assert_failed(r, 2, "error", "other_resources[0].versions[0]", "version 7")
