@@ -20,6 +20,7 @@ from rotator.errors import BadInput, Failure, RotatorError
 from rotator.journal import journal_path, read_events, step_states
 from rotator.names import parse_key
 from rotator.output_schemas import stamp
+from rotator.ratelimit import DEFAULT_CONCURRENCY
 from rotator.render import colour
 from rotator.timeutil import parse_duration
 
@@ -337,9 +338,10 @@ def plan(
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 1024),
-    default=8,
+    default=DEFAULT_CONCURRENCY,
     show_default=True,
-    help="Object rewrites in flight at once.",
+    help="Cap on object rewrites in flight at once (all buckets together); below it, each "
+    "bucket keeps its write rate times the observed latency in flight (Little's law).",
 )
 @click.option(
     "--max-rps", type=click.IntRange(1, 100000), default=None, help="Cap on object rewrites per second."

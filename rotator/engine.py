@@ -21,7 +21,7 @@ from rotator.errors import BadInput, Failure, RotatorError, Stale
 from rotator.inventory import KeyInventory, scan_key
 from rotator.journal import Journal, journal_path
 from rotator.progress import NoProgress, ProgressFactory
-from rotator.ratelimit import AdaptiveRate
+from rotator.ratelimit import DEFAULT_CONCURRENCY, AdaptiveRate
 from rotator.steps import REGISTRY, PlannedStep
 
 CHECKPOINT_EVERY_OBJECTS = 1000
@@ -195,7 +195,7 @@ def apply_plan(
     plan_sha256: str,
     plan_path: str,
     *,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     max_rps: int | None = None,
     wait: timedelta | None = None,
     emit: Callable[[str], None] = lambda _m: None,

@@ -14,7 +14,8 @@ from typing import Any
 
 from rotator import apierrors as api
 from rotator.agents import DATAFLOW, FIRESTORE, FUNCTIONS, RUN, SERVICES, STORAGE
-from rotator.backends.base import Backend, iter_objects
+from rotator.backends.base import Backend
+from rotator.listing import iter_objects_parallel
 from rotator.model import (
     ENABLED,
     LIVE,
@@ -330,7 +331,9 @@ def scan_key(
                 uses[crypto_key.primary].group(BUCKET_DEFAULT, f"gs://{bucket.name}").add(bucket.name)
         seen = 0
         for soft in (False, True):
-            for obj in iter_objects(backend.storage, bucket.name, versions=not soft, soft_deleted=soft):
+            for obj in iter_objects_parallel(
+                backend.storage, bucket.name, versions=not soft, soft_deleted=soft
+            ):
                 seen += 1
                 if progress and seen % 10000 == 0:
                     progress(bucket.name, seen)

@@ -1,22 +1,46 @@
-"""Write rates for object rewrites. Thread-safe; time and sleep are injectable so
-tests never sleep.
+"""Write rates and requests in flight for object rewrites. Thread-safe; time and sleep
+are injectable so tests never sleep.
 
-Cloud Storage's guidance for a bucket: start at about 1,000 object writes per second
-and at most double every 20 minutes. AdaptiveRate follows it per bucket, halves on
-throttling (429/503) and never exceeds --max-rps.
+Cloud Storage's request-rate guidance (https://cloud.google.com/storage/docs/request-rate,
+"Request rate and access distribution guidelines"):
+- a bucket starts with an IO capacity of about 1,000 object writes per second;
+- above that, ramp up gradually, "no faster than doubling over a period of 20 minutes";
+- on increased latency or error rates, "pause your ramp-up or reduce the request rate
+  temporarily", and retry 408, 429 and 5xx answers with exponential backoff.
+
+AdaptiveRate follows it per bucket. Each throttled answer is retried by the backend's
+RetryPolicy (exponential backoff with jitter); the bucket's rate itself comes down
+(halves) only when the share of throttled answers over a short window passes
+THROTTLED_SHARE: a few random 503s are the service's noise, not a signal to slow the
+whole bucket down. After a backoff the rate climbs back quickly (doubling every
+window) to the highest rate the bucket already sustained; only going above that (and
+above the 1,000/s start) follows the 20-minute doubling. It never goes below FLOOR_RPS
+and never above --max-rps.
+
+InFlight sizes the requests in flight per bucket by Little's law: the rate times the
+observed time one object takes, up to --concurrency.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
 
-GCS_START_RPS = 1000.0  # Cloud Storage's suggested initial write rate per bucket
+GCS_START_RPS = 1000.0  # Cloud Storage's initial write capacity per bucket (guidance above)
 KMS_QUOTA_START_RPS = 100.0  # HSM / EXTERNAL keys spend Cloud HSM / EKM quota (R6)
-RAMP_EVERY_SECONDS = 20 * 60  # at most double every 20 minutes
-MIN_RPS = 1.0
-HALVE_EVERY_SECONDS = 1.0  # one burst of throttling answers halves the rate once
+RAMP_EVERY_SECONDS = 20 * 60  # above the sustained rate: at most double every 20 minutes
+FLOOR_RPS = 5.0  # the rate never comes down below this (documented in README)
+WINDOW_SECONDS = 0.5  # the throttled share is judged over windows this long...
+WINDOW_MIN_ANSWERS = 10  # ...holding at least this many answers (a longer window otherwise)
+WINDOW_MAX_SECONDS = 5.0  # ...but no longer than this: a trickle is judged too
+THROTTLED_SHARE = 0.25  # above this share of throttled answers the rate halves
+# --concurrency's default: a cap, not a target. 1,000 writes/s at 100-250 ms an object
+# (a slow region, retries) needs 125-310 in flight; InFlight keeps only what the rate needs.
+DEFAULT_CONCURRENCY = 256
+# Kept for callers that predate the window (the floor used to be 1 object/s).
+MIN_RPS = FLOOR_RPS
 
 
 class RateLimiter:
@@ -53,14 +77,21 @@ class RateLimiter:
 
     def set_rate(self, rate: float) -> None:
         with self._lock:
+            now = self._clock()
+            # Settle the tokens earned at the old rate before the new one applies.
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
             self.rate = rate
             self.capacity = max(1.0, rate)
             self._tokens = min(self._tokens, self.capacity)
 
 
 class AdaptiveRate:
-    """One bucket's write rate: starts at `start` (capped by `cap`), doubles after
-    RAMP_EVERY_SECONDS without throttling, halves on each throttling signal."""
+    """One bucket's write rate (see the module docstring for the guidance it follows).
+
+    `acquire()` before each write; `on_throttled()` for each answer that said slow down
+    (429, 503, 408, other 5xx): that request's retry is one more answer to count.
+    """
 
     def __init__(
         self,
@@ -74,10 +105,16 @@ class AdaptiveRate:
         first = min(start, cap) if cap else start
         self._bucket = RateLimiter(first, clock=clock, sleep=sleep)
         self._clock = clock
-        self._since = clock()
-        self._last_halved = float("-inf")
         self._lock = threading.Lock()
-        self.throttled = 0
+        now = clock()
+        # The guidance lets a bucket start at `start`: that counts as sustained.
+        self.sustained = first
+        self._ramped_at = now  # the last doubling above `sustained` (or the start)
+        self._window_start = now
+        self._answers = 0
+        self._throttled_in_window = 0
+        self.throttled = 0  # throttled answers over the whole run
+        self.decreases = 0
 
     @property
     def rate(self) -> float:
@@ -85,23 +122,68 @@ class AdaptiveRate:
 
     def acquire(self) -> float:
         with self._lock:
-            now = self._clock()
-            if now - self._since >= RAMP_EVERY_SECONDS:
-                doubled = self.rate * 2
-                self._bucket.set_rate(min(doubled, self.cap) if self.cap else doubled)
-                self._since = now
+            self._answers += 1
+            self._judge(self._clock())
         return self._bucket.acquire()
 
     def on_throttled(self) -> None:
-        """The service said slow down (429/503): halve, at most once per HALVE_EVERY
-        (requests in flight all report the same overload), and wait a period to ramp."""
         with self._lock:
             self.throttled += 1
-            now = self._clock()
-            if now - self._last_halved >= HALVE_EVERY_SECONDS:
-                self._bucket.set_rate(max(MIN_RPS, self.rate / 2))
-                self._last_halved = now
-            self._since = now
+            self._throttled_in_window += 1
+            self._answers += 1  # the throttled answer; its retry goes out without a token
+            self._judge(self._clock())
+
+    def _judge(self, now: float) -> None:
+        """At the end of a window: halve if too many answers were throttled; otherwise
+        climb back to the sustained rate, or past it per the 20-minute guidance."""
+        elapsed = now - self._window_start
+        if elapsed < WINDOW_SECONDS:
+            return
+        if self._answers < WINDOW_MIN_ANSWERS and elapsed < WINDOW_MAX_SECONDS:
+            return
+        share = self._throttled_in_window / self._answers if self._answers else 0.0
+        rate = self.rate
+        if share > THROTTLED_SHARE:
+            self._set(max(FLOOR_RPS, rate / 2))
+            self.decreases += 1
+            self._ramped_at = now  # pause the ramp above the sustained rate
+        elif rate < self.sustained:
+            self._set(min(self.sustained, rate * 2))  # recover quickly: the bucket took it
+        elif now - self._ramped_at >= RAMP_EVERY_SECONDS:
+            self.sustained = self._capped(rate * 2)  # the guidance's ramp: 2x per 20 min
+            self._set(self.sustained)
+            self._ramped_at = now
+        self._window_start, self._answers, self._throttled_in_window = now, 0, 0
+
+    def _capped(self, rate: float) -> float:
+        return min(rate, self.cap) if self.cap else rate
+
+    def _set(self, rate: float) -> None:
+        self._bucket.set_rate(self._capped(rate))
+
+
+class InFlight:
+    """How many rewrites a bucket keeps in flight: Little's law, L = rate x latency,
+    from the observed time one object takes (request, retries and their backoff), with
+    HEADROOM for jitter, at least MIN and at most `cap` (--concurrency)."""
+
+    HEADROOM = 1.25
+    MIN = 4
+    SMOOTHING = 0.1  # weight of the newest latency in the moving average
+
+    def __init__(self, cap: int, rate: Callable[[], float], first_latency: float = 0.05):
+        self.cap = max(1, cap)
+        self._rate = rate
+        self.latency = first_latency
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self.latency += self.SMOOTHING * (seconds - self.latency)
+
+    def limit(self) -> int:
+        wanted = math.ceil(self._rate() * self.latency * self.HEADROOM)
+        return max(min(self.MIN, self.cap), min(self.cap, wanted))
 
 
 class Unlimited:

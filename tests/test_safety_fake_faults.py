@@ -208,7 +208,12 @@ def test_kms_resource_exhausted_on_create_version_is_retried(tmp_path: Path) -> 
     assert w.dump()["kms"][1]["versions"] == {1: "DISABLED", 2: "ENABLED", 3: "ENABLED", 4: "ENABLED"}
 
 
-def test_a_throttled_bucket_halves_its_write_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_throttled_rewrite_is_retried_without_slowing_its_bucket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One 429 is the service's noise: the write is retried with backoff and the
+    bucket is told, but its rate comes down only when a window's share of throttled
+    answers passes THROTTLED_SHARE (Cloud Storage's request-rate guidance)."""
     throttled: list[float] = []
     original = ratelimit.AdaptiveRate.on_throttled
 
@@ -217,12 +222,11 @@ def test_a_throttled_bucket_halves_its_write_rate(tmp_path: Path, monkeypatch: p
         throttled.append(self.rate)
 
     monkeypatch.setattr(ratelimit.AdaptiveRate, "on_throttled", record)
-    monkeypatch.setattr(ratelimit, "MIN_RPS", 1.0)  # the real floor, so halving is visible
     spec = FaultSpec(rate=1, times=1, codes=("RESOURCE_EXHAUSTED",), methods=frozenset({"rewrite_object"}))
     w = Faulted(tmp_path, demo_world(), spec)
     assert w.apply(w.plan("rotate-key", None, {}))["complete"]
     assert len(w.hits) == 1
-    assert throttled == [ratelimit.GCS_START_RPS / 2], "a 429 on a rewrite did not halve the bucket's rate"
+    assert throttled == [ratelimit.GCS_START_RPS], "the bucket was not told, or one 429 slowed it down"
     assert normalized(w.dump()) == normalized(calm_world(tmp_path, "rotate-key"))
 
 

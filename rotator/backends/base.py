@@ -73,9 +73,13 @@ class StorageApi(Protocol):
         soft_deleted: bool = False,
         page_token: str | None = None,
         page_size: int = 1000,
+        start_offset: str | None = None,
+        end_offset: str | None = None,
     ) -> ObjectPage:
         """One page. versions=True adds noncurrent generations; soft_deleted=True lists
-        only soft-deleted generations (as the JSON API does)."""
+        only soft-deleted generations (as the JSON API does). start_offset (inclusive)
+        and end_offset (exclusive) bound the names, as objects.list's startOffset and
+        endOffset do (rotator.listing lists name ranges in parallel with them)."""
         ...
 
     def get_object(self, bucket: str, name: str, generation: int | None = None) -> ObjectInfo: ...

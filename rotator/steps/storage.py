@@ -3,10 +3,7 @@ rewrite of every live object from retiring versions (R11, R13.3, R14)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from rotator import apierrors as api
@@ -14,8 +11,9 @@ from rotator import guards
 from rotator.backends.base import StorageApi, iter_objects
 from rotator.errors import BadInput, Failure, Stale, Waiting
 from rotator.inventory import BUCKET_DEFAULT, LIVE_OBJECT
-from rotator.model import BatchJob, Bucket, ObjectInfo
+from rotator.model import BatchJob, Bucket
 from rotator.ratelimit import GCS_START_RPS, KMS_QUOTA_START_RPS
+from rotator.rewrites import Rewriter, RewriteTally
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.storage_rules import overwrite_blocker
 
@@ -23,9 +21,6 @@ if TYPE_CHECKING:
     from rotator.engine import ApplyContext
     from rotator.plan import PlanContext
 
-# A rewrite whose generation precondition fails is re-read and retried this often
-# before the object is reported (an application keeps rewriting it).
-MAX_PRECONDITION_RETRIES = 3
 
 
 def buckets_using(ctx: PlanContext, key: str) -> list[Bucket]:
@@ -81,25 +76,6 @@ class SetBucketDefaults(StepKind):
             changed += 1
             ctx.emit(f"gs://{name}: default key -> {new_key}")
         return {"buckets_changed": changed}
-
-
-@dataclass
-class RewriteTally:
-    rewritten: int = 0
-    already_current: int = 0
-    pinned: int = 0
-    bytes: int = 0
-    failures: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "rewritten": self.rewritten,
-            "already_current": self.already_current,
-            "skipped_pinned": self.pinned,
-            "bytes_rewritten": self.bytes,
-            "failed": len(self.failures),
-        }
 
 
 @register
@@ -172,16 +148,20 @@ class RewriteObjects(StepKind):
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
         key, dest = step.data["key"], step.data["to"]
         retiring = {f"{key}/cryptoKeyVersions/{n}" for n in step.data["retiring"]}
-        total: dict[str, Any] = {}
-        failures: list[str] = []
+        tallies: list[RewriteTally] = []
+        local: list[Bucket] = []
         for bucket_name in step.data["buckets"]:
             bucket = ctx.backend.storage.get_bucket(bucket_name)
-            tally = RewriteTally()
             planned = sum(c["objects"] for c in step.changes if c.get("bucket") == f"gs://{bucket_name}")
             if ctx.engine_for(planned) == "batch":
-                self._rewrite_bucket_batch(ctx, step, bucket, retiring, dest, tally)
+                tallies.append(RewriteTally())
+                self._rewrite_bucket_batch(ctx, step, bucket, retiring, dest, tallies[-1])
             else:
-                self._rewrite_bucket(ctx, step, bucket, retiring, dest, tally)
+                local.append(bucket)
+        tallies += Rewriter(ctx, step, retiring, dest).run(local)
+        total: dict[str, Any] = {}
+        failures: list[str] = []
+        for tally in tallies:
             for k, v in tally.to_json().items():
                 total[k] = total.get(k, 0) + v
             failures += tally.failures
@@ -195,59 +175,6 @@ class RewriteObjects(StepKind):
                 resource=step.id,
             )
         return total
-
-    def _rewrite_bucket(
-        self,
-        ctx: ApplyContext,
-        step: PlannedStep,
-        bucket: Bucket,
-        retiring: set[str],
-        dest: str,
-        tally: RewriteTally,
-    ) -> None:
-        storage = ctx.backend.storage
-        now = ctx.backend.clock.now()
-        progress = ctx.progress(step.id, bucket.name)
-        planned = [c for c in step.changes if c.get("bucket") == f"gs://{bucket.name}"]
-        bar = ctx.progress_bars(
-            f"gs://{bucket.name}", sum(c["objects"] for c in planned), sum(c["bytes"] for c in planned)
-        )
-        # One write rate per bucket (Cloud Storage's guidance), slowed by throttling.
-        rate = ctx.bucket_rate(step.data.get("start_rps", GCS_START_RPS))
-        if hasattr(storage, "on_throttle"):
-            storage.on_throttle = lambda name: rate.on_throttled() if name == bucket.name else None
-
-        def one(obj: ObjectInfo) -> None:
-            outcome, size = rewrite_one(storage, obj, retiring, dest, bucket, now, before_write=rate.acquire)
-            with tally.lock:
-                if outcome == "rewritten":
-                    tally.rewritten += 1
-                    tally.bytes += size
-                elif outcome == "current":
-                    tally.already_current += 1
-                elif outcome == "pinned":
-                    tally.pinned += 1
-                else:
-                    tally.failures.append(outcome)
-                progress(tally.to_json())
-            if outcome in ("rewritten", "current"):
-                bar.update(1, size)
-
-        limit = max(1, ctx.concurrency)
-        with ThreadPoolExecutor(max_workers=limit) as pool:
-            inflight: set[Future[None]] = set()
-            for obj in iter_objects(storage, bucket.name):
-                if obj.kms_key_version not in retiring:
-                    continue  # never touch an object that is already current
-                if len(inflight) >= 2 * limit:
-                    finished, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        f.result()
-                inflight.add(pool.submit(one, obj))
-            for f in inflight:
-                f.result()
-        bar.close()
-        progress(tally.to_json(), final=True)
 
     def _rewrite_bucket_batch(
         self,
@@ -367,52 +294,3 @@ def _manifest_rows(
     for obj in iter_objects(storage, bucket.name):
         if obj.kms_key_version in retiring and not obj.held and not overwrite_blocker(obj, bucket, now):
             yield (bucket.name, obj.name, obj.generation)
-
-
-def rewrite_one(
-    storage: StorageApi,
-    obj: ObjectInfo,
-    retiring: set[str],
-    dest: str,
-    bucket: Bucket,
-    now: Any,
-    before_write: Callable[[], object] = lambda: None,
-) -> tuple[str, int]:
-    """Rewrite one object if it still needs it. Returns ('rewritten'|'current'|'pinned'
-    | a failure description, bytes). The generation precondition means an application's
-    concurrent write is never overwritten: on a mismatch the object is re-read and
-    re-checked."""
-    where = f"gs://{obj.bucket}/{obj.name}"
-    for _ in range(MAX_PRECONDITION_RETRIES + 1):
-        if obj.kms_key_version not in retiring:
-            return "current", 0
-        if obj.held or overwrite_blocker(obj, bucket, now):
-            return "pinned", 0  # reported by inventory as an R16 pin; cannot be rewritten
-        token = None
-        try:
-            while True:
-                before_write()  # each call is a write: it waits for the bucket's rate
-                result = storage.rewrite_object(
-                    obj.bucket,
-                    obj.name,
-                    destination_kms_key=dest,
-                    if_generation_match=obj.generation,
-                    rewrite_token=token,
-                )
-                if result.done:
-                    return "rewritten", obj.size
-                token = result.rewrite_token
-        except api.PreconditionFailed:
-            try:
-                obj = storage.get_object(obj.bucket, obj.name)
-            except api.NotFound:
-                return "current", 0  # deleted meanwhile: nothing left to protect
-        except api.NotFound as e:
-            try:  # deleted meanwhile, or a failure that says 404? Only a second look tells.
-                storage.get_object(obj.bucket, obj.name)
-            except api.NotFound:
-                return "current", 0
-            return f"{where}: {e}", 0
-        except api.ApiError as e:
-            return f"{where}: {e}", 0
-    return f"{where}: generation kept changing under rotator (ifGenerationMatch)", 0

@@ -334,7 +334,8 @@ class FaultyApi:
 
             def on_retry(error: BaseException, attempt_number: int) -> None:
                 self._policy.on_retry(error, attempt_number)
-                if isinstance(error, (api.ResourceExhausted, api.Unavailable)):  # "slow down"
+                slow_down = (api.ResourceExhausted, api.Unavailable, api.DeadlineExceeded)  # 429, 5xx
+                if isinstance(error, slow_down):
                     listener(bucket)
 
             policy = replace(policy, on_retry=on_retry)

@@ -171,6 +171,8 @@ class FakeStorage:
         soft_deleted: bool = False,
         page_token: str | None = None,
         page_size: int = 1000,
+        start_offset: str | None = None,
+        end_offset: str | None = None,
     ) -> ObjectPage:
         if page_size < 1:
             raise api.InvalidArgument(f"maxResults must be a positive number, not {page_size}")
@@ -189,10 +191,18 @@ class FakeStorage:
         marks = ",".join("?" * len(states))
         with self.store.read() as c:
             self._bucket_row(c, bucket)
+            # startOffset is inclusive, endOffset exclusive (objects.list).
+            bounds, bound_args = "", []
+            if start_offset:
+                bounds += " AND name >= ?"
+                bound_args.append(start_offset)
+            if end_offset:
+                bounds += " AND name < ?"
+                bound_args.append(end_offset)
             rows = c.execute(
                 f"SELECT * FROM objects WHERE bucket=? AND (name, generation) > (?, ?) "
-                f"AND state IN ({marks}) ORDER BY name, generation LIMIT ?",
-                (bucket, after_name, after_gen, *states, page_size + 1),
+                f"AND state IN ({marks}){bounds} ORDER BY name, generation LIMIT ?",
+                (bucket, after_name, after_gen, *states, *bound_args, page_size + 1),
             ).fetchall()
         items = [self._to_object(r) for r in rows[:page_size]]
         token = None

@@ -28,6 +28,8 @@ REJECTED: tuple[type[BaseException], ...] = (gexc.TooManyRequests, gexc.Resource
 def retryable(error: BaseException) -> bool:
     if isinstance(error, RETRYABLE):
         return True
+    if getattr(error, "code", None) == 408:  # Request Timeout: retry it, per the request-rate guidance
+        return True
     # A dropped HTTP connection (requests) or socket error is transient too.
     name = type(error).__name__
     return name in ("ConnectionError", "ChunkedEncodingError", "ReadTimeout", "ConnectTimeout")

@@ -35,7 +35,12 @@ LIST_FIELDS = (
     "retention,softDeleteTime,hardDeleteTime,customerEncryption),nextPageToken"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-THROTTLING = (gexc.TooManyRequests, gexc.ServiceUnavailable)
+# Answers Cloud Storage's request-rate guidance says to back off from: 408, 429, 5xx.
+THROTTLING = (gexc.TooManyRequests, gexc.ServerError)
+
+
+def throttling(error: BaseException) -> bool:
+    return isinstance(error, THROTTLING) or getattr(error, "code", None) == 408
 
 
 def to_bucket(b: storage.Bucket) -> Bucket:
@@ -78,9 +83,19 @@ def to_object(blob: storage.Blob, *, state: str | None = None) -> ObjectInfo:
 class GcpStorage:
     def __init__(self, client: storage.Client, project: str, retry: RetryPolicy):
         self.client, self.project, self.retry = client, project, retry
-        # Told the bucket each time a write is throttled (429/503), so the engine can
-        # halve that bucket's rate (Cloud Storage's guidance) while the retry waits.
+        # Told the bucket each time a write is throttled (408/429/5xx), so the engine can
+        # judge that bucket's rate (Cloud Storage's guidance) while the retry waits.
         self.on_throttle: Callable[[str], object] | None = None
+
+    def size_pool(self, connections: int) -> None:
+        """Keep `connections` HTTP connections open. The requests library's default pool
+        keeps 10 per host and drops the rest after each request, so at 64 in flight most
+        rewrites would pay a new TCP (and TLS) connection."""
+        from requests.adapters import HTTPAdapter
+
+        session = self.client._http
+        for scheme in ("https://", "http://"):
+            session.mount(scheme, HTTPAdapter(pool_connections=4, pool_maxsize=connections))
 
     def list_buckets(self) -> Iterator[Bucket]:
         with translated("list_buckets", f"projects/{self.project}"):
@@ -108,6 +123,8 @@ class GcpStorage:
         soft_deleted: bool = False,
         page_token: str | None = None,
         page_size: int = 1000,
+        start_offset: str | None = None,
+        end_offset: str | None = None,
     ) -> ObjectPage:
         def one_page() -> ObjectPage:
             blobs = self.client.list_blobs(
@@ -116,6 +133,8 @@ class GcpStorage:
                 soft_deleted=soft_deleted or None,
                 page_token=page_token,
                 page_size=page_size,
+                start_offset=start_offset,
+                end_offset=end_offset,
                 fields=LIST_FIELDS,
                 retry=None,
             )
@@ -168,7 +187,7 @@ class GcpStorage:
 
             def on_retry(error: BaseException, attempt: int) -> None:
                 self.retry.on_retry(error, attempt)
-                if isinstance(error, THROTTLING):  # only "slow down", not any transient error
+                if throttling(error):  # "slow down", not a dropped connection
                     listener(bucket)
 
             policy = replace(self.retry, on_retry=on_retry)
