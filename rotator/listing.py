@@ -23,7 +23,7 @@ from typing import Any
 
 from rotator.model import ObjectInfo
 
-LISTERS = int(os.environ.get("ROTATOR_LISTERS", "16"))  # list requests in flight per bucket
+LISTERS = 16  # list requests in flight per bucket
 LOOKAHEAD_PAGES = 2 * LISTERS  # pages listed ahead of the reader, at most
 MAX_DIGITS = 12  # name positions a split point is computed over
 

@@ -151,12 +151,22 @@ def _record_times(storage: StorageServer, times: list[tuple[str | None, float, f
     storage.handle = handle  # type: ignore[method-assign]
 
 
+def rewrite_faults(latency: float, seed: int = 14) -> list[Fault]:
+    """5% of rewrites answered 503 and 5% answered 429 (each after the same latency)."""
+    return [
+        Fault(op="objects.rewrite", status=503, rate=0.05, seed=seed, delay=latency),
+        # Drawn only for the 95% the first rule let through: 5% of all rewrites.
+        Fault(op="objects.rewrite", status=429, rate=0.05 / 0.95, seed=seed + 1, delay=latency),
+    ]
+
+
 @contextmanager
-def served(world_path: Path, latency: float = LATENCY) -> Iterator[Served]:
+def served(world_path: Path, latency: float = LATENCY, faults: list[Fault] | None = None) -> Iterator[Served]:
     with serve_world_file(world_path, world_path.parent / "cache") as (env, storage, _grpc):
         # socketserver listens with a backlog of 5: 64 clients connecting at once overflow it
         # and some connections are reset, which no Google front end does. A deeper queue.
         storage._httpd.socket.listen(BACKLOG)
+        storage.faults.extend(faults or [])  # the first rule that fires answers
         if latency:
             storage.faults.append(Fault(delay=latency, status=None))
         s = Served(dict(os.environ, **env, DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA="true"), storage)
@@ -192,15 +202,20 @@ def check(r: Run, what: str) -> Run:
 
 
 def rotator_rotate(
-    served: Served, plan: Path, concurrency: int, *, max_rps: int = 100000
+    served: Served, plan: Path, concurrency: int | None, *, max_rps: int | None = 100000
 ) -> tuple[Run, Run, int]:
     """`rotator plan rotate-key` then `rotator apply` over the wire (gcp backend, own
-    process). Returns both runs and the request-log position where apply began."""
+    process); concurrency and max_rps None: rotator's defaults. Returns both runs and
+    the request-log position where apply began."""
     planned = check(
         run([*ROTATOR, "plan", "rotate-key", "--key", KEY, "--out", str(plan)], served.env), "rotator plan"
     )
     at = served.mark()
-    args = ["apply", str(plan), "--yes", "--concurrency", str(concurrency), "--max-rps", str(max_rps)]
+    args = ["apply", str(plan), "--yes"]
+    if concurrency is not None:
+        args += ["--concurrency", str(concurrency)]
+    if max_rps is not None:
+        args += ["--max-rps", str(max_rps)]
     applied = check(run([*ROTATOR, *args], served.env), "rotator apply")
     return planned, applied, at
 
