@@ -16,6 +16,7 @@ from rotator import apierrors as api
 from rotator.agents import DATAFLOW, FIRESTORE, FUNCTIONS, RUN, SERVICES, STORAGE
 from rotator.backends.base import Backend
 from rotator.listing import iter_objects_parallel
+from rotator.locations import key_region
 from rotator.model import (
     ENABLED,
     LIVE,
@@ -27,6 +28,7 @@ from rotator.model import (
     ObjectInfo,
     ProtectedResource,
     ProtectedResourcesSummary,
+    RunService,
 )
 from rotator.names import KeyName
 from rotator.storage_rules import locked, overwrite_blocker, retention_expiry
@@ -422,8 +424,15 @@ def _scan_dataflow(backend: Backend, key: str, uses: dict[int, VersionUse], prim
             use.group(DATAFLOW_JOB, where).add(job.id)
 
 
+def run_services(backend: Backend, key: str) -> list[RunService]:
+    """The Cloud Run services that can use `key`: those of its region (R7). Cloud Run
+    lists one region at a time; a multi-region or global key serves none."""
+    region = key_region(key)
+    return backend.run.list_services(region) if region else []
+
+
 def _scan_run(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:
-    for service in backend.run.list_services():
+    for service in run_services(backend, key):
         latest = service.latest
         if latest is not None and latest.kms_key == key:
             _pin_primary(uses, primary, RUN_KEY, service.name)

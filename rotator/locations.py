@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # Predefined dual-regions take a key ring in that same dual-region (R7).
 _PREDEFINED_DUAL = {"ASIA1", "EUR4", "NAM4"}
 _MULTI = {"US", "EU", "ASIA"}
@@ -21,6 +23,22 @@ def key_location_for_bucket(bucket_location: str) -> str | None:
 
 def bucket_key_location_ok(bucket_location: str, key_location: str) -> bool:
     return key_location_for_bucket(bucket_location) == key_location.lower()
+
+
+_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
+
+
+def key_region(key: str) -> str | None:
+    """The one region whose regional resources (Cloud Run, functions, Dataflow,
+    Artifact Registry) can use this key, or None for a multi-region or global key:
+    those need a key in their own region (R7, R30)."""
+    location = key.split("/")[3] if key.count("/") >= 3 else ""
+    return location if is_region(location) else None
+
+
+def is_region(location: str) -> bool:
+    """A region (us-east1), not a multi-region (us, europe), dual-region (nam4) or global."""
+    return bool(_REGION.fullmatch(location))
 
 
 def regional_key_location_ok(resource_region: str, key_location: str) -> bool:

@@ -120,7 +120,9 @@ class DataflowApi(Protocol):
 
 
 class RunApi(Protocol):
-    def list_services(self) -> list[RunService]: ...
+    def list_services(self, region: str) -> list[RunService]:
+        """The services of one region: Cloud Run lists per region, never all ("-")."""
+        ...
 
     def get_service(self, name: str) -> RunService: ...
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import guards
 from rotator.errors import Refused
-from rotator.inventory import KeyInventory
+from rotator.inventory import KeyInventory, run_services
 from rotator.locations import key_location_for_database
 from rotator.model import ENABLED
 from rotator.names import parse_key
@@ -29,7 +29,7 @@ def _regional_targets(ctx: PlanContext, key: str) -> list[Target]:
     prefix = key + "/cryptoKeyVersions/"
     inv = ctx.inventory(key)
     if "run" not in inv.uninspected:
-        for svc in ctx.backend.run.list_services():
+        for svc in run_services(ctx.backend, key):
             if any(r.kms_key == key or (r.kms_key_version or "").startswith(prefix) for r in svc.revisions):
                 out.append((svc.name, svc.region, svc.region))
     if "functions" not in inv.uninspected:

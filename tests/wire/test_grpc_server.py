@@ -479,9 +479,8 @@ def test_get_and_list_services(services_client: run.ServicesClient) -> None:
     assert s.latest_created_revision == f"{SERVICE}/revisions/api-00002"
     assert [(t.revision, t.percent) for t in s.traffic_statuses] == [("api-00002", 100)]
     assert [t.percent for t in s.traffic] == [100]
-    assert [x.name for x in services_client.list_services(parent=f"projects/{PROJECT}/locations/-")] == [
-        SERVICE
-    ]
+    with pytest.raises(gexc.InvalidArgument, match='cannot be the "-" wildcard'):
+        list(services_client.list_services(parent=f"projects/{PROJECT}/locations/-"))
     assert [
         x.name for x in services_client.list_services(parent=f"projects/{PROJECT}/locations/us-east1")
     ] == [SERVICE]

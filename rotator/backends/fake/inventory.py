@@ -124,7 +124,7 @@ class FakeInventory:
                     versions,
                     home,
                 )
-        for s in b.run.list_services():
+        for s in b.run.all_services():
             revisions = [r for r in s.revisions if r.kms_key == key or mine([r.kms_key_version])]
             if revisions:
                 name = f"//run.googleapis.com/{s.name}"

@@ -20,6 +20,7 @@ from rotator.backends.fake.documents import (
 from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
+from rotator.locations import is_region
 from rotator.model import RunRevision, RunService
 
 _UNSET: Any = object()
@@ -43,7 +44,21 @@ class FakeRun:
             ),
         )
 
-    def list_services(self) -> list[RunService]:
+    def list_services(self, region: str) -> list[RunService]:
+        """One region's services. As Cloud Run's ListServices: the location "must be a
+        valid Google Cloud region, and cannot be the "-" wildcard" (run_v2
+        ListServicesRequest.parent)."""
+        if not is_region(region):
+            raise api.InvalidArgument(
+                f"projects/*/locations/{region}: Location must be a valid Google Cloud region, "
+                'and cannot be the "-" wildcard',
+                resource=region,
+            )
+        with self.store.read() as c:
+            return [self._to_service(d) for d in load_docs(c, "run") if d["service"].split("/")[3] == region]
+
+    def all_services(self) -> list[RunService]:
+        """Every service of the world (the world file and KMS Inventory; no Cloud Run call)."""
         with self.store.read() as c:
             return [self._to_service(d) for d in load_docs(c, "run")]
 

@@ -271,8 +271,9 @@ class GcpRun:
         )
         return RunService(s.name, action, tuple(out))
 
-    def list_services(self) -> list[RunService]:
-        parent = f"projects/{self.project}/locations/-"
+    def list_services(self, region: str) -> list[RunService]:
+        # "Location must be a valid Google Cloud region, and cannot be the "-" wildcard."
+        parent = f"projects/{self.project}/locations/{region}"
         with translated("list_services", parent):
             services = list(self.retry.call(self.services.list_services, parent=parent, retry=None))
         return [self._service(s) for s in services]
