@@ -29,6 +29,7 @@ from rotator.model import (
     ProtectedResource,
     ProtectedResourcesSummary,
     RunService,
+    unreachable_of,
 )
 from rotator.names import KeyName
 from rotator.storage_rules import locked, overwrite_blocker, retention_expiry
@@ -69,6 +70,7 @@ REPOSITORY_KEY = "repository_key"
 UNCOVERED = "uncovered_resource"
 OTHER_PROJECT = "other_project_resource"
 INVENTORY_UNREADABLE = "inventory_unreadable"
+UNLISTED = "unlisted_location"
 # Products rotator inspects itself; anything else Cloud KMS Inventory lists is reported.
 COVERED_PRODUCTS = {
     "storage.googleapis.com",
@@ -130,6 +132,7 @@ IMPACT = {
     UNCOVERED: "its data becomes unreadable (a product rotator does not cover)",
     OTHER_PROJECT: "its data becomes unreadable (a project rotator did not inspect)",
     INVENTORY_UNREADABLE: "whatever else uses the key stops working (Cloud KMS Inventory could not say)",
+    UNLISTED: "not inspected: whatever there uses the key stops working (assumed in use)",
 }
 
 PIN_KINDS: dict[str, PinKind] = {
@@ -169,6 +172,9 @@ PIN_KINDS: dict[str, PinKind] = {
         "Cloud KMS Inventory can be read, or the operator acknowledges "
         "(plan --acknowledge-unreadable-inventory)",
     ),
+    # A list that came back partial (`unreachable`): what it left out was not inspected,
+    # so it may use any version (DOMAIN: when unsure, assume in use; R13 finds every use).
+    UNLISTED: PinKind("R13", True, True, "the location answers and a new plan lists it in full"),
 }
 
 
@@ -390,6 +396,13 @@ def _versions_used(
     return []
 
 
+def _pin_unlisted(uses: dict[int, VersionUse], service: str, listing: Iterable[object]) -> None:
+    """Every version is pinned by each location a list could not reach."""
+    for location in unreachable_of(listing):
+        for use in uses.values():
+            use.group(UNLISTED, f"{service} in {location}").add(location)
+
+
 def _pin_primary(uses: dict[int, VersionUse], primary: int | None, kind: str, resource: str) -> None:
     if primary in uses:
         uses[primary].group(kind, resource).add(resource)
@@ -408,13 +421,17 @@ def _scan_firestore(
                 leaving = db.reencryption_due is not None and version != db.active_key_versions[-1]
                 use.group(FIRESTORE_ACTIVE, db.name).add(db.name, 0, db.reencryption_due if leaving else None)
     db_keys = {db.name: db.kms_key for db in backend.firestore.list_databases()}
-    for backup in backend.firestore.list_backups():
+    backups = backend.firestore.list_backups()
+    _pin_unlisted(uses, "Firestore backups", backups)
+    for backup in backups:
         for use in _versions_used(uses, key, backup.kms_key_version, db_keys.get(backup.database)):
             use.group(FIRESTORE_BACKUP, backup.database).add(backup.name, 0, backup.expire_time)
 
 
 def _scan_dataflow(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:
-    for job in backend.dataflow.list_jobs():
+    jobs = backend.dataflow.list_jobs()
+    _pin_unlisted(uses, "Dataflow jobs", jobs)
+    for job in jobs:
         if not job.running:
             continue
         where = f"dataflow job {job.id} ({job.name}, {job.region})"
@@ -444,7 +461,9 @@ def _scan_run(backend: Backend, key: str, uses: dict[int, VersionUse], primary: 
 
 def _scan_functions(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:
     repositories: set[str] = set()
-    for fn in backend.functions.list_functions():
+    functions = backend.functions.list_functions()
+    _pin_unlisted(uses, "Cloud Run functions", functions)
+    for fn in functions:
         if fn.kms_key == key:
             _pin_primary(uses, primary, FUNCTION_KEY, fn.name)
         if fn.docker_repository:

@@ -6,16 +6,20 @@ import re
 
 # Predefined dual-regions take a key ring in that same dual-region (R7).
 _PREDEFINED_DUAL = {"ASIA1", "EUR4", "NAM4"}
-_MULTI = {"US", "EU", "ASIA"}
-_CONTINENT = {"us": "us", "northamerica": "us", "europe": "eu", "asia": "asia"}
+# Cloud Storage's multi-regions and the KMS location of their keys: KMS names the
+# European multi-region `europe` (there is no `eu` key location).
+MULTI_REGION_KEY_LOCATION = {"US": "us", "EU": "europe", "ASIA": "asia"}
+_CONTINENT = {"us": "us", "northamerica": "us", "europe": "europe", "asia": "asia"}
 
 
 def key_location_for_bucket(bucket_location: str) -> str | None:
     """The KMS location a bucket's key must be in, or None when none can serve it."""
     loc = bucket_location.upper()
-    if loc in _PREDEFINED_DUAL or loc in _MULTI:
+    if loc in _PREDEFINED_DUAL:
         return loc.lower()
-    if "+" in loc:  # a configurable dual-region, e.g. US-EAST1+US-WEST1 -> us (R7)
+    if loc in MULTI_REGION_KEY_LOCATION:
+        return MULTI_REGION_KEY_LOCATION[loc]
+    if "+" in loc:  # a configurable dual-region: US-EAST1+US-WEST1 -> us, EUROPE-...+... -> europe (R7)
         continents = {_CONTINENT.get(r.lower().split("-")[0]) for r in loc.split("+")}
         return continents.pop() if len(continents) == 1 and None not in continents else None
     return loc.lower()

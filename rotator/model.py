@@ -5,8 +5,29 @@ Slots keep ObjectInfo small: inventory streams millions of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Listing(list[T], Generic[T]):
+    """What a list call returned, and the locations it could not reach: Google's
+    all-locations lists answer with a partial result and `unreachable` (functions v2
+    ListFunctionsResponse, Firestore ListBackupsResponse; Dataflow's failed_location)
+    instead of failing. What was not listed is not inspected: assumed in use."""
+
+    def __init__(self, items: Iterable[T] = (), unreachable: Iterable[str] = ()):
+        super().__init__(items)
+        self.unreachable: tuple[str, ...] = tuple(sorted(set(unreachable)))
+
+
+def unreachable_of(listing: Iterable[object]) -> tuple[str, ...]:
+    """The locations a list could not reach (none for a plain list)."""
+    return getattr(listing, "unreachable", ())
+
 
 # KMS version states (R1)
 ENABLED = "ENABLED"

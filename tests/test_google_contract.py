@@ -3,14 +3,19 @@ same findings are shown over the wire in tests/wire/test_rpc_contract.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from services_world import APP_KEY, EU_KEY, GLOBAL_KEY, SERVICE, services_world
+import yaml
+from helpers import EU_KEY, assert_failed, bucket, key, make_world, obj, run_cli, v, write_world
+from services_world import APP_KEY, GLOBAL_KEY, SERVICE, services_world
+from services_world import EU_KEY as EUROPE_WEST1_KEY
 
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
-from rotator.inventory import run_services
+from rotator.inventory import PIN_KINDS, UNLISTED, run_services, scan_key
+from rotator.locations import key_location_for_bucket
 
 
 def make(**overrides: Any) -> FakeBackend:
@@ -34,5 +39,73 @@ def test_the_services_a_key_can_serve_are_those_of_its_region() -> None:
     """R7: a regional key serves its own region; a multi-region or global key none."""
     b = make()
     assert [s.name for s in run_services(b, APP_KEY)] == [SERVICE]
-    assert run_services(b, EU_KEY) == []
+    assert run_services(b, EUROPE_WEST1_KEY) == []
     assert run_services(b, GLOBAL_KEY) == []
+
+
+# -- Partial lists: what an unreachable location holds is assumed in use -----------------------
+def test_an_unreachable_location_pins_every_version_of_the_key() -> None:
+    b = make()
+    b.unreachable.add("europe-west1")
+    assert b.dataflow.list_jobs().unreachable == ("europe-west1",)  # type: ignore[attr-defined]
+    inv = scan_key(b, APP_KEY)
+    for n, use in inv.versions.items():
+        unlisted = {g.resource for g in use.pins() if g.kind == UNLISTED}
+        assert unlisted == {
+            "Firestore backups in europe-west1",
+            "Dataflow jobs in europe-west1",
+            "Cloud Run functions in europe-west1",
+        }, n
+        assert all(PIN_KINDS[UNLISTED].blocks_disable for g in use.pins() if g.kind == UNLISTED)
+    b.unreachable.clear()
+    assert not any(g.kind == UNLISTED for u in scan_key(b, APP_KEY).versions.values() for g in u.pins())
+
+
+# -- Multi-region and dual-region buckets (R7) --------------------------------------------------
+EUROPE = "projects/demo/locations/europe/keyRings/ring/cryptoKeys/eu-app"
+EUROPE_NEW = "projects/demo/locations/europe/keyRings/ring/cryptoKeys/eu-app-2026"
+
+
+@pytest.fixture(params=["fake", "gcp"])
+def backend_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The CLI on the fake, or through the gcp backend over the wire (helpers.run_cli)."""
+    if request.param == "gcp":
+        monkeypatch.setenv("ROTATOR_TEST_BACKEND", "gcp")
+    else:
+        monkeypatch.delenv("ROTATOR_TEST_BACKEND", raising=False)
+    return str(request.param)
+
+
+def test_kms_names_the_european_multi_region_europe() -> None:
+    assert key_location_for_bucket("EU") == "europe"
+    assert key_location_for_bucket("US") == "us"
+    assert key_location_for_bucket("ASIA") == "asia"
+    assert key_location_for_bucket("EUROPE-WEST1+EUROPE-WEST4") == "europe"
+    assert key_location_for_bucket("US-EAST1+US-WEST1") == "us"
+    assert key_location_for_bucket("ASIA-EAST1+ASIA-SOUTHEAST1") == "asia"
+    assert key_location_for_bucket("EUR4") == "eur4"  # a predefined dual-region: itself
+    assert key_location_for_bucket("US-EAST1+EUROPE-WEST1") is None  # no such dual-region
+
+
+@pytest.mark.parametrize("location", ["EU", "EUROPE-WEST1+EUROPE-WEST4"])
+def test_a_bucket_in_the_eu_is_re_keyed_under_a_key_in_europe(
+    location: str, backend_kind: str, tmp_path: Path
+) -> None:
+    world = make_world(
+        kms=[key(EUROPE, {1: "ENABLED"}), key(EUROPE_NEW, {1: "ENABLED"}), key(EU_KEY, {1: "ENABLED"})],
+        storage=[bucket("eu-logs", [obj("a", v(EUROPE, 1))], location=location, default_kms_key=EUROPE)],
+    )
+    path = write_world(tmp_path / "world.yaml", world)
+    w = ["--world", str(path)]
+    r = run_cli(
+        [*w, "plan", "replace-key", "--key", EUROPE, "--new-key", EUROPE_NEW, "--out", "p.json"], tmp_path
+    )
+    assert r.code == 0, r
+    assert run_cli([*w, "apply", "p.json", "--yes"], tmp_path).code == 0
+    dumped = yaml.safe_load(run_cli([*w, "world", "dump"], tmp_path).stdout)
+    (b,) = dumped["storage"]
+    assert b["location"] == location and b["default_kms_key"] == EUROPE_NEW
+    assert b["objects"][0]["kms_key_version"] == v(EUROPE_NEW, 1)
+    # A regional key cannot protect it: the refusal names the KMS location it needs (R7).
+    r = run_cli([*w, "plan", "replace-key", "--key", EUROPE_NEW, "--new-key", EU_KEY], tmp_path)
+    assert_failed(r, 3, "refused", "R7", "europe")

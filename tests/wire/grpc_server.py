@@ -70,7 +70,7 @@ from google.protobuf import any_pb2
 
 from rotator import apierrors as api
 from rotator.errors import BadInput
-from rotator.model import IamPolicy
+from rotator.model import IamPolicy, unreachable_of
 
 KMS = "google.cloud.kms.v1.KeyManagementService"
 IAM = "google.iam.v1.IAMPolicy"
@@ -718,6 +718,8 @@ class GrpcServer:
             )
         if req.filter:
             raise RpcAbort(grpc.StatusCode.UNIMPLEMENTED, "grpc_server: ListBackups filter")
+        listing = self.backend.firestore.list_backups()  # the fake leaves out unreachable ones
+        self._reachable(location)
         backups = [
             fs_backup.Backup(
                 name=b.name,
@@ -726,10 +728,13 @@ class GrpcServer:
                 expire_time=b.expire_time,
                 state=fs_backup.Backup.State.READY,
             )
-            for b in self.backend.firestore.list_backups()
+            for b in listing
             if location == "-" or _seg(b.name, 3) == location
         ]
-        return fs_admin.ListBackupsResponse(backups=backups)
+        unreachable = [f"projects/{self._project}/locations/{x}" for x in unreachable_of(listing)]
+        return fs_admin.ListBackupsResponse(
+            backups=backups, unreachable=unreachable if location == "-" else []
+        )
 
     def restore_database(self, req: fs_admin.RestoreDatabaseRequest) -> operations_pb2.Operation:
         self._check_project(req.parent, "project")
@@ -770,12 +775,17 @@ class GrpcServer:
         return out
 
     def _jobs(self, req: dataflow.ListJobsRequest, location: str | None) -> dataflow.ListJobsResponse:
+        """ListJobsRequest.view: "Deprecated. ListJobs always returns summaries now. Use
+        GetJob for other JobViews." So every job is a summary, whatever view is asked;
+        an aggregated list leaves out the regions in `unreachable` (failed_location)."""
         if req.project_id != self._project:
             raise RpcAbort(grpc.StatusCode.NOT_FOUND, f"project {req.project_id!r} not found")
         wanted = req.filter
+        listing = self.backend.dataflow.list_jobs()  # the fake leaves out unreachable regions
+        self._reachable(location)
         jobs = [
             j
-            for j in self.backend.dataflow.list_jobs()
+            for j in listing
             if (location is None or j.region == location)
             and not (wanted == dataflow.ListJobsRequest.Filter.ACTIVE and j.state in _TERMINAL_JOB_STATES)
             and not (
@@ -785,7 +795,11 @@ class GrpcServer:
         jobs.sort(key=lambda j: j.created, reverse=True)  # newest first, as Dataflow lists
         page, token = _page(jobs, req.page_size, req.page_token, self.default_page_size)
         return dataflow.ListJobsResponse(
-            jobs=[self._job_pb(j, req.view) for j in page], next_page_token=token
+            jobs=[self._job_pb(j, dataflow.JobView.JOB_VIEW_SUMMARY) for j in page],
+            next_page_token=token,
+            failed_location=[
+                dataflow.FailedLocation(name=r) for r in (unreachable_of(listing) if location is None else ())
+            ],
         )
 
     def list_jobs(self, req: dataflow.ListJobsRequest) -> dataflow.ListJobsResponse:
@@ -891,6 +905,12 @@ class GrpcServer:
             )
         return out
 
+    def _reachable(self, location: str | None) -> None:
+        """A one-location request to a location the fake marks unreachable fails, as
+        Google suggests retrying an `unreachable` location alone "to get a concrete error"."""
+        if location and location != "-" and location in self.backend.unreachable:
+            raise RpcAbort(grpc.StatusCode.UNAVAILABLE, f"location {location} is unreachable")
+
     def _location_filter(self, parent: str) -> str:
         self._check_project(parent, "project")
         if _seg(parent, 2) != "locations" or not _seg(parent, 3):
@@ -950,14 +970,15 @@ class GrpcServer:
         location = self._location_filter(req.parent)
         if req.filter:
             raise RpcAbort(grpc.StatusCode.UNIMPLEMENTED, "grpc_server: ListFunctions filter")
-        found = [
-            f
-            for f in self.backend.functions.list_functions()
-            if location == "-" or _seg(f.name, 3) == location
-        ]
+        listing = self.backend.functions.list_functions()  # the fake leaves out unreachable ones
+        self._reachable(location)
+        found = [f for f in listing if location == "-" or _seg(f.name, 3) == location]
         page, token = _page(found, req.page_size, req.page_token, self.default_page_size)
+        unreachable = [f"projects/{self._project}/locations/{x}" for x in unreachable_of(listing)]
         return functions.ListFunctionsResponse(
-            functions=[self._function_pb(f) for f in page], next_page_token=token
+            functions=[self._function_pb(f) for f in page],
+            next_page_token=token,
+            unreachable=unreachable if location == "-" and not req.page_token else [],
         )
 
     def get_function(self, req: functions.GetFunctionRequest) -> functions.Function:

@@ -53,6 +53,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
 from rotator.backends.fake.storage import _encode_token
+from rotator.locations import MULTI_REGION_KEY_LOCATION, key_location_for_bucket
 from rotator.model import NONCURRENT, SOFT_DELETED, Bucket, ObjectInfo
 
 __all__ = ["Fault", "Request", "StorageServer", "serve_storage"]
@@ -358,6 +359,17 @@ def _int_param(query: dict[str, str], name: str) -> int | None:
         raise HttpError(400, f"Invalid value for {name}: {text}", "invalidParameter") from None
 
 
+def _api_location(location: str) -> tuple[str, list[str]]:
+    """A bucket's `location` and `customPlacementConfig.dataLocations` as the JSON API
+    shows them: a configurable dual-region (US-EAST1+US-WEST1) is its multi-region
+    (US) with the two regions as data locations; anything else is itself."""
+    if "+" not in location:
+        return location, []
+    key_location = key_location_for_bucket(location) or ""
+    multi = {v: k for k, v in MULTI_REGION_KEY_LOCATION.items()}.get(key_location, location)
+    return multi, location.upper().split("+")
+
+
 def _location_type(location: str) -> str:
     loc = location.upper()
     if loc in ("US", "EU", "ASIA"):
@@ -575,7 +587,7 @@ class StorageServer:
             "name": b.name,
             "projectNumber": self.backend.project_number,
             "metageneration": str(mg),
-            "location": b.location,
+            "location": _api_location(b.location)[0],
             "locationType": _location_type(b.location),
             "storageClass": "STANDARD",
             "etag": _b64(b"\x08" + _varint(mg)),
@@ -588,6 +600,8 @@ class StorageServer:
             },
             "rpo": "DEFAULT",
         }
+        if _api_location(b.location)[1]:
+            res["customPlacementConfig"] = {"dataLocations": _api_location(b.location)[1]}
         if b.default_kms_key:
             res["encryption"] = {"defaultKmsKeyName": b.default_kms_key}
         if b.retention is not None:

@@ -10,14 +10,17 @@ from typing import Any
 
 import pytest
 import yaml
+from google.api_core import exceptions as gexc
+from google.cloud import dataflow_v1beta3 as dataflow
 from grpc_server import GrpcServer
 from harness import serve_world_file
-from services_world import APP_KEY, SERVICE, services_world
+from services_world import APP_KEY, INGEST, SERVICE, services_world
 from storage_http import StorageServer
 
 from rotator.backends.gcp import GcpBackend
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.inventory import run_services
+from rotator.inventory import DATAFLOW_JOB, UNLISTED, run_services, scan_key
+from rotator.model import unreachable_of
 
 
 class Wire:
@@ -46,3 +49,55 @@ def test_cloud_run_is_listed_in_the_keys_region_never_with_the_wildcard(wire: Wi
     assert [s.name for s in run_services(wire.gcp, APP_KEY)] == [SERVICE]
     parents = [r.parent for r in wire.grpc.requests("ListServices")]
     assert parents == ["projects/demo/locations/us-east1"]
+
+
+# -- Dataflow: lists are summaries; each active job is read with GetJob's full view -----------
+def test_dataflow_lists_only_summaries_whatever_view_is_asked(wire: Wire) -> None:
+    """ListJobsRequest.view: "Deprecated. ListJobs always returns summaries now. Use
+    GetJob for other JobViews.\""""
+    client = wire.gcp.dataflow.client
+    listed = list(
+        client.aggregated_list_jobs(request={"project_id": "demo", "view": dataflow.JobView.JOB_VIEW_ALL})
+    )
+    assert listed and all(not j.environment.service_kms_key_name for j in listed)
+    full = client.get_job(
+        request={
+            "project_id": "demo",
+            "job_id": INGEST,
+            "location": "us-east1",
+            "view": dataflow.JobView.JOB_VIEW_ALL,
+        }
+    )
+    assert full.environment.service_kms_key_name == APP_KEY
+    assert "enable_streaming_engine" in full.environment.experiments
+    summary = client.get_job(request={"project_id": "demo", "job_id": INGEST, "location": "us-east1"})
+    assert not summary.environment.service_kms_key_name  # GetJob's default view is the summary
+
+
+def test_a_running_streaming_engine_job_is_seen_with_its_key(wire: Wire) -> None:
+    jobs = {j.id: j for j in wire.gcp.dataflow.list_jobs()}
+    assert jobs[INGEST].kms_key == APP_KEY and jobs[INGEST].streaming_engine
+    full_reads = [r for r in wire.grpc.requests("GetJob") if r.view == dataflow.JobView.JOB_VIEW_ALL]
+    assert {r.job_id for r in full_reads} == set(jobs)  # every active job, read in full
+    inv = scan_key(wire.gcp, APP_KEY)
+    pinned = {g.resource for u in inv.versions.values() for g in u.pins() if g.kind == DATAFLOW_JOB}
+    assert any(INGEST in r for r in pinned)
+
+
+# -- Partial lists ------------------------------------------------------------------------------
+def test_unreachable_locations_come_back_and_pin_every_version(wire: Wire) -> None:
+    wire.grpc.backend.unreachable.add("europe-west1")
+    fns = wire.gcp.functions.list_functions()
+    assert unreachable_of(fns) == ("europe-west1",)
+    assert unreachable_of(wire.gcp.firestore.list_backups()) == ("europe-west1",)
+    assert unreachable_of(wire.gcp.dataflow.list_jobs()) == ("europe-west1",)
+    inv = scan_key(wire.gcp, APP_KEY)
+    for use in inv.versions.values():
+        assert {g.resource for g in use.pins() if g.kind == UNLISTED} == {
+            "Firestore backups in europe-west1",
+            "Dataflow jobs in europe-west1",
+            "Cloud Run functions in europe-west1",
+        }
+    # Asked alone, the location gives a concrete error (ListBackupsResponse.unreachable).
+    with pytest.raises(gexc.ServiceUnavailable):
+        list(wire.gcp.functions.client.list_functions(parent="projects/demo/locations/europe-west1"))

@@ -77,6 +77,11 @@ class FakeBackend:
         # As on Google Cloud: the search needs an organization, the summary does not.
         self.organization: str | None = os.environ.get(ORGANIZATION_ENV) or None
         self.kms.listeners = [self.firestore, self.dataflow]
+        # Locations that Google's all-locations lists (Firestore backups, Dataflow jobs,
+        # functions) report as `unreachable`: add one to get a partial list, as when a
+        # region does not answer in time. Not part of the world file.
+        self.unreachable: set[str] = set()
+        self.firestore.unreachable = self.dataflow.unreachable = self.functions.unreachable = self.unreachable
         # Faults (issue 6.2) are injected at the API boundary only: the services above
         # keep talking to each other directly, as Google's do.
         self.faults: FaultInjector | None = None

@@ -20,13 +20,15 @@ from rotator.backends.fake.documents import (
 )
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
-from rotator.model import ENCRYPTER_DECRYPTER, DataflowJob, DataflowSnapshot
+from rotator.model import ENCRYPTER_DECRYPTER, DataflowJob, DataflowSnapshot, Listing
 from rotator.timeutil import format_time, parse_time
 
 
 class FakeDataflow:
     def __init__(self, store: Store, kms: FakeKms, project_number: str):
         self.store, self.kms = store, kms
+        # Locations an all-locations list cannot reach (tests; see FakeBackend.unreachable).
+        self.unreachable: set[str] = set()
         self.agents = agents(DATAFLOW, project_number)
 
     @staticmethod
@@ -48,8 +50,11 @@ class FakeDataflow:
         )
 
     def list_jobs(self) -> list[DataflowJob]:
+        """Every region's jobs, as a partial list when some region is in `unreachable`
+        (AggregatedListJobs' failed_location)."""
         with self.store.read() as c:
-            return [self._to_job(d) for d in load_docs(c, "dataflow")]
+            jobs = [self._to_job(d) for d in load_docs(c, "dataflow")]
+        return Listing([j for j in jobs if j.region not in self.unreachable], unreachable=self.unreachable)
 
     def get_job(self, job: str) -> DataflowJob:
         with self.store.read() as c:

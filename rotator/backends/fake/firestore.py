@@ -16,7 +16,7 @@ from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.locations import key_location_for_database
-from rotator.model import Backup, Database
+from rotator.model import Backup, Database, Listing
 from rotator.timeutil import format_time, parse_duration, parse_time
 
 NOT_ACCESSIBLE = "The customer-managed encryption key required by the requested resource is not accessible"
@@ -25,6 +25,8 @@ NOT_ACCESSIBLE = "The customer-managed encryption key required by the requested 
 class FakeFirestore:
     def __init__(self, store: Store, kms: FakeKms, project: str, project_number: str):
         self.store, self.kms, self.project = store, kms, project
+        # Locations an all-locations list cannot reach (tests; see FakeBackend.unreachable).
+        self.unreachable: set[str] = set()
         self.agent = agents(FIRESTORE, project_number)[0]
 
     @staticmethod
@@ -47,10 +49,14 @@ class FakeFirestore:
             return self._to_db(find(load_docs(c, "firestore"), "database", name, "database"))
 
     def list_backups(self) -> list[Backup]:
+        """Every location's backups ("-"), as a partial list when some location is in
+        `unreachable` (ListBackupsResponse.unreachable)."""
         out = []
         with self.store.read() as c:
             for d in load_docs(c, "firestore"):
                 for b in d.get("backups", []):
+                    if b["backup"].split("/")[3] in self.unreachable:
+                        continue
                     out.append(
                         Backup(
                             name=b["backup"],
@@ -60,7 +66,7 @@ class FakeFirestore:
                             kms_key_version=b.get("kms_key_version"),
                         )
                     )
-        return out
+        return Listing(out, unreachable=self.unreachable)
 
     def update_database_kms_key(self, name: str, kms_key: str | None) -> Database:
         db = self.get_database(name)

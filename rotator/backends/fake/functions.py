@@ -19,7 +19,7 @@ from rotator.backends.fake.documents import (
 from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
-from rotator.model import CloudFunction
+from rotator.model import CloudFunction, Listing
 
 _UNSET: Any = object()
 
@@ -27,6 +27,8 @@ _UNSET: Any = object()
 class FakeFunctions:
     def __init__(self, store: Store, kms: FakeKms, project_number: str):
         self.store, self.kms = store, kms
+        # Locations an all-locations list cannot reach (tests; see FakeBackend.unreachable).
+        self.unreachable: set[str] = set()
         # The functions agent and Artifact Registry's agent both use the key (R5, R42).
         self.agents = agents(FUNCTIONS, project_number)[:2]
 
@@ -37,8 +39,11 @@ class FakeFunctions:
         )
 
     def list_functions(self) -> list[CloudFunction]:
+        """Every location's functions ("-"), as a partial list when some location is in
+        `unreachable` (ListFunctionsResponse.unreachable)."""
         with self.store.read() as c:
-            return [self._to_function(d) for d in load_docs(c, "functions")]
+            found = [self._to_function(d) for d in load_docs(c, "functions")]
+        return Listing([f for f in found if f.region not in self.unreachable], unreachable=self.unreachable)
 
     def get_function(self, name: str) -> CloudFunction:
         with self.store.read() as c:

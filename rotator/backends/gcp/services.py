@@ -27,6 +27,7 @@ from rotator.model import (
     Database,
     DataflowJob,
     DataflowSnapshot,
+    Listing,
     ProtectedResource,
     ProtectedResourcesSummary,
     RunRevision,
@@ -60,6 +61,11 @@ def _version_name(key: str | None, recorded: str | None) -> str | None:
     return recorded if recorded.startswith(key + "/cryptoKeyVersions/") else None
 
 
+def _location_of(name: str) -> str:
+    """ "projects/P/locations/L" (or a bare L) -> L."""
+    return name.rsplit("/locations/", 1)[-1].split("/", 1)[0]
+
+
 class GcpFirestore:
     def __init__(self, client: Any, project: str, retry: RetryPolicy, inventory: Any = None):
         self.client, self.project, self.retry, self.inventory = client, project, retry, inventory
@@ -88,10 +94,14 @@ class GcpFirestore:
         with translated("list_backups", parent):
             resp = self.retry.call(self.client.list_backups, parent=parent, retry=None)
         # The Backup resource does not say its key version (R24): None = any of its key's.
-        return [
-            Backup(b.name, b.database, b.snapshot_time or _EPOCH, b.expire_time or _EPOCH, None)
-            for b in resp.backups
-        ]
+        # Locations that did not answer are in `unreachable`: a partial list.
+        return Listing(
+            (
+                Backup(b.name, b.database, b.snapshot_time or _EPOCH, b.expire_time or _EPOCH, None)
+                for b in resp.backups
+            ),
+            unreachable=(_location_of(u) for u in resp.unreachable),
+        )
 
     def restore_database(
         self, database_id: str, backup: str, *, kms_key: str | None, use_backup_encryption: bool = False
@@ -158,19 +168,47 @@ class GcpDataflow:
         )
 
     def list_jobs(self) -> list[DataflowJob]:
+        """Every active job, read in full. AggregatedListJobs "always returns summaries
+        now. Use GetJob for other JobViews" (ListJobsRequest.view): a summary has no
+        environment, so neither the job's key nor Streaming Engine. Regions that did not
+        answer come back in failed_location: those jobs are not inspected (partial)."""
         from google.cloud import dataflow_v1beta3 as df
 
+        summaries: list[Any] = []
+        failed: list[str] = []
         with translated("list_jobs", f"projects/{self.project}"):
             pager = self.retry.call(
                 self.client.aggregated_list_jobs,
-                request={
-                    "project_id": self.project,
-                    "filter": df.ListJobsRequest.Filter.ACTIVE,
-                    "view": df.JobView.JOB_VIEW_ALL,
-                },
+                request={"project_id": self.project, "filter": df.ListJobsRequest.Filter.ACTIVE},
                 retry=None,
             )
-            return [self._job(j) for j in pager]
+            for page in pager.pages:
+                summaries.extend(page.jobs)
+                failed.extend(f.name for f in page.failed_location)
+        jobs = []
+        for summary in summaries:
+            try:
+                jobs.append(self._full_job(summary.id, summary.location))
+            except api.NotFound:
+                continue  # gone between the list and the read: it uses nothing now
+        return Listing(jobs, unreachable=failed)
+
+    def _full_job(self, job: str, region: str) -> DataflowJob:
+        from google.cloud import dataflow_v1beta3 as df
+
+        with translated("get_job", job):
+            return self._job(
+                self.retry.call(
+                    self.client.get_job,
+                    request={
+                        "project_id": self.project,
+                        "job_id": job,
+                        "location": region,
+                        "view": df.JobView.JOB_VIEW_ALL,
+                    },
+                    retry=None,
+                )
+            )
 
     def _snapshots(self, job: str, region: str) -> tuple[DataflowSnapshot, ...]:
         """The job's snapshots (so a resumed disable-key adopts one it already took)."""
@@ -201,21 +239,7 @@ class GcpDataflow:
             region = self._regions.get(job)
         if region is None:
             raise api.NotFound(f"Dataflow job {job} not found", resource=job)
-        from google.cloud import dataflow_v1beta3 as df
-
-        with translated("get_job", job):
-            found = self._job(
-                self.retry.call(
-                    self.client.get_job,
-                    request={
-                        "project_id": self.project,
-                        "job_id": job,
-                        "location": region,
-                        "view": df.JobView.JOB_VIEW_ALL,
-                    },
-                    retry=None,
-                )
-            )
+        found = self._full_job(job, region)
         return replace(found, snapshots=self._snapshots(found.id, found.region))
 
     def snapshot_job(self, job: str) -> DataflowSnapshot:
@@ -315,11 +339,18 @@ class GcpFunctions:
         )
 
     def list_functions(self) -> list[CloudFunction]:
+        """All locations ("-"); "if any location is unreachable, the response will contain
+        functions from all reachable locations along with the names of any unreachable
+        locations" (ListFunctionsRequest.parent): a partial list."""
         parent = f"projects/{self.project}/locations/-"
+        found: list[CloudFunction] = []
+        unreachable: list[str] = []
         with translated("list_functions", parent):
-            return [
-                self._fn(f) for f in self.retry.call(self.client.list_functions, parent=parent, retry=None)
-            ]
+            pager = self.retry.call(self.client.list_functions, parent=parent, retry=None)
+            for page in pager.pages:
+                found.extend(self._fn(f) for f in page.functions)
+                unreachable.extend(_location_of(u) for u in page.unreachable)
+        return Listing(found, unreachable=unreachable)
 
     def get_function(self, name: str) -> CloudFunction:
         with translated("get_function", name):

@@ -43,12 +43,20 @@ def throttling(error: BaseException) -> bool:
     return isinstance(error, THROTTLING) or getattr(error, "code", None) == 408
 
 
+def _location(b: storage.Bucket) -> str:
+    """A configurable dual-region reads as its multi-region (`location: US`) plus its two
+    regions in customPlacementConfig.dataLocations; rotator names it by the regions
+    (US-EAST1+US-WEST1), as the world file does. Its key sits in the multi-region (R7)."""
+    regions = (b._properties.get("customPlacementConfig") or {}).get("dataLocations") or []
+    return "+".join(r.upper() for r in regions) if len(regions) > 1 else (b.location or "").upper()
+
+
 def to_bucket(b: storage.Bucket) -> Bucket:
     soft = b.soft_delete_policy.retention_duration_seconds if b.soft_delete_policy else 0
     period = b.retention_period
     return Bucket(
         name=b.name,
-        location=(b.location or "").upper(),
+        location=_location(b),
         default_kms_key=b.default_kms_key_name or None,
         versioning=bool(b.versioning_enabled),
         soft_delete=timedelta(seconds=int(soft or 0)),
