@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 from helpers import EU_KEY, assert_failed, bucket, key, make_world, obj, run_cli, v, write_world
-from services_world import APP_KEY, GLOBAL_KEY, SERVICE, services_world
+from services_world import APP_KEY, GLOBAL_KEY, INGEST, SERVICE, services_world
 from services_world import EU_KEY as EUROPE_WEST1_KEY
+from services_world import job as services_job
 
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
@@ -109,3 +110,40 @@ def test_a_bucket_in_the_eu_is_re_keyed_under_a_key_in_europe(
     # A regional key cannot protect it: the refusal names the KMS location it needs (R7).
     r = run_cli([*w, "plan", "replace-key", "--key", EUROPE_NEW, "--new-key", EU_KEY], tmp_path)
     assert_failed(r, 3, "refused", "R7", "europe")
+
+
+# -- Snapshots are awaited until READY before the key is disabled (R31) -------------------------
+def test_disable_key_waits_for_the_snapshot_to_be_ready(backend_kind: str, tmp_path: Path) -> None:
+    ingest = services_job(INGEST, "ingest")
+    ingest["snapshot_ready_after"] = "10m"
+    path = write_world(tmp_path / "world.yaml", services_world(dataflow=[ingest]))
+    w = ["--world", str(path)]
+
+    def dump() -> dict[str, Any]:
+        return yaml.safe_load(run_cli([*w, "world", "dump"], tmp_path).stdout)  # type: ignore[no-any-return]
+
+    assert run_cli([*w, "plan", "disable-key", "--key", APP_KEY, "--out", "p.json"], tmp_path).code == 0
+    r = run_cli([*w, "apply", "p.json", "--yes"], tmp_path)
+    assert_failed(r, 75, "waiting", INGEST, "PENDING", "R31")
+    world = dump()
+    (job,) = world["dataflow"]
+    assert job["state"] == "RUNNING" and [s["state"] for s in job["snapshots"]] == ["PENDING"]
+    assert set({k["key"]: k["versions"] for k in world["kms"]}[APP_KEY].values()) == {"ENABLED"}
+    assert run_cli([*w, "world", "advance", "10m"], tmp_path).code == 0
+    r = run_cli([*w, "apply", "p.json", "--yes"], tmp_path)
+    assert r.code == 0, r
+    (job,) = dump()["dataflow"]
+    assert [s["state"] for s in job["snapshots"]] == ["READY"]  # the one taken first: no second
+    assert job["state"] == "CANCELLED"  # disabling the key cancels it, after its snapshot (R31)
+
+
+def test_a_snapshot_pending_when_the_key_goes_fails_with_the_job() -> None:
+    """What the wait prevents: in the fake as on Dataflow, disabling the key cancels the
+    job for good, and a snapshot still being taken is lost with it."""
+    ingest = services_job(INGEST, "ingest")
+    ingest["snapshot_ready_after"] = "10m"
+    b = make(dataflow=[ingest])
+    assert b.dataflow.snapshot_job(INGEST).state == "PENDING"
+    b.kms.update_crypto_key_version(f"{APP_KEY}/cryptoKeyVersions/3", "DISABLED")
+    job = b.dataflow.get_job(INGEST)
+    assert job.state == "CANCELLED" and [s.state for s in job.snapshots] == ["FAILED"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from rotator.errors import Failure, Waiting
 from rotator.model import DataflowJob
 from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
 from rotator.timeutil import format_time, parse_time
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 
 # Streaming jobs created before this keep key-based transform data outside CMEK (R32).
 R32_CUTOFF = datetime(2024, 3, 7, tzinfo=timezone.utc)
+# Snapshot states that are, or will be, a usable snapshot (SnapshotState).
+_USABLE = ("PENDING", "RUNNING", "READY")
 
 
 def uses_key(job: DataflowJob, key: str) -> bool:
@@ -118,25 +121,55 @@ class SnapshotJobs(StepKind):
         )
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
-        taken = {}
+        """Take each snapshot, then wait until every one is READY: a snapshot still being
+        taken when the key goes away can fail, and the job's state with it (R31). The
+        key is disabled by a later step, so nothing is disabled while one is pending."""
+        since = parse_time(ctx.plan["created"])
+        taken: dict[str, str] = {}
         for job_id in step.data["jobs"]:
-            done = ctx.journal.value(step.id, f"snapshot:{job_id}")
-            if done:
-                taken[job_id] = done
-                continue
             job = ctx.backend.dataflow.get_job(job_id)
+            recorded = ctx.journal.value(step.id, f"snapshot:{job_id}")
+            # Killed after the snapshot but before the journal line: adopt it, take no second one.
+            usable = [
+                s for s in job.snapshots if s.state in _USABLE and (s.id == recorded or s.created >= since)
+            ]
+            if usable:
+                taken[job_id] = usable[-1].id
+                if usable[-1].id != recorded:
+                    ctx.journal.record(step.id, **{f"snapshot:{job_id}": usable[-1].id})
+                continue
             if not job.running:
                 ctx.emit(f"job {job_id} is {job.state}; nothing to snapshot")
                 continue
-            # Killed after the snapshot but before the journal line: adopt it, take no second one.
-            since = parse_time(ctx.plan["created"])
-            mine = [s for s in job.snapshots if s.created >= since and s.state == "READY"]
-            if mine:
-                taken[job_id] = mine[-1].id
-                ctx.journal.record(step.id, **{f"snapshot:{job_id}": mine[-1].id})
-                continue
+            if recorded:
+                ctx.emit(f"job {job_id}: snapshot {recorded} did not become READY; taking another")
             snap = ctx.backend.dataflow.snapshot_job(job_id)
             ctx.journal.record(step.id, **{f"snapshot:{job_id}": snap.id})
             taken[job_id] = snap.id
             ctx.emit(f"job {job_id}: snapshot {snap.id} {snap.state}")
+
+        def not_ready() -> list[tuple[str, str, str]]:
+            out = []
+            for job_id, snap_id in taken.items():
+                found = {s.id: s.state for s in ctx.backend.dataflow.get_job(job_id).snapshots}
+                state = found.get(snap_id, "MISSING")
+                if state != "READY":
+                    out.append((job_id, snap_id, state))
+            return out
+
+        if ctx.wait_until(lambda: not not_ready()):
+            job_id, snap_id, state = not_ready()[0]
+            if state not in _USABLE:
+                raise Failure(
+                    f"dataflow job {job_id}: snapshot {snap_id} is {state}, not READY; nothing was "
+                    "disabled; run apply again to take another snapshot (R31)",
+                    resource=job_id,
+                    rule="R31",
+                )
+            raise Waiting(
+                f"dataflow job {job_id}: snapshot {snap_id} is {state}, not READY yet; the key is "
+                "disabled only once every snapshot is READY (R31); run apply again later, or pass --wait",
+                resource=job_id,
+                rule="R31",
+            )
         return {"snapshots": taken}

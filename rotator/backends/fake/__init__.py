@@ -122,6 +122,7 @@ class FakeBackend:
             self.kms.advance_to(c, stamp)
             self.storage.advance_to(c, stamp)
             self.firestore.advance_to(c, stamp)
+            self.dataflow.advance_to(c, stamp)
         return now
 
     def dump(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Fake Dataflow (R30-R34): jobs keep the version that was primary when they started;
 disabling or destroying it (or the key's primary) cancels every running job on it, for
 good (R31); revoking the agents' role halts them (R33); snapshots only of running
-streaming jobs, READY at once; a running job's key cannot change (R34)."""
+streaming jobs, READY after the job's `snapshot_ready_after` (FAILED if the key goes
+first); a running job's key cannot change (R34)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ from rotator.backends.fake.documents import (
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.model import ENCRYPTER_DECRYPTER, DataflowJob, DataflowSnapshot, Listing
-from rotator.timeutil import format_time, parse_time
+from rotator.timeutil import format_time, parse_duration, parse_time
+
+# Snapshot states of one still being taken (SnapshotState: PENDING, RUNNING).
+_TAKING = ("PENDING", "RUNNING")
 
 
 class FakeDataflow:
@@ -65,7 +69,9 @@ class FakeDataflow:
         return docs, find(docs, "job", job, "job")
 
     def snapshot_job(self, job: str) -> DataflowSnapshot:
-        """Snapshots exist for running streaming jobs only; the fake makes them READY at once."""
+        """Snapshots exist for running streaming jobs only. A snapshot is PENDING until the
+        job's `snapshot_ready_after` has passed on the fake clock (0, the default: READY at
+        once); if the key goes away before, it FAILS with the job (R31)."""
         with self.store.write() as c:
             docs, d = self._mutate(c, job)
             if d.get("state", "RUNNING") != "RUNNING" or d.get("type", "BATCH") != "STREAMING":
@@ -76,14 +82,26 @@ class FakeDataflow:
                     rule="R31",
                 )
             now = format_time(self.store.now())
+            ready_at_once = not parse_duration(d.get("snapshot_ready_after", 0))
             snap = {
                 "snapshot": f"{job}-snapshot-{len(d.get('snapshots', [])) + 1}",
                 "created": now,
-                "state": "READY",
+                "state": "READY" if ready_at_once else "PENDING",
             }
             d.setdefault("snapshots", []).append(snap)
             save_docs(c, "dataflow", docs)
-            return DataflowSnapshot(snap["snapshot"], job, parse_time(now), "READY")
+            return DataflowSnapshot(snap["snapshot"], job, parse_time(now), snap["state"])
+
+    def advance_to(self, c: sqlite3.Connection, now: str) -> None:
+        """Snapshots whose time has come are READY."""
+        moment = parse_time(now)
+        docs = load_docs(c, "dataflow")
+        for d in docs:
+            delay = parse_duration(d.get("snapshot_ready_after", 0))
+            for s in d.get("snapshots", []):
+                if s.get("state") in _TAKING and parse_time(s["created"]) + delay <= moment:
+                    s["state"] = "READY"
+        save_docs(c, "dataflow", docs)
 
     def drain_job(self, job: str) -> DataflowJob:
         with self.store.write() as c:
@@ -170,6 +188,9 @@ class FakeDataflow:
                 continue
             if d.get("kms_key_version") == version or (d.get("kms_key") == key and version == primary):
                 d["state"] = "CANCELLED"
+                for s in d.get("snapshots", []):
+                    if s.get("state") in _TAKING:  # the job's state is lost with it
+                        s["state"] = "FAILED"
         save_docs(c, "dataflow", docs)
 
     def on_iam_changed(self, c: sqlite3.Connection, key: str, bindings: dict[str, list[str]]) -> None:

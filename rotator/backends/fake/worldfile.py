@@ -163,10 +163,16 @@ _DATAFLOW = _obj(
         "created": _TIME,
         "kms_key": _KEY,
         "kms_key_version": _KEY,
+        # How long a snapshot takes to become READY on the fake clock (0: at once).
+        "snapshot_ready_after": _DURATION,
         "snapshots": {
             "type": "array",
             "items": _obj(
-                {"snapshot": {"type": "string"}, "created": _TIME, "state": {"type": "string"}},
+                {
+                    "snapshot": {"type": "string"},
+                    "created": _TIME,
+                    "state": {"enum": ["PENDING", "RUNNING", "READY", "FAILED", "DELETED"]},
+                },
                 ["snapshot"],
             ),
         },

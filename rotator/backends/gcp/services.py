@@ -61,6 +61,14 @@ def _version_name(key: str | None, recorded: str | None) -> str | None:
     return recorded if recorded.startswith(key + "/cryptoKeyVersions/") else None
 
 
+def _snapshot_state(state: Any) -> str:
+    """SnapshotState's name; a state not yet known is a snapshot still PENDING."""
+    from google.cloud import dataflow_v1beta3 as df
+
+    name = df.SnapshotState(state).name
+    return "PENDING" if name == "UNKNOWN_SNAPSHOT_STATE" else name
+
+
 def _location_of(name: str) -> str:
     """ "projects/P/locations/L" (or a bare L) -> L."""
     return name.rsplit("/locations/", 1)[-1].split("/", 1)[0]
@@ -214,7 +222,6 @@ class GcpDataflow:
         """The job's snapshots (so a resumed disable-key adopts one it already took)."""
         if self.snapshots is None:
             return ()
-        from google.cloud import dataflow_v1beta3 as df
 
         with translated("list_snapshots", job):
             resp = self.retry.call(
@@ -227,7 +234,7 @@ class GcpDataflow:
                 s.id,
                 job,
                 s.creation_time or _EPOCH,
-                df.SnapshotState(s.state).name.removeprefix("SNAPSHOT_STATE_"),
+                _snapshot_state(s.state),
             )
             for s in resp.snapshots
         )
@@ -256,13 +263,12 @@ class GcpDataflow:
                 },
                 retry=None,
             )
-        from google.cloud import dataflow_v1beta3 as df
 
         return DataflowSnapshot(
             snap.id,
             job,
             snap.creation_time or _EPOCH,
-            df.SnapshotState(snap.state).name.removeprefix("SNAPSHOT_STATE_").replace("UNKNOWN", "PENDING"),
+            _snapshot_state(snap.state),
         )
 
 
