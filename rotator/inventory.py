@@ -173,7 +173,7 @@ PIN_KINDS: dict[str, PinKind] = {
         "(plan --acknowledge-unreadable-inventory)",
     ),
     # A list that came back partial (`unreachable`): what it left out was not inspected,
-    # so it may use any version (DOMAIN: when unsure, assume in use; R13 finds every use).
+    # so it may use any version (when unsure, assume in use: the safe side; R13 finds every use).
     UNLISTED: PinKind("R13", True, True, "the location answers and a new plan lists it in full"),
 }
 
