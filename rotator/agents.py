@@ -17,11 +17,15 @@ _AGENTS: dict[str, tuple[str, ...]] = {
         "{n}-compute@developer.gserviceaccount.com",
     ),
     RUN: ("service-{n}@serverless-robot-prod.iam.gserviceaccount.com",),
-    # A function with CMEK also needs its Artifact Registry repository under the key,
-    # and Eventarc for event triggers (R5, R42).
+    # "For all functions, you must grant the following service accounts access to the
+    # key": Cloud Run functions, Artifact Registry (the image repository, R42), Cloud
+    # Storage (source buckets), Cloud Run (the function runs as a Cloud Run service) and
+    # Eventarc (triggers) (the Cloud Run functions CMEK page; R5).
     FUNCTIONS: (
         "service-{n}@gcf-admin-robot.iam.gserviceaccount.com",
         "service-{n}@gcp-sa-artifactregistry.iam.gserviceaccount.com",
+        "service-{n}@gs-project-accounts.iam.gserviceaccount.com",
+        "service-{n}@serverless-robot-prod.iam.gserviceaccount.com",
         "service-{n}@gcp-sa-eventarc.iam.gserviceaccount.com",
     ),
 }

@@ -61,7 +61,7 @@ AGENTS_BY_SERVICE = {
     "firestore": (FIRESTORE_AGENT,),
     "dataflow": (DATAFLOW_AGENT, COMPUTE_AGENT),
     "run": (RUN_AGENT,),
-    "functions": (FUNCTIONS_AGENT, ARTIFACT_AGENT, EVENTARC_AGENT),
+    "functions": (FUNCTIONS_AGENT, ARTIFACT_AGENT, STORAGE_AGENT, RUN_AGENT, EVENTARC_AGENT),
 }
 
 RING = f"projects/{PROJECT}/locations/us-east1/keyRings/ring"

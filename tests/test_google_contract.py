@@ -9,7 +9,21 @@ from typing import Any
 import pytest
 import yaml
 from helpers import EU_KEY, assert_failed, bucket, key, make_world, obj, run_cli, v, write_world
-from services_world import APP_KEY, GLOBAL_KEY, INGEST, SERVICE, services_world
+from services_world import (
+    APP_KEY,
+    ARTIFACT_AGENT,
+    ENCRYPTER_DECRYPTER,
+    EVENTARC_AGENT,
+    FUNCTION,
+    FUNCTIONS_AGENT,
+    GLOBAL_KEY,
+    INGEST,
+    NEW_KEY,
+    RUN_AGENT,
+    SERVICE,
+    STORAGE_AGENT,
+    services_world,
+)
 from services_world import EU_KEY as EUROPE_WEST1_KEY
 from services_world import job as services_job
 
@@ -147,3 +161,33 @@ def test_a_snapshot_pending_when_the_key_goes_fails_with_the_job() -> None:
     b.kms.update_crypto_key_version(f"{APP_KEY}/cryptoKeyVersions/3", "DISABLED")
     job = b.dataflow.get_job(INGEST)
     assert job.state == "CANCELLED" and [s.state for s in job.snapshots] == ["FAILED"]
+
+
+# -- Functions: the five service agents of the Cloud Run functions CMEK page (R5) ---------------
+@pytest.mark.parametrize("agent", [FUNCTIONS_AGENT, ARTIFACT_AGENT, STORAGE_AGENT, RUN_AGENT, EVENTARC_AGENT])
+def test_a_function_deploy_needs_each_of_the_five_agents(agent: str) -> None:
+    b = make()
+    policy = b.kms.get_iam_policy(APP_KEY)
+    policy.bindings[ENCRYPTER_DECRYPTER] = [m for m in policy.members(ENCRYPTER_DECRYPTER) if m != agent]
+    b.kms.set_iam_policy(APP_KEY, policy)
+    with pytest.raises(api.PermissionDenied) as err:
+        b.functions.redeploy_function(FUNCTION)
+    assert err.value.rule == "R5" and agent.split("@")[0].removeprefix("serviceAccount:") in err.value.message
+
+
+def test_replace_key_grants_all_five_function_agents(backend_kind: str, tmp_path: Path) -> None:
+    doc = services_world(new_key_agents=())
+    path = write_world(tmp_path / "world.yaml", doc)
+    w = ["--world", str(path)]
+    r = run_cli(
+        [*w, "--output", "json", "plan", "replace-key", "--key", APP_KEY, "--new-key", NEW_KEY], tmp_path
+    )
+    assert r.code == 0, r
+    granted = {
+        m
+        for step in r.json()["steps"]
+        for change in step["changes"]
+        if change.get("action") == "grant"
+        for m in ([change["member"]] if "member" in change else change.get("members", []))
+    }
+    assert {FUNCTIONS_AGENT, ARTIFACT_AGENT, STORAGE_AGENT, RUN_AGENT, EVENTARC_AGENT} <= granted, granted

@@ -29,8 +29,8 @@ class FakeFunctions:
         self.store, self.kms = store, kms
         # Locations an all-locations list cannot reach (tests; see FakeBackend.unreachable).
         self.unreachable: set[str] = set()
-        # The functions agent and Artifact Registry's agent both use the key (R5, R42).
-        self.agents = agents(FUNCTIONS, project_number)[:2]
+        # A deploy needs all five agents on the key, as the CMEK page asks (R5, R42).
+        self.agents = agents(FUNCTIONS, project_number)
 
     @staticmethod
     def _to_function(d: dict[str, Any]) -> CloudFunction:
