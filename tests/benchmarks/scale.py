@@ -32,13 +32,13 @@ from rotator.model import LIVE
 PLAN_SECONDS, PLAN_MB, RSS_GROWTH = 60, 400, 1.5
 
 
-def timed(cmd: list[str], timeout: float) -> tuple[float, float, bool]:
+def timed(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[float, float, bool]:
     """(wall s, peak RSS MB, finished) of `cmd` under /usr/bin/time."""
     out = tempfile.NamedTemporaryFile(suffix=".time", delete=False)
     out.close()
     timer = ["/usr/bin/time", "-o", out.name, "-f", "%e %M", *cmd]
     start = time.monotonic()
-    p = subprocess.Popen(timer, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(timer, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
         _, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
