@@ -218,6 +218,7 @@ def rules_cmd(env: Env, rule: str | None) -> None:
       rotator rules
       rotator rules R16
       rotator --output json rules R13
+      rotator --output markdown rules > rules.md
     """
     from rotator import rules
     from rotator.steps import REGISTRY
@@ -234,7 +235,7 @@ def rules_cmd(env: Env, rule: str | None) -> None:
         }
         docs.append({**r.to_json(), "cited_by": cited_by})
     text = rules.explain_text(chosen[0], docs[0]["cited_by"]) if rule is not None else rules.list_text(chosen)
-    env.result(stamp("rotator.rules", {"rules": docs}), text)
+    env.result(stamp("rotator.rules", {"rules": docs}), text, rules.markdown(chosen))
 
 
 @cli.command()

@@ -79,7 +79,8 @@ class Rule:
     honoured: str  # what rotator does about it
     sources: tuple[str, ...]  # keys of SOURCES
     enforced_in: tuple[str, ...]  # modules that enforce or model it; each cites the rule
-    inference: str = ""  # what part is rotator's inference, not its source's statement
+    inference: str = ""  # what is rotator's inference, not its source's statement
+    inferred: bool = False  # the whole rule is (then `inference` says from what)
     parts: tuple[str, ...] = field(default=())  # numbered steps, cited as R13.1, R13.2 ...
 
     @property
@@ -93,6 +94,7 @@ class Rule:
             "summary": self.summary,
             "detail": self.detail,
             "honoured": self.honoured,
+            "inferred": self.inferred,
             "inference": self.inference or None,
             "parts": {f"{self.id}.{i}": p for i, p in enumerate(self.parts, 1)},
             "sources": [SOURCES[s].to_json() for s in self.sources],
@@ -308,7 +310,9 @@ RULES: tuple[Rule, ...] = (
         "soft-deleted one against destroy, until its hard-delete time.",
         ("storage",),
         ("rotator.inventory", "rotator.steps.storage", "rotator.backends.fake.storage"),
-        inference="the whole rule: the source does not speak of noncurrent or soft-deleted generations",
+        inferred=True,
+        inference="the source does not speak of noncurrent or soft-deleted generations; rotator "
+        "assumes they keep the version they were written under, the safe side",
     ),
     Rule(
         "R19",
@@ -432,7 +436,8 @@ RULES: tuple[Rule, ...] = (
         "Running jobs are reported and keep their key and version; rotator never stops them.",
         ("dataflow",),
         ("rotator.steps.dataflow", "rotator.backends.fake.dataflow", "rotator.inventory"),
-        inference="the whole rule, from the API: the key is a launch parameter",
+        inferred=True,
+        inference="read from the API, where the key is a launch parameter of the job",
     ),
     # -- Cloud Run and Cloud Run functions -----------------------------------------------
     Rule(
@@ -483,7 +488,9 @@ RULES: tuple[Rule, ...] = (
         "a retiring version.",
         ("run",),
         ("rotator.steps.run", "rotator.backends.fake.run", "rotator.inventory"),
-        inference="the whole rule: the source says no new instance starts, not which version it needs",
+        inferred=True,
+        inference="the source says no new instance starts without the key, not which version it "
+        "needs; rotator assumes the one that was primary at deploy time, the safe side",
     ),
 )
 
@@ -550,7 +557,16 @@ def _wrap(text: str, indent: str, width: int = 100, first: str | None = None) ->
 
 def list_text(rules: Iterable[Rule]) -> str:
     """One entry a rule: number, topic, the one-line summary (wrapped to the terminal)."""
-    return "\n".join(_wrap(r.summary, " " * 21, first=f"{r.id:<4} {r.topic:<15} ") for r in rules)
+    rules = list(rules)
+    width = max(len(r.topic) for r in rules)
+    return "\n".join(
+        _wrap(
+            r.summary + (" (inferred)" if r.inferred else ""),
+            " " * (width + 7),
+            first=f"{r.id:<5} {r.topic:<{width}} ",
+        )
+        for r in rules
+    )
 
 
 def explain_text(rule: Rule, cited_by: dict[str, list[str]]) -> str:
@@ -561,7 +577,12 @@ def explain_text(rule: Rule, cited_by: dict[str, list[str]]) -> str:
             _wrap(p, " " * 10, first=f"  {rule.id}.{i:<4}") for i, p in enumerate(rule.parts, 1)
         ]
     if rule.inference:
-        out += ["", "Inferred by rotator, not stated by the source:", _wrap(rule.inference + ".", "  ")]
+        which = "the whole rule" if rule.inferred else "in part"
+        out += [
+            "",
+            f"Inferred by rotator ({which}), not stated by the source:",
+            _wrap(rule.inference + ".", "  "),
+        ]
     out += ["", "What rotator does:", _wrap(rule.honoured, "  ")]
     out.append("")
     for i, key in enumerate(rule.sources):
@@ -574,3 +595,13 @@ def explain_text(rule: Rule, cited_by: dict[str, list[str]]) -> str:
         steps = [f"{k} ({', '.join(p) or 'no playbook'})" for k, p in sorted(cited_by.items())]
         out.append(_wrap(", ".join(steps), " " * 13, first=f"{'Cited by:':<13}"))
     return "\n".join(out)
+
+
+def markdown(rules: Iterable[Rule]) -> str:
+    """The rules as a Markdown table, for a runbook or a change ticket."""
+    rows = ["| rule | topic | what the cloud does | source |", "|---|---|---|---|"]
+    for r in rules:
+        summary = r.summary + (" *(inferred)*" if r.inferred else "")
+        links = ", ".join(f"[{SOURCES[s].service}]({SOURCES[s].url})" for s in r.sources)
+        rows.append(f"| {r.id} | {r.topic} | {summary.replace('|', '/')} | {links} |")
+    return "\n".join(rows)

@@ -186,6 +186,24 @@ def test_rules_json_is_one_document_with_every_rule() -> None:
     assert one["rules"][0]["sources"][0]["service"] == "Firestore"
 
 
+def test_rules_markdown_is_a_table_with_a_row_a_rule_and_its_source_links() -> None:
+    rows = invoke("--output", "markdown", "rules").splitlines()
+    assert rows[0].startswith("| rule |") and rows[1].startswith("|---")
+    assert [row.split(" | ")[0] for row in rows[2:]] == [f"| {r.id}" for r in RULES]
+    r30 = rows[2 + [r.id for r in RULES].index("R30")]
+    assert f"]({SOURCES['dataflow'].url})" in r30
+    one = invoke("--output", "markdown", "rules", "R43").splitlines()
+    assert len(one) == 3 and one[2].startswith("| R43 |") and "*(inferred)*" in one[2]
+
+
+def test_the_rules_rotator_infers_are_marked_as_such() -> None:
+    # R18, R34 and R43 are not statements of their source documents; R16 is in part.
+    assert [r.id for r in RULES if r.inferred] == ["R18", "R34", "R43"]
+    assert [r.id for r in RULES if r.inference] == ["R16", "R18", "R34", "R43"]
+    assert "(inferred)" in " ".join(invoke("rules").split())
+    assert "(the whole rule)" in invoke("rules", "R18") and "(in part)" in invoke("rules", "R16")
+
+
 @pytest.mark.parametrize("bad", ["R99", "R8", "0", "R13.5", "rule16", "R", "", "16x", "-3"])
 def test_an_unknown_rule_is_one_line_exit_2(bad: str) -> None:
     r = run_cli(["rules", "--", bad])
