@@ -507,7 +507,10 @@ def lookup(text: str) -> Rule:
     if m and rule and m.group(2) and not 1 <= int(m.group(2)) <= len(rule.parts):
         rule = None
     if rule is None:
-        raise BadInput(f"RULE: no rule {text!r}; the rules are {spans()} (`rotator rules` lists them)")
+        raise BadInput(
+            f"RULE: no rule {text!r}; the rules are {spans()} (`rotator rules` lists them)",
+            resource=text.strip() or "RULE",
+        )
     return rule
 
 
