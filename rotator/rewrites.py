@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -182,20 +182,21 @@ class Rewriter:
                 if outcome in ("rewritten", "current"):
                     bar.update(1, size)
 
-        inflight: set[Future[None]] = set()
+        flight = _Flight()
         try:
             for obj in self._listing(bucket.name):
                 if obj.kms_key_version not in self.retiring:
                     continue  # never touch an object that is already current
-                while len(inflight) >= sizer.limit():
-                    finished, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        f.result()
+                flight.enter(sizer.limit())
                 self.budget.acquire()  # released by `one` when its request is answered
-                inflight.add(pool.submit(one, obj))
+                try:
+                    pool.submit(one, obj).add_done_callback(flight.leave)
+                except BaseException:
+                    self.budget.release()
+                    flight.leave(None)
+                    raise
         finally:
-            for f in inflight:
-                f.result()
+            flight.drain()
         bar.close()
         with self.report_lock:
             progress(tally.to_json(), final=True)
@@ -204,3 +205,37 @@ class Rewriter:
         # One page after another is enough here: a page is 1,000 objects, a second's
         # writes at the guidance's rate.
         return iter_objects(self.storage, bucket)
+
+
+class _Flight:
+    """One bucket's rewrites in flight: the feeder waits below a limit; each finished
+    rewrite leaves (a counter and a condition: cheaper per object than waiting on the
+    set of futures). An error in a rewrite is raised in the feeder."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.count = 0
+        self.error: BaseException | None = None
+
+    def enter(self, limit: int) -> None:
+        with self.cond:
+            while self.count >= limit and self.error is None:
+                self.cond.wait()
+            if self.error is not None:
+                raise self.error
+            self.count += 1
+
+    def leave(self, future: Future[None] | None) -> None:
+        error = future.exception() if future is not None else None
+        with self.cond:
+            self.count -= 1
+            if error is not None and self.error is None:
+                self.error = error
+            self.cond.notify()
+
+    def drain(self) -> None:
+        with self.cond:
+            while self.count:
+                self.cond.wait()
+            if self.error is not None:
+                raise self.error

@@ -82,3 +82,28 @@ def test_buckets_are_rewritten_side_by_side_within_one_budget(tmp_path: Path) ->
     assert set(watched.per_object.values()) == {1}
     assert len(watched.per_object) == 3 * 40
     assert not any(name.startswith("current/") for _, name in watched.per_object)
+
+
+def test_an_unexpected_error_in_one_rewrite_stops_the_step_instead_of_vanishing(tmp_path: Path) -> None:
+    import pytest
+
+    backend = make_backend(
+        storage=[bucket("b-one", [obj(f"old/{i:03d}", v(APP_KEY, 1)) for i in range(30)])],
+        kms=[key(APP_KEY, {1: "ENABLED", 2: "ENABLED"}, primary=2)],
+    )
+    inner = backend.storage
+
+    class Broken:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        def rewrite_object(self, bucket: str, name: str, **kw: Any) -> Any:
+            if name == "old/007":
+                raise RuntimeError("a bug, not an API error")
+            return inner.rewrite_object(bucket, name, **kw)
+
+    backend.storage = Broken()  # type: ignore[assignment]
+    pb = playbooks.load("rotate-key")
+    doc = build_plan(backend, pb, resolve_params(pb, APP_KEY, None, {}))
+    with pytest.raises(RuntimeError, match="a bug"):
+        apply_plan(backend, doc, "sha", str(tmp_path / "plan.json"), concurrency=4)
