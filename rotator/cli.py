@@ -24,7 +24,11 @@ from rotator.ratelimit import DEFAULT_CONCURRENCY
 from rotator.render import colour
 from rotator.timeutil import parse_duration
 
-EPILOG_EXIT = "Exit codes: 0 done, 1 failure, 2 bad input, 3 refused by a guard, 4 stale plan, 75 waiting."
+EPILOG_EXIT = (
+    "Exit codes: 0 done, 1 failure, 2 bad input, 3 refused by a guard, 4 stale plan, 75 waiting, "
+    "130/143 interrupted (SIGINT/SIGTERM; run the same apply to resume)."
+)
+OUTPUT_FORMATS = ("text", "json", "markdown")
 
 
 @dataclass
@@ -113,8 +117,9 @@ def parse_services(value: str) -> list[str]:
 @click.option("--world", metavar="FILE", help="Use the fake backend with its state in FILE.")
 @click.option("--project", metavar="ID", help="Project (default: from ADC or GOOGLE_CLOUD_PROJECT).")
 @click.option(
+    "-o",
     "--output",
-    type=click.Choice(["text", "json", "markdown"]),
+    type=click.Choice(OUTPUT_FORMATS),
     default="text",
     show_default=True,
     help="json: one JSON document on stdout; messages go to stderr.",
@@ -291,6 +296,11 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
     help="When Cloud KMS Inventory cannot be read, vouch that no other product or project uses the "
     "key, so its versions may be disabled or destroyed; recorded in the plan, ticket and audit record.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write --out over a plan whose apply is unfinished (its journal is moved aside, and said where).",
+)
 @services_option
 @pass_env
 def plan(
@@ -301,6 +311,7 @@ def plan(
     sets: tuple[str, ...],
     out: str | None,
     acknowledge: bool,
+    force: bool,
     services: str,
 ) -> None:
     """Inspect the world and plan PLAYBOOK (read-only).
@@ -313,15 +324,21 @@ def plan(
       rotator --world demo.yaml plan rollback --set plan=plan.json
     """
     from rotator.plan import build_plan, dumps, resolve_params
+    from rotator.planfiles import check_out, move_old_journal, warn_unfinished
     from rotator.render import plan_markdown, plan_text
 
+    if out:
+        check_out(out, force, OUTPUT_FORMATS)
     pb = playbooks.load(playbook)
     params = resolve_params(pb, key, new_key, _parse_sets(sets))
     chosen = tuple(parse_services(services))
-    if out and os.path.isdir(out):
-        raise BadInput(f"--out {out} is a directory")
     doc = build_plan(env.backend(), pb, params, emit=env.debug, services=chosen, acknowledged=acknowledge)
+    for warning in warn_unfinished(params["key"], out):
+        env.say(warning)
     if out:
+        moved = move_old_journal(out)
+        if moved:
+            env.say(f"the journal of the plan {out} replaces was moved to {moved}")
         tmp = f"{out}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(dumps(doc))
@@ -370,6 +387,7 @@ def plan(
     metavar="DURATION",
     help="Poll wait steps up to DURATION instead of exiting 75 (`--wait` alone: 1h).",
 )
+@click.option("--force", is_flag=True, help="Apply a plan older than the age limit (docs/plan.md).")
 @pass_env
 def apply(
     env: Env,
@@ -381,8 +399,13 @@ def apply(
     engine: str,
     manifest_bucket: str | None,
     watch_for: str | None,
+    force: bool,
 ) -> None:
     """Execute a saved plan, resuming from its journal.
+
+    A done plan is not applied twice: its goal is re-checked against the world
+    ("already applied", exit 0) or found drifted (stale, exit 4). Ctrl-C or SIGTERM
+    stops it cleanly (exit 130/143); the same command resumes it.
 
     \b
     Examples:
@@ -391,9 +414,11 @@ def apply(
       rotator apply plan.json --yes --watch 30m     # re-enable if anything fails (R13.4)
     """
     from rotator.engine import apply_plan
+    from rotator.interrupts import StopRequest, stop_on_signals
     from rotator.plan import load_plan
     from rotator.progress import factory_for
     from rotator.render import plan_text
+    from rotator.steps import REGISTRY, PlannedStep
 
     doc, sha = load_plan(plan_file)
     wait = parse_duration(wait_for, field="--wait") if wait_for is not None else None
@@ -407,53 +432,117 @@ def apply(
         if not sys.stdin.isatty():
             raise BadInput("refusing to apply without --yes in a non-interactive run; nothing was changed")
         click.echo(plan_text(doc), err=True)
-        if not click.confirm("Apply this plan?", err=True):
+        grave = [
+            s["id"] for s in doc["steps"] if REGISTRY[s["kind"]].asks_for_key_id(PlannedStep.from_json(s))
+        ]
+        key_id = doc["params"]["key"].rsplit("/", 1)[-1]
+        if grave:
+            typed = click.prompt(
+                f"Step {', '.join(grave)} disables or destroys versions of {key_id} whatever they "
+                f"protect. Type the key's id ({key_id}) to apply",
+                default="",
+                show_default=False,
+                err=True,
+            )
+            if typed.strip() != key_id:
+                raise BadInput(f"typed {typed.strip()!r}, not the key's id {key_id}; nothing was changed")
+        elif not click.confirm("Apply this plan?", err=True):
             raise BadInput("not confirmed; nothing was changed")
-    result = apply_plan(
-        backend,
-        doc,
-        sha,
-        plan_file,
-        concurrency=concurrency,
-        max_rps=max_rps,
-        wait=wait,
-        emit=env.say,
-        progress_bars=factory_for(quiet=env.quiet, json_output=env.output == "json"),
-        engine=engine,
-        manifest_bucket=manifest_bucket,
-        watch=watch,
-    )
-    env.result(stamp("rotator.apply", result), f"Apply of {plan_file}: complete")
+    with stop_on_signals(StopRequest()) as stop:
+        result = apply_plan(
+            backend,
+            doc,
+            sha,
+            plan_file,
+            concurrency=concurrency,
+            max_rps=max_rps,
+            wait=wait,
+            emit=env.say,
+            progress_bars=factory_for(quiet=env.quiet, json_output=env.output == "json"),
+            engine=engine,
+            manifest_bucket=manifest_bucket,
+            watch=watch,
+            stop=stop,
+            force=force,
+        )
+    if result.get("already_applied"):
+        text = (
+            f"Apply of {plan_file}: already applied at {result['already_applied']}; re-checked "
+            f"{', '.join(result['verified']) or 'nothing'} against the world; nothing done"
+        )
+    else:
+        text = f"Apply of {plan_file}: complete"
+    env.result(stamp("rotator.apply", result), text)
 
 
 @cli.command()
-@click.argument("plan_file", metavar="PLAN.json")
+@click.argument("plan_file", metavar="PLAN.json", required=False)
 @pass_env
-def status(env: Env, plan_file: str) -> None:
-    """Show the progress of a plan's apply, from its journal.
+def status(env: Env, plan_file: str | None) -> None:
+    """Show where a plan's apply is (running, interrupted, waiting, done...), from its
+    journal; without PLAN, list the unfinished applies of plans in this directory.
 
     \b
-    Example:
+    Examples:
       rotator status plan.json
+      rotator status                 # unfinished applies here
     """
+    from rotator.journal import APPLYING, plan_life
     from rotator.plan import load_plan
-    from rotator.render import status_text
+    from rotator.planfiles import unfinished_applies
+    from rotator.render import life_line, status_text
 
+    if plan_file is None:
+        found = unfinished_applies(".")
+        lines = [f"{a['playbook']} on {a['key']}: " + life_line(a["plan"], a["life"]) for a in found]
+        env.result(
+            stamp("rotator.applies", {"unfinished": found}),
+            "\n".join(lines) if lines else "no unfinished applies in this directory",
+        )
+        return
     doc, _ = load_plan(plan_file)
     path = journal_path(plan_file)
     events = list(read_events(path)) if os.path.exists(path) else []
+    life = plan_life(events)
     states = step_states(events)
-    steps = [
-        {"id": s["id"], "kind": s["kind"], **states.get(s["id"], {"state": "pending"})} for s in doc["steps"]
-    ]
-    complete = any(e["event"] == "complete" for e in events)
+    steps = []
+    for s in doc["steps"]:
+        state = dict(states.get(s["id"], {"state": "pending"}))
+        if state["state"] == "running" and life["state"] != APPLYING:
+            state["state"] = "stopped"  # its process is gone: the next apply resumes it
+        steps.append({"id": s["id"], "kind": s["kind"], **state})
     env.result(
         stamp(
             "rotator.status",
-            {"plan": plan_file, "complete": complete, "started": bool(events), "steps": steps},
+            {
+                "plan": plan_file,
+                "state": life["state"],
+                "life": life,
+                "complete": life["state"] == "done",
+                "started": bool(events),
+                "steps": steps,
+            },
         ),
-        status_text(plan_file, steps, complete),
+        status_text(plan_file, steps, life),
     )
+
+
+@cli.command()
+@click.argument("plan_file", metavar="PLAN")
+@pass_env
+def show(env: Env, plan_file: str) -> None:
+    """Render a saved plan offline (text, json or markdown), after checking its digest.
+
+    \b
+    Examples:
+      rotator show plan.json
+      rotator show plan.json --output markdown > ticket.md
+    """
+    from rotator.plan import load_plan
+    from rotator.render import plan_markdown, plan_text
+
+    doc, _ = load_plan(plan_file)
+    env.result(doc, plan_text(doc), plan_markdown(doc, plan_file))
 
 
 @cli.group()
@@ -536,6 +625,79 @@ def completion(shell: str) -> None:
     click.echo(cls(cli, {}, "rotator", "_ROTATOR_COMPLETE").source())
 
 
+# -- global options after the subcommand ---------------------------------------------------
+# `rotator plan rotate-key --key K --output json` works as `rotator --output json plan ...`
+# does (gcloud, kubectl and terraform users type flags last). Each command gets a copy
+# of the global options that writes into the same Env the group made.
+def _into_env(attr: str) -> Any:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value in (None, False, 0):
+            return  # not given here: the value given before the subcommand stands
+        env = ctx.find_object(Env)
+        if env is None:
+            return
+        if attr == "verbose":
+            env.verbose += value
+        elif attr == "project" and env._backend is None:
+            env.project = value
+        else:
+            setattr(env, attr, value)
+
+    return callback
+
+
+def _global_options() -> list[click.Option]:
+    return [
+        click.Option(
+            ["--world"],
+            metavar="FILE",
+            expose_value=False,
+            callback=_into_env("world"),
+            help="As before the subcommand: the fake backend with its state in FILE.",
+        ),
+        click.Option(
+            ["--project"],
+            metavar="ID",
+            expose_value=False,
+            callback=_into_env("project"),
+            help="As before the subcommand: the project.",
+        ),
+        click.Option(
+            ["-o", "--output"],
+            type=click.Choice(OUTPUT_FORMATS),
+            expose_value=False,
+            callback=_into_env("output"),
+            help="As before the subcommand: text, json or markdown.",
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_into_env("verbose"),
+            help="More detail.",
+        ),
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=_into_env("quiet"),
+            help="No progress or messages on stderr.",
+        ),
+    ]
+
+
+def _accept_global_options(group: click.Group) -> None:
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_global_options(command)
+            continue
+        taken = {o for p in command.params for o in getattr(p, "opts", [])}
+        command.params += [o for o in _global_options() if not taken & set(o.opts)]
+
+
+_accept_global_options(cli)
+
+
 def _emit_error(err: RotatorError, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(stamp("rotator.error", {"error": err.to_json()}), indent=2))
@@ -560,7 +722,7 @@ def _output(args: list[str]) -> str:
     if _PARSED:
         return _PARSED[-1].output
     for i, a in enumerate(args):  # the error came before click parsed the options
-        if a == "--output=json" or (a == "--output" and args[i + 1 : i + 2] == ["json"]):
+        if a in ("--output=json", "-ojson") or (a in ("--output", "-o") and args[i + 1 : i + 2] == ["json"]):
             return "json"
     return "text"
 
@@ -576,9 +738,9 @@ def main(argv: list[str] | None = None) -> None:
     except RotatorError as e:
         _emit_error(e, _output(args))
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        _emit_error(Failure("aborted"), _output(args))
-        sys.exit(1)
+    except click.exceptions.Abort:  # Ctrl-C at a prompt: nothing was started
+        _emit_error(Failure("interrupted at the prompt; nothing was changed"), _output(args))
+        sys.exit(130)
     except click.UsageError as e:
         hint = f" (try `{e.ctx.command_path} --help`)" if e.ctx else ""
         _emit_error(BadInput(e.format_message() + hint), _output(args))
@@ -589,9 +751,9 @@ def main(argv: list[str] | None = None) -> None:
     except api.ApiError as e:
         _emit_error(Failure(str(e), resource=e.resource, rule=e.rule), _output(args))
         sys.exit(1)
-    except KeyboardInterrupt:
-        _emit_error(Failure("interrupted; run apply again to resume from the journal"), _output(args))
-        sys.exit(1)
+    except KeyboardInterrupt:  # outside an apply (which turns it into Interrupted)
+        _emit_error(Failure("interrupted by SIGINT; nothing was being changed"), _output(args))
+        sys.exit(130)
     except Exception as e:  # a bug: one line, the traceback only with -v
         if type(e).__name__ == "RefreshError":  # google.auth: the credentials were refused
             _emit_error(

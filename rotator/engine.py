@@ -17,12 +17,14 @@ from rotator import apierrors as api
 from rotator.agents import SERVICES
 from rotator.audit import Audit
 from rotator.backends.base import Backend
-from rotator.errors import BadInput, Failure, RotatorError, Stale
+from rotator.errors import BadInput, Failure, Interrupted, RotatorError, Stale
+from rotator.interrupts import StopRequest
 from rotator.inventory import KeyInventory, scan_key
-from rotator.journal import Journal, journal_path
+from rotator.journal import DONE, ROLLED_BACK, Journal, journal_path, plan_life, progress_across_runs
 from rotator.progress import NoProgress, ProgressFactory
 from rotator.ratelimit import DEFAULT_CONCURRENCY, AdaptiveRate
 from rotator.steps import REGISTRY, PlannedStep
+from rotator.timeutil import parse_time
 
 CHECKPOINT_EVERY_OBJECTS = 1000
 # A step whose un-retried call failed transiently is re-run (with its re-checks) this often.
@@ -31,6 +33,11 @@ STEP_RETRY_SECONDS = 0.5
 # --engine auto hands a bucket to Cloud Storage batch operations from this many objects.
 BATCH_THRESHOLD = 1_000_000
 CHECKPOINT_EVERY_SECONDS = 2.0
+# A plan describes the world when it was made. Older than PLAN_AGE_WARN it is applied with
+# a warning; older than PLAN_AGE_LIMIT it is refused (stale, exit 4) unless --force.
+# Documented in docs/plan.md.
+PLAN_AGE_WARN = timedelta(days=7)
+PLAN_AGE_LIMIT = timedelta(days=30)
 
 Progress = Callable[..., None]
 
@@ -52,6 +59,17 @@ class ApplyContext:
     poll_seconds: float = 30.0
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
+    plan_path: str = ""
+    stop: StopRequest = field(default_factory=StopRequest)
+
+    def stopping(self) -> bool:
+        """A signal asked the apply to stop: loops start no new work."""
+        return self.stop.stopping
+
+    def raise_if_stopping(self, step_id: str) -> None:
+        """Where a step can stop cleanly, after what was in flight has ended."""
+        if self.stop.stopping:
+            raise self.stop.error(f"in step {step_id}", self.plan_path)
 
     def wait_until(self, done: Callable[[], bool]) -> bool:
         """Poll `done` until it holds or --wait runs out. Returns True if still waiting."""
@@ -62,6 +80,8 @@ class ApplyContext:
         deadline = self.monotonic() + self.wait.total_seconds()
         while self.monotonic() < deadline:
             self.sleep(min(self.poll_seconds, max(0.0, deadline - self.monotonic())))
+            if self.stopping():
+                raise self.stop.error("while waiting", self.plan_path)
             if done():
                 return False
         return True
@@ -128,6 +148,10 @@ def watch_after_disable(ctx: ApplyContext, step: PlannedStep, result: dict[str, 
     deadline = ctx.monotonic() + ctx.watch.total_seconds()
     while not failing() and ctx.monotonic() < deadline:
         ctx.sleep(min(ctx.poll_seconds, max(0.0, deadline - ctx.monotonic())))
+        if ctx.stopping():
+            break
+    if not failures and ctx.stopping():
+        raise ctx.stop.error(f"while watching the logs after {step.id} (the disable stands)", ctx.plan_path)
     if not failures:
         ctx.emit(f"no failures in {ctx.watch}: the disable stands")
         return
@@ -189,6 +213,73 @@ def check_expectations(backend: Backend, plan: dict[str, Any]) -> None:
             )
 
 
+def verify_done(ctx: ApplyContext, life: dict[str, Any]) -> dict[str, Any]:
+    """A re-apply of a done (or rolled-back) plan: re-check each step's applied effect
+    against the world. Still true: nothing is done. Drifted: Stale, naming what differs."""
+    plan, journal = ctx.plan, ctx.journal
+    results = {e["step"]: e.get("result") or {} for e in journal.events if e.get("event") == "done"}
+    drift: list[str] = []
+    checked: list[str] = []
+    for raw in plan["steps"]:
+        kind = REGISTRY[raw["kind"]]
+        if kind.verifies:
+            checked.append(raw["id"])
+            drift += kind.verify(ctx, PlannedStep.from_json(raw), results.get(raw["id"], {}))
+    applied = life.get("applied", "?")
+    if drift:
+        more = f" (and {len(drift) - 1} more)" if len(drift) > 1 else ""
+        why = (
+            f"was rolled back at {life['rolled_back']}"
+            if life["state"] == ROLLED_BACK
+            else "has drifted since"
+        )
+        raise Stale(
+            f"{ctx.plan_path} was applied at {applied} but the world {why}: {drift[0]}{more}; "
+            "nothing was changed; plan again",
+            resource=ctx.plan_path,
+        )
+    journal.verified(applied)
+    ctx.emit(f"{ctx.plan_path}: already applied at {applied}; re-checked {', '.join(checked) or 'nothing'}")
+    return {
+        "plan": ctx.plan_path,
+        "complete": True,
+        "results": {},
+        "already_applied": applied,
+        "verified": checked,
+    }
+
+
+def resume_line(plan: dict[str, Any], events: list[dict[str, Any]], journal: Journal) -> str | None:
+    """'resuming at step 2 of 7 (rewrite-objects), 12,345 of 20,000 objects done'."""
+    ids = [s["id"] for s in plan["steps"]]
+    todo = [i for i, sid in enumerate(ids) if not journal.is_done(sid)]
+    if not todo or len(todo) == len(ids) and not any(e.get("event") == "start" for e in events):
+        return None
+    step = plan["steps"][todo[0]]
+    line = f"resuming at step {todo[0] + 1} of {len(ids)} ({step['id']})"
+    planned = step["data"].get("objects") if step["kind"] == "storage.rewrite_objects" else None
+    if planned:
+        done = progress_across_runs(events).get(step["id"], {}).get("rewritten", 0)
+        line += f", {done:,} of {planned:,} objects done"
+    return line
+
+
+def check_age(backend: Backend, plan: dict[str, Any], force: bool, emit: Callable[[str], None]) -> None:
+    """A plan made long ago describes a world that has likely moved on."""
+    made = parse_time(plan.get("created") or "", field="plan created")
+    age = backend.clock.now() - made
+    if age <= PLAN_AGE_WARN:
+        return
+    days = f"{age.days} days old (made {plan['created']})"
+    if age > PLAN_AGE_LIMIT and not force:
+        raise Stale(
+            f"the plan is {days}, past the {PLAN_AGE_LIMIT.days}-day limit; plan again, "
+            "or pass --force to apply it anyway",
+            resource=plan["params"]["key"],
+        )
+    emit(f"warning: the plan is {days}; the world may have moved since (plan again if unsure)")
+
+
 def apply_plan(
     backend: Backend,
     plan: dict[str, Any],
@@ -199,18 +290,23 @@ def apply_plan(
     max_rps: int | None = None,
     wait: timedelta | None = None,
     emit: Callable[[str], None] = lambda _m: None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     progress_bars: ProgressFactory = lambda _label, _total, _bytes: NoProgress(),
     watch: timedelta | None = None,
     engine: str = "local",
     manifest_bucket: str | None = None,
     batch_threshold: int = BATCH_THRESHOLD,
+    stop: StopRequest | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     check_target(backend, plan)
     key = plan["params"]["key"]
+    stop = stop or StopRequest()
     with backend.apply_lock(key):
         journal = Journal(journal_path(plan_path), plan_sha256)
+        earlier = journal.events[: journal.earlier_count]
+        life = plan_life(earlier)
         audit = Audit(plan_path, plan, plan_sha256, who=backend_identity(backend))
         ctx = ApplyContext(
             backend,
@@ -225,30 +321,46 @@ def apply_plan(
             progress_bars=progress_bars,
             wait=wait,
             watch=watch,
-            sleep=sleep,
+            sleep=sleep or stop.sleep,
             monotonic=monotonic,
+            plan_path=plan_path,
+            stop=stop,
         )
+        step_id: str | None = None
         try:
+            if life["state"] in (DONE, ROLLED_BACK):
+                result = verify_done(ctx, life)
+                audit.write("apply.verified", applied=result["already_applied"], steps=result["verified"])
+                return result
             if not any(journal.started_before(s["id"]) for s in plan["steps"]):
+                check_age(backend, plan, force, emit)
                 check_expectations(backend, plan)
+            resuming = resume_line(plan, earlier, journal)
+            if resuming:
+                emit(resuming)
             results = {}
             for raw in plan["steps"]:
                 step = PlannedStep.from_json(raw)
                 if journal.is_done(step.id):
                     continue
+                if stop.stopping:
+                    raise stop.error(f"before step {step.id}", plan_path)
+                step_id = step.id
                 emit(f"step {step.id}: {step.title}")
                 journal.start(step.id)
                 for attempt in range(STEP_RETRIES + 1):
                     try:
                         results[step.id] = REGISTRY[step.kind].apply(ctx, step)
                         break
+                    except Interrupted:
+                        raise
                     except RotatorError as e:
                         journal.failed(step.id, e.prefix, e.message)
                         audit.step(raw, e.prefix, e.message)
                         raise
                     except api.ApiError as e:
                         journal.failed(step.id, "error", str(e))
-                        if e.retryable and attempt < STEP_RETRIES:
+                        if e.retryable and attempt < STEP_RETRIES and not stop.stopping:
                             # A call not safe to repeat blindly failed in a way that may or may
                             # not have taken effect: run the step again as a resumed apply
                             # would, re-checking the world before every change.
@@ -261,10 +373,21 @@ def apply_plan(
                         raise Failure(f"step {step.id}: {e}", resource=e.resource, rule=e.rule) from e
                 journal.done(step.id, results[step.id])
                 audit.step(raw, "done", results[step.id])
+                step_id = None
                 if ctx.watch and step.kind == "kms.disable_versions" and step.data.get("mode") == "safe":
                     watch_after_disable(ctx, step, results[step.id], audit)
             journal.complete()
             audit.write("apply.complete")
             return {"plan": plan_path, "complete": True, "results": results}
+        except Interrupted as e:
+            journal.interrupted(step_id, stop.signal_name)
+            audit.write("apply.interrupted", step=step_id, signal=stop.signal_name, message=e.message)
+            raise
+        except KeyboardInterrupt:  # a second signal, or Ctrl-C outside the handlers
+            if stop.signal_number is None:
+                stop.request(2)
+            journal.interrupted(step_id, stop.signal_name)
+            audit.write("apply.interrupted", step=step_id, signal=stop.signal_name, message="stopped at once")
+            raise stop.error(f"in step {step_id} (stopped at once)", plan_path) from None
         finally:
             journal.close()

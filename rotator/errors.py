@@ -67,3 +67,12 @@ class Waiting(RotatorError):
 
     exit_code = 75
     prefix = "waiting"
+
+
+class Interrupted(RotatorError):
+    """SIGINT or SIGTERM stopped an apply: calls in flight ended and were journaled;
+    the same apply resumes. Exit 128 + the signal's number (130, 143), as shells do."""
+
+    def __init__(self, message: str, *, signal_number: int, resource: str | None = None):
+        super().__init__(message, resource=resource)
+        self.exit_code = 128 + signal_number

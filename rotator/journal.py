@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
+import socket
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,18 +31,14 @@ class Journal:
         self.path = path
         self.plan_sha256 = plan_sha256
         self.events: list[dict[str, Any]] = list(read_events(path)) if os.path.exists(path) else []
-        begun = [e for e in self.events if e.get("event") == "begin"]
-        if begun and begun[0].get("plan_sha256") != plan_sha256:
-            # The plan file was replaced by a new plan: the old journal is history.
-            os.replace(path, f"{path}.{int(time.time())}.old")
-            self.events = []
+        check_belongs(path, self.events, plan_sha256)
         _drop_torn_tail(path)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the journal
         if not self.events:
             self._write({"event": "begin", "plan_sha256": plan_sha256}, sync=True)
         # Events before this index were written by earlier runs (see started_before).
         self._earlier = len(self.events)
-        self._write({"event": "run", "pid": os.getpid()}, sync=True)
+        self._write({"event": "run", "pid": os.getpid(), "host": socket.gethostname()}, sync=True)
 
     def _write(self, event: dict[str, Any], *, sync: bool) -> None:
         event = {"t": _stamp(), **event}
@@ -62,6 +58,11 @@ class Journal:
     def started_before(self, step: str) -> bool:
         """Did an earlier run start this step (and perhaps die inside it)?"""
         return any(e.get("step") == step and e["event"] == "start" for e in self.events[: self._earlier])
+
+    @property
+    def earlier_count(self) -> int:
+        """How many events earlier runs wrote (this run's start with its `run` event)."""
+        return self._earlier
 
     def resume_point(self) -> None:
         """From here on, what was journaled counts as an earlier run's: a step re-run
@@ -87,11 +88,40 @@ class Journal:
     def complete(self) -> None:
         self._write({"event": "complete"}, sync=True)
 
+    def interrupted(self, step: str | None, signal_name: str) -> None:
+        self._write({"event": "interrupted", "step": step, "signal": signal_name}, sync=True)
+
+    def verified(self, applied_at: str) -> None:
+        """A re-apply of a done plan found its goal still true (and did nothing)."""
+        self._write({"event": "verified", "applied": applied_at}, sync=True)
+
     def value(self, step: str, name: str) -> Any:
         for e in reversed(self.events):
             if e.get("step") == step and name in e:
                 return e[name]
         return None
+
+
+def check_belongs(path: str, events: list[dict[str, Any]], plan_sha256: str) -> None:
+    """A journal is for one plan (its digest). Another plan's journal is never renamed or
+    reused silently: `plan --out --force` moves it aside and says where."""
+    begun = [e for e in events if e.get("event") == "begin"]
+    if begun and begun[0].get("plan_sha256") != plan_sha256:
+        raise BadInput(
+            f"journal {path} belongs to another plan (digest {str(begun[0].get('plan_sha256'))[:12]}...); "
+            "the plan file was replaced after an apply began; nothing was changed; restore that plan "
+            "or move the journal away",
+            resource=path,
+        )
+
+
+def append_event(path: str, event: dict[str, Any]) -> None:
+    """One event at the end of another plan's journal (e.g. `rolled_back`), synced."""
+    _drop_torn_tail(path)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"t": _stamp(), **event}, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _drop_torn_tail(path: str) -> None:
@@ -135,6 +165,112 @@ def step_states(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             s.update(state="done", result=e.get("result"), finished=e["t"])
         elif ev == "failed":
             s.update(state="waiting" if e.get("kind") == "waiting" else "failed", error=e.get("message"))
-        elif ev == "checkpoint":
-            s["progress"] = {k: v for k, v in e.items() if k not in ("t", "event", "step")}
+    for sid, counts in progress_across_runs(events).items():
+        out[sid]["progress"] = counts
     return out
+
+
+# Counters a run adds to (summed over runs); the others describe the world as the last
+# run saw it (an object still pinned is counted again by every run).
+_ADDITIVE = ("rewritten", "bytes_rewritten")
+
+
+def progress_across_runs(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """step id -> counters over every run: each run's last checkpoint per bucket, the
+    additive counters summed over runs, the rest from the latest run, and `runs`."""
+    last: dict[tuple[int, str, str], dict[str, Any]] = {}
+    run = 0
+    for e in events:
+        if e.get("event") == "run":
+            run += 1
+        elif e.get("event") == "checkpoint" and e.get("step"):
+            last[(run, e["step"], str(e.get("bucket", "")))] = e
+    out: dict[str, dict[str, Any]] = {}
+    latest: dict[tuple[str, str], int] = {}
+    for r, sid, bucket in last:
+        latest[(sid, bucket)] = max(latest.get((sid, bucket), 0), r)
+    for (r, sid, bucket), e in sorted(last.items(), key=lambda item: item[0]):
+        counts = out.setdefault(sid, {"runs": 0})
+        values = {k: v for k, v in e.items() if k not in ("t", "event", "step", "bucket")}
+        for k, v in values.items():
+            if not isinstance(v, int):
+                continue
+            if k in _ADDITIVE:
+                counts[k] = counts.get(k, 0) + v
+            elif latest[(sid, bucket)] == r:
+                counts[k] = counts.get(k, 0) + v
+            else:
+                counts.setdefault(k, 0)
+    for sid in out:
+        out[sid]["runs"] = len({r for (r, s, _b) in last if s == sid})
+    return out
+
+
+# -- a plan's life, from its journal -----------------------------------------------------
+PLANNED, APPLYING, WAITING, INTERRUPTED, FAILED, DONE, ROLLED_BACK = (
+    "planned",
+    "applying",
+    "waiting",
+    "interrupted",
+    "failed",
+    "done",
+    "rolled back",
+)
+LIFE_STATES = (PLANNED, APPLYING, WAITING, INTERRUPTED, FAILED, DONE, ROLLED_BACK)
+UNFINISHED = (APPLYING, WAITING, INTERRUPTED, FAILED)
+
+
+def process_alive(pid: int, host: str | None) -> bool:
+    """Is the apply process `pid` on `host` still running? Only this host can tell."""
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def plan_life(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where a plan is in its life: planned, applying (a live process), waiting,
+    interrupted (a signal, or a process that died), failed, done, rolled back; with the
+    last run's pid/host/since, when it was applied and how many runs it took."""
+    life: dict[str, Any] = {"state": PLANNED, "runs": 0}
+    last_run: dict[str, Any] | None = None
+    ended = True
+    for e in events:
+        ev = e.get("event")
+        finished = life["state"] in (DONE, ROLLED_BACK)
+        if ev == "run":
+            last_run, ended = e, False
+            life["runs"] += 1
+            if not finished:
+                life["state"] = APPLYING
+                life.pop("error", None)
+        elif ev == "start" and not finished:  # also a step retried within one run
+            life["state"], ended = APPLYING, False
+            life.pop("error", None)
+        elif ev == "complete":
+            life.update(state=DONE, applied=e["t"])
+            ended = True
+        elif ev == "rolled_back":
+            life.update(state=ROLLED_BACK, rolled_back=e["t"], rolled_back_by=e.get("by"))
+        elif ev in ("verified", "interrupted", "failed"):
+            ended = True
+            if finished:
+                continue
+            if ev == "interrupted":
+                life.update(state=INTERRUPTED, signal=e.get("signal"), at_step=e.get("step"))
+            elif ev == "failed":
+                life.update(state=WAITING if e.get("kind") == "waiting" else FAILED, at_step=e.get("step"))
+                life["error"] = e.get("message")
+    if last_run is not None:
+        life.update(pid=last_run.get("pid"), host=last_run.get("host"), since=last_run["t"])
+        if life["state"] == APPLYING and not ended:
+            if not process_alive(int(last_run.get("pid") or 0), last_run.get("host")):
+                life.update(state=INTERRUPTED, signal="the process is gone (killed)")
+        elif life["state"] == APPLYING:
+            life["state"] = INTERRUPTED
+    return life

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rotator.journal import LIFE_STATES
+
 SCHEMA_VERSION = 1
 
 
@@ -42,6 +44,11 @@ _VERSION = {
         "uses",
     ],
     "properties": {"state": _STR, "uses": {"type": "array", "items": _USE}},
+}
+_LIFE = {
+    "type": "object",
+    "required": ["state", "runs"],
+    "properties": {"state": {"enum": list(LIFE_STATES)}, "runs": _INT, "pid": {"type": ["integer", "null"]}},
 }
 _STEP = {
     "type": "object",
@@ -79,17 +86,27 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 ],
             },
         },
-        ["playbook", "params", "target", "expect", "steps", "inventory", "summary"],
+        ["playbook", "params", "target", "expect", "steps", "inventory", "summary", "digest"],
     ),
+    # A done plan applied again: `already_applied` (when) and `verified` (the steps whose
+    # effect was re-checked); `results` is then empty: nothing was done.
     "rotator.apply": _doc(
         "rotator.apply",
-        {"plan": _STR, "complete": {"type": "boolean"}, "results": {"type": "object"}},
+        {
+            "plan": _STR,
+            "complete": {"type": "boolean"},
+            "results": {"type": "object"},
+            "already_applied": _STR,
+            "verified": {"type": "array", "items": _STR},
+        },
         ["plan", "complete", "results"],
     ),
     "rotator.status": _doc(
         "rotator.status",
         {
             "plan": _STR,
+            "state": {"enum": list(LIFE_STATES)},
+            "life": _LIFE,
             "complete": {"type": "boolean"},
             "started": {"type": "boolean"},
             "steps": {
@@ -97,11 +114,28 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "items": {
                     "type": "object",
                     "required": ["id", "kind", "state"],
-                    "properties": {"state": {"enum": ["pending", "running", "done", "failed", "waiting"]}},
+                    "properties": {
+                        "state": {"enum": ["pending", "running", "stopped", "done", "failed", "waiting"]}
+                    },
                 },
             },
         },
-        ["plan", "complete", "steps"],
+        ["plan", "state", "life", "complete", "steps"],
+    ),
+    # `rotator status` without a plan: the unfinished applies in this directory.
+    "rotator.applies": _doc(
+        "rotator.applies",
+        {
+            "unfinished": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["plan", "key", "playbook", "life"],
+                    "properties": {"life": _LIFE},
+                },
+            }
+        },
+        ["unfinished"],
     ),
     "rotator.playbooks": _doc(
         "rotator.playbooks",

@@ -174,7 +174,7 @@ def build_plan(
         "acknowledgements": acknowledgements(ctx),
     }
     doc["summary"] = summarize(doc)
-    return doc
+    return seal(doc)
 
 
 def acknowledgements(ctx: PlanContext) -> list[dict[str, Any]]:
@@ -302,8 +302,9 @@ PLAN_SCHEMA: dict[str, Any] = {
         "services": {"type": "array", "items": {"enum": list(SERVICES)}},
         "projects": {"type": "array", "items": {"type": "string"}},
         "acknowledgements": {"type": "array", "items": {"type": "object"}},
+        "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
     },
-    "required": ["schema_version", "kind", "playbook", "params", "target", "expect", "steps"],
+    "required": ["schema_version", "kind", "playbook", "params", "target", "expect", "steps", "digest"],
     "additionalProperties": False,
 }
 
@@ -312,18 +313,48 @@ def dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
-def load_plan(path: str) -> tuple[dict[str, Any], str]:
-    """A saved plan and its sha256, or BadInput naming what is wrong with the file."""
-    try:
-        raw = open(path, "rb").read()  # noqa: SIM115
-    except FileNotFoundError:
-        raise BadInput(f"plan file {path} not found", resource=path) from None
-    except OSError as e:
-        raise BadInput(f"plan file {path}: {e.strerror}", resource=path) from None
+# -- the digest: a plan is tamper-evident ------------------------------------------------
+# The digest covers the canonical body (every field but `digest`, keys sorted, no
+# whitespace), so re-indenting the file keeps it valid and any edit of a value breaks it.
+def body_digest(doc: dict[str, Any]) -> str:
+    body = {k: v for k, v in doc.items() if k != "digest"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def seal(doc: dict[str, Any]) -> dict[str, Any]:
+    """The plan with its digest (always the last field, recomputed)."""
+    body = {k: v for k, v in doc.items() if k != "digest"}
+    return {**body, "digest": body_digest(body)}
+
+
+def check_digest(doc: dict[str, Any], path: str) -> str:
+    """The plan's digest (hex), or BadInput when the body no longer matches it."""
+    recorded = doc.get("digest")
+    if not isinstance(recorded, str) or not recorded.startswith("sha256:"):
+        raise BadInput(
+            f"plan file {path} has no digest: it was not written by `rotator plan` or was edited; "
+            "nothing was read or changed; plan again",
+            resource=path,
+        )
+    if body_digest(doc) != recorded:
+        raise BadInput(
+            f"plan file {path} was edited after it was made (its body no longer matches its "
+            "digest); nothing was read or changed; plan again",
+            resource=path,
+        )
+    return recorded.split(":", 1)[1]
+
+
+def parse_plan(raw: bytes, path: str) -> dict[str, Any]:
+    """A plan document from its bytes: JSON, sealed, valid; BadInput naming `path` if not."""
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadInput(f"plan file {path} is not JSON ({e})", resource=path) from None
+    if not isinstance(doc, dict):
+        raise BadInput(f"plan file {path} is not a plan document (a JSON object)", resource=path)
+    check_digest(doc, path)
     validate(doc, PLAN_SCHEMA, source=f"plan file {path}")
     try:
         parse_key(doc["params"]["key"], field="plan params.key")
@@ -332,4 +363,19 @@ def load_plan(path: str) -> tuple[dict[str, Any], str]:
     ids = [s["id"] for s in doc["steps"]]
     if len(set(ids)) != len(ids):
         raise BadInput(f"plan file {path}: duplicate step ids", resource=path)
-    return doc, hashlib.sha256(raw).hexdigest()
+    return doc
+
+
+def load_plan(path: str) -> tuple[dict[str, Any], str]:
+    """A saved plan and its digest (hex; the plan's identity in its journal), or BadInput
+    naming what is wrong with the file. Nothing else is read before this passes."""
+    try:
+        raw = open(path, "rb").read()  # noqa: SIM115
+    except FileNotFoundError:
+        raise BadInput(f"plan file {path} not found", resource=path) from None
+    except IsADirectoryError:
+        raise BadInput(f"plan file {path} is a directory", resource=path) from None
+    except OSError as e:
+        raise BadInput(f"plan file {path}: {e.strerror}", resource=path) from None
+    doc = parse_plan(raw, path)
+    return doc, doc["digest"].split(":", 1)[1]

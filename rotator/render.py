@@ -187,18 +187,54 @@ def inventory_text(inv: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _value(v: Any) -> str:
+    """A result value as a person reads it: lists joined, mappings as `k v`, no reprs."""
+    if v is None or v == [] or v == {}:
+        return "none"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_value(x) for x in v)
+    if isinstance(v, dict):
+        return "; ".join(f"{k} {_value(x)}" for k, x in v.items())
+    return str(v)
+
+
 def _pairs(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items())
+    return ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in values.items())
 
 
-def status_text(plan_path: str, steps: list[dict[str, Any]], complete: bool) -> str:
-    out = [f"Apply of {plan_path}: {'complete' if complete else 'not complete'}"]
+def life_line(plan_path: str, life: dict[str, Any]) -> str:
+    """One line: where the plan is in its life, and who runs it or ran it last."""
+    state = life["state"]
+    unfinished = state in ("applying", "waiting", "interrupted", "failed")
+    line = f"{plan_path}: {state}{', not complete' if unfinished else ''}"
+    if state == "applying":
+        line += f" (pid {life.get('pid')} on {life.get('host')}, since {life.get('since')})"
+    elif state == "interrupted":
+        at = f" at step {life['at_step']}" if life.get("at_step") else ""
+        line += f" ({life.get('signal')}{at}; run the same apply to resume)"
+    elif state in ("waiting", "failed") and life.get("error"):
+        line += f" (step {life.get('at_step')}: {life['error']})"
+    elif state == "done":
+        line += f" (apply complete at {life.get('applied')})"
+    elif state == "rolled back":
+        line += f" (applied at {life.get('applied')}, rolled back at {life.get('rolled_back')})"
+    if life.get("runs"):
+        line += f", {life['runs']} run{'s' if life['runs'] != 1 else ''}"
+    return line
+
+
+def status_text(plan_path: str, steps: list[dict[str, Any]], life: dict[str, Any]) -> str:
+    out = [life_line(plan_path, life)]
     for s in steps:
         line = f"  {s['state']:<8} {s['id']} ({s['kind']})"
         if s.get("result") is not None:
             line += "  " + _pairs(s["result"])
         elif s.get("progress"):
-            line += "  progress: " + _pairs(s["progress"])
+            line += "  so far: " + _pairs(s["progress"])
         if s.get("error"):
             line += f"  error: {s['error']}"
         out.append(line)

@@ -185,6 +185,8 @@ class Rewriter:
         flight = _Flight()
         try:
             for obj in self._listing(bucket.name):
+                if ctx.stopping():
+                    break  # SIGINT/SIGTERM: start nothing new; what is in flight ends below
                 if obj.kms_key_version not in self.retiring:
                     continue  # never touch an object that is already current
                 flight.enter(sizer.limit())

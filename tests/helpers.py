@@ -19,6 +19,7 @@ may mutate it freely.
 from __future__ import annotations
 
 import copy
+import io
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,14 @@ def make_backend(**overrides: Any) -> FakeBackend:
     return FakeBackend.from_dict(make_world(**overrides))
 
 
+def resealed(doc: dict[str, Any]) -> dict[str, Any]:
+    """A plan document with its digest recomputed: what a plan with these values would
+    look like had `rotator plan` written it (for tests of checks behind the digest)."""
+    from rotator.plan import seal
+
+    return seal(doc)
+
+
 def write_world(path: Path, doc: dict[str, Any]) -> Path:
     """Write a world dict as the YAML world file `path` (returns `path`)."""
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
@@ -167,10 +176,18 @@ class Result:
         return f"Result(code={self.code}, stdout={self.stdout[-2000:]!r}, stderr={self.stderr[-2000:]!r})"
 
 
-def run_cli(args: list[str], cwd: Path | str | None = None, stdin: str = "") -> Result:
+class _Terminal(io.StringIO):
+    """Typed input that says it is a terminal (an operator at the keyboard)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run_cli(args: list[str], cwd: Path | str | None = None, stdin: str = "", tty: bool = False) -> Result:
     """Run `rotator ARGS` in this process through rotator.cli.main, as a script would:
-    stdin is not a terminal (`stdin` text), stdout and stderr are captured separately,
-    and SystemExit becomes the exit code (0 when main returns)."""
+    stdin is not a terminal (`stdin` text; `tty=True`: an operator typing it), stdout and
+    stderr are captured separately, and SystemExit becomes the exit code (0 when main
+    returns)."""
     import contextlib
     import io
     import os
@@ -187,7 +204,7 @@ def run_cli(args: list[str], cwd: Path | str | None = None, stdin: str = "") -> 
         if cwd is not None:
             os.chdir(cwd)
         args = _over_the_wire(list(args))
-        sys.stdin = io.StringIO(stdin)
+        sys.stdin = _Terminal(stdin) if tty else io.StringIO(stdin)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 main([str(a) for a in args])

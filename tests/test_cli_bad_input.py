@@ -15,6 +15,7 @@ from helpers import (
     assert_failed,
     key,
     make_world,
+    resealed,
     run_cli,
     v,
     write_world,
@@ -370,7 +371,7 @@ def _plan_doc(w: WorldCli) -> dict[str, Any]:
 def test_plan_file_with_the_wrong_schema(w: WorldCli, edit: Any, needles: list[str]) -> None:
     doc = _plan_doc(w)
     edit(doc)
-    (w.dir / "p.json").write_text(json.dumps(doc))
+    (w.dir / "p.json").write_text(json.dumps(resealed(doc)))
     assert_bad_input(w, ["apply", "p.json", "--yes"], "p.json", *needles)
 
 

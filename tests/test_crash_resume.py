@@ -352,7 +352,9 @@ def test_sigkill_mid_rewrite_then_resume_rewrites_every_object_exactly_once(tmp_
     st = status(world, plan)
     assert st["complete"] is False
     states = [s["state"] for s in st["steps"]]
-    assert states == ["done", "running"] + ["pending"] * (len(states) - 2)
+    # The process is gone: its step is "stopped" (the next apply resumes it), never "running".
+    assert states == ["done", "stopped"] + ["pending"] * (len(states) - 2)
+    assert st["state"] == "interrupted"
 
     resume(world, plan)
 

@@ -22,12 +22,13 @@ def test_every_command_prints_a_document_that_matches_its_schema(tmp_path: Path)
         "rotator.plan": ["plan", "rotate-key", "--key", APP_KEY, "--out", plan],
         "rotator.apply": ["apply", plan, "--yes"],
         "rotator.status": ["status", plan],
+        "rotator.applies": ["status"],
         "rotator.clock": ["world", "advance", "1h"],
         "rotator.rules": ["rules", "R16"],
         "rotator.error": ["plan", "rotate-key", "--key", "projects/x"],
     }
     for kind, args in runs.items():
-        r = run_cli(["--world", w, "--output", "json", *args])
+        r = run_cli(["--world", w, "--output", "json", *args], cwd=tmp_path)
         doc = json.loads(r.stdout)  # one document and nothing else
         assert doc["kind"] == kind and doc["schema_version"] == SCHEMA_VERSION, (kind, r)
         jsonschema.validate(doc, SCHEMAS[kind])
@@ -36,7 +37,14 @@ def test_every_command_prints_a_document_that_matches_its_schema(tmp_path: Path)
 
 def test_a_document_missing_a_field_fails_its_schema() -> None:
     # The schemas are not vacuous: a status without steps is rejected.
-    bad = {"kind": "rotator.status", "schema_version": SCHEMA_VERSION, "plan": "p", "complete": True}
+    bad = {
+        "kind": "rotator.status",
+        "schema_version": SCHEMA_VERSION,
+        "plan": "p",
+        "state": "done",
+        "life": {"state": "done", "runs": 1},
+        "complete": True,
+    }
     try:
         jsonschema.validate(bad, SCHEMAS["rotator.status"])
     except jsonschema.ValidationError as e:

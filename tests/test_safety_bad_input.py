@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import APP_KEY, EU_KEY, NEW_KEY, WorldCli, assert_failed, make_world, v, write_world
+from helpers import APP_KEY, EU_KEY, NEW_KEY, WorldCli, assert_failed, make_world, resealed, v, write_world
 
 RING = "projects/demo/locations/us-east1/keyRings/ring"
 
@@ -93,7 +93,7 @@ def plan_file(edit: Callable[[dict[str, Any]], Any]) -> Callable[[Path], list[st
     def setup(d: Path) -> list[str]:
         doc = json.loads((d / "plan.json").read_text())
         edit(doc)
-        (d / "edited.json").write_text(json.dumps(doc))
+        (d / "edited.json").write_text(json.dumps(resealed(doc)))
         return ["apply", "edited.json", "--yes"]
 
     return setup

@@ -73,6 +73,20 @@ class StepKind:
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
         raise NotImplementedError
 
+    def asks_for_key_id(self, step: PlannedStep) -> bool:
+        """Does this step take a key out of service (or for good)? An operator at a
+        terminal then types the key's id to apply it; --yes skips that for scripts."""
+        return False
+
+    # Does verify() re-check this kind's effect? Kinds that only report, wait or were
+    # done by hand have nothing in the world to re-check.
+    verifies: ClassVar[bool] = False
+
+    def verify(self, ctx: ApplyContext, step: PlannedStep, result: dict[str, Any]) -> list[str]:
+        """For a re-apply of a done plan: what of this step's applied effect no longer
+        holds in the world (one line each; empty: its goal is still true)."""
+        return []
+
 
 class ReportStep(StepKind):
     """A step that changes nothing: its plan notes what stays as it is and why, and

@@ -99,6 +99,15 @@ class CreatePrimaryVersion(StepKind):
         ctx.emit(f"{key}: version {created} is primary")
         return {"version": created}
 
+    verifies = True
+
+    def verify(self, ctx: ApplyContext, step: PlannedStep, result: dict[str, Any]) -> list[str]:
+        key, made = step.data["key"], result.get("version")
+        primary = ctx.backend.kms.get_crypto_key(key).primary
+        if made is not None and primary != made:
+            return [f"{key}: primary is version {primary}, not version {made} that the apply made primary"]
+        return []
+
 
 @register
 class DisableVersions(StepKind):
@@ -192,6 +201,9 @@ class DisableVersions(StepKind):
             },
         )
 
+    def asks_for_key_id(self, step: PlannedStep) -> bool:
+        return bool(step.data["disable"]) and step.data["mode"] == "emergency"
+
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
         key, todo = step.data["key"], step.data["disable"]
         kms = ctx.backend.kms
@@ -231,6 +243,24 @@ class DisableVersions(StepKind):
             done.append(n)
             ctx.emit(f"{name}: DISABLED")
         return {"disabled": todo}
+
+    verifies = True
+
+    def verify(self, ctx: ApplyContext, step: PlannedStep, result: dict[str, Any]) -> list[str]:
+        key = step.data["key"]
+        states = _states(ctx.backend, key)
+        drift = [
+            f"{key}/cryptoKeyVersions/{n} is {states.get(n)} again (the apply disabled it)"
+            for n in result.get("disabled", [])
+            if states.get(n) == ENABLED
+        ]
+        if step.data["mode"] == "emergency":  # the goal: nothing of the key usable
+            drift += [
+                f"{key}/cryptoKeyVersions/{n} is ENABLED (made since the apply)"
+                for n, state in sorted(states.items())
+                if state == ENABLED and n not in result.get("disabled", [])
+            ]
+        return drift
 
 
 def expected_pins_after(pins: list[PinGroup], resolved: set[str], versioned: set[str]) -> list[PinGroup]:
@@ -320,6 +350,9 @@ class DestroyVersions(StepKind):
             data={"key": key, "destroy": todo},
         )
 
+    def asks_for_key_id(self, step: PlannedStep) -> bool:
+        return bool(step.data["destroy"])
+
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
         key, todo = step.data["key"], step.data["destroy"]
         if not todo:
@@ -341,3 +374,15 @@ class DestroyVersions(StepKind):
             out[str(n)] = format_time(v.destroy_time) if v.destroy_time else None
             ctx.emit(f"{v.name}: DESTROY_SCHEDULED until {out[str(n)]}")
         return {"destroy_scheduled": out}
+
+    verifies = True
+
+    def verify(self, ctx: ApplyContext, step: PlannedStep, result: dict[str, Any]) -> list[str]:
+        key = step.data["key"]
+        states = _states(ctx.backend, key)
+        return [
+            f"{key}/cryptoKeyVersions/{n} is {states.get(int(n))} (restored since the apply scheduled "
+            "its destruction)"
+            for n in step.data["destroy"]
+            if states.get(int(n)) not in (DESTROY_SCHEDULED, DESTROYED)
+        ]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.errors import BadInput, Refused
-from rotator.journal import journal_path, read_events
+from rotator.journal import append_event, journal_path, read_events
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.timeutil import format_time
@@ -152,4 +152,19 @@ class RollbackPlan(StepKind):
                 kms.update_crypto_key_version(name, ENABLED)
                 enabled.append(name)
                 ctx.emit(f"{name}: ENABLED")
+        # The rolled-back plan's life ends here: a re-apply of it re-checks the world
+        # and finds it drifted, instead of skipping its done steps (issue: honest re-apply).
+        original = journal_path(step.data["plan"])
+        if os.path.exists(original):
+            append_event(original, {"event": "rolled_back", "by": ctx.plan_path})
         return {"restored": restored, "enabled": enabled}
+
+    verifies = True
+
+    def verify(self, ctx: ApplyContext, step: PlannedStep, result: dict[str, Any]) -> list[str]:
+        kms = ctx.backend.kms
+        return [
+            f"{name} is {kms.get_crypto_key_version(name).state} (the rollback enabled it)"
+            for name in step.data["enable"]
+            if kms.get_crypto_key_version(name).state != ENABLED
+        ]

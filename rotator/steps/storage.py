@@ -77,6 +77,17 @@ class SetBucketDefaults(StepKind):
             ctx.emit(f"gs://{name}: default key -> {new_key}")
         return {"buckets_changed": changed}
 
+    verifies = True
+
+    def verify(self, ctx: ApplyContext, step: PlannedStep, result: dict[str, Any]) -> list[str]:
+        new_key = step.data["new_key"]
+        drift = []
+        for name in step.data["buckets"]:
+            current = ctx.backend.storage.get_bucket(name).default_kms_key
+            if current != new_key:
+                drift.append(f"gs://{name}: default key is {current}, not {new_key} as applied")
+        return drift
+
 
 @register
 class RewriteObjects(StepKind):
@@ -168,6 +179,7 @@ class RewriteObjects(StepKind):
         for failure in failures:  # every one, not just the first (the summary follows)
             ctx.emit(f"failed: {failure}")
             ctx.journal.record(step.id, failed_object=failure)
+        ctx.raise_if_stopping(step.id)  # after the rewrites in flight ended and were journaled
         if failures:
             raise Failure(
                 f"{len(failures)} object(s) could not be rewritten, e.g. {failures[0]}; "
@@ -175,6 +187,19 @@ class RewriteObjects(StepKind):
                 resource=step.id,
             )
         return total
+
+    verifies = True
+
+    def verify(self, ctx: ApplyContext, step: PlannedStep, result: dict[str, Any]) -> list[str]:
+        key, storage = step.data["key"], ctx.backend.storage
+        retiring = {f"{key}/cryptoKeyVersions/{n}" for n in step.data["retiring"]}
+        now = ctx.backend.clock.now()
+        drift = []
+        for name in step.data["buckets"]:
+            left = sum(1 for _ in _manifest_rows(storage, storage.get_bucket(name), retiring, now))
+            if left:
+                drift.append(f"gs://{name}: {left} live object(s) under versions the apply rewrote away from")
+        return drift
 
     def _rewrite_bucket_batch(
         self,

@@ -1,0 +1,103 @@
+"""Plan files on disk and the applies beside them: what `plan --out` may overwrite,
+which other plans of a key are unfinished, and what `status` without a plan lists."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from rotator.errors import BadInput, RotatorError
+from rotator.journal import PLANNED, UNFINISHED, journal_path, plan_life, read_events
+from rotator.timeutil import format_time
+
+
+def life_of(plan_path: str) -> dict[str, Any]:
+    path = journal_path(plan_path)
+    return plan_life(list(read_events(path))) if os.path.exists(path) else {"state": PLANNED, "runs": 0}
+
+
+def check_out(out: str, force: bool, formats: Iterable[str]) -> None:
+    """Before planning: --out must name a plan file, and never one whose apply is
+    unfinished (overwriting it would start that apply again from scratch)."""
+    if out in formats:
+        raise BadInput(
+            f"--out {out}: --out names the plan file to write; for {out} on stdout use "
+            f"--output {out} (or -o {out})",
+            resource=out,
+        )
+    if os.path.isdir(out):
+        raise BadInput(f"--out {out} is a directory", resource=out)
+    life = life_of(out)
+    if life["state"] in UNFINISHED and not force:
+        raise BadInput(
+            f"--out {out}: the plan there has an unfinished apply ({life['state']}); nothing was "
+            f"written; finish it with `rotator apply {out}`, write the new plan to another file, "
+            "or pass --force (its journal is then kept beside it)",
+            resource=out,
+        )
+
+
+def move_old_journal(out: str) -> str | None:
+    """The journal of the plan being replaced is history: kept, under a new name."""
+    path = journal_path(out)
+    if not os.path.exists(path):
+        return None
+    stamp = format_time_now()
+    dest = f"{path}.{stamp}.old"
+    os.replace(path, dest)
+    return dest
+
+
+def format_time_now() -> str:
+    from datetime import datetime, timezone
+
+    return format_time(datetime.now(timezone.utc)).replace(":", "")
+
+
+def _plans_with_journals(folder: str) -> list[str]:
+    return sorted(p[: -len(".journal")] for p in glob.glob(os.path.join(folder, "*.journal")))
+
+
+def unfinished_applies(folder: str) -> list[dict[str, Any]]:
+    """Every plan in `folder` whose apply began and did not finish."""
+    from rotator.plan import load_plan
+
+    found = []
+    for plan_path in _plans_with_journals(folder):
+        try:
+            life = life_of(plan_path)
+            if life["state"] not in UNFINISHED:
+                continue
+            doc, _ = load_plan(plan_path)
+        except RotatorError:
+            continue  # not a readable plan: not ours to list
+        found.append(
+            {
+                "plan": os.path.relpath(plan_path),
+                "key": doc["params"]["key"],
+                "playbook": doc["playbook"]["name"],
+                "life": life,
+            }
+        )
+    return found
+
+
+def warn_unfinished(key: str, out: str | None) -> list[str]:
+    """Warnings about other plans on the same key whose apply is unfinished (in the
+    current directory and beside --out)."""
+    folders = {os.path.abspath(".")}
+    if out:
+        folders.add(os.path.abspath(os.path.dirname(out) or "."))
+    warnings = []
+    for folder in sorted(folders):
+        for a in unfinished_applies(folder):
+            same = out and os.path.abspath(a["plan"]) == os.path.abspath(out)
+            if a["key"] == key and not same:
+                warnings.append(
+                    f"warning: {a['plan']} ({a['playbook']}) on the same key is unfinished "
+                    f"({a['life']['state']}); finish it (`rotator apply {a['plan']}`) before applying "
+                    "this one"
+                )
+    return warnings
