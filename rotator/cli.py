@@ -28,7 +28,7 @@ EPILOG_EXIT = (
     "Exit codes: 0 done, 1 failure, 2 bad input, 3 refused by a guard, 4 stale plan, 75 waiting, "
     "130/143 interrupted (SIGINT/SIGTERM; run the same apply to resume)."
 )
-OUTPUT_FORMATS = ("text", "json", "markdown")
+OUTPUT_FORMATS = ("text", "json", "markdown", "csv")  # csv: report only
 
 
 @dataclass
@@ -77,11 +77,13 @@ class Env:
         if self.verbose and not self.quiet:
             click.echo(message, err=True)
 
-    def result(self, document: Any, text: str, markdown: str | None = None) -> None:
+    def result(self, document: Any, text: str, markdown: str | None = None, csv: str | None = None) -> None:
         if self.output == "json":
             click.echo(json.dumps(document, indent=2, default=str))
         elif self.output == "markdown" and markdown is not None:
             click.echo(markdown)
+        elif self.output == "csv" and csv is not None:
+            click.echo(csv)
         else:
             click.echo(colour(text))
 
@@ -269,6 +271,58 @@ def inventory(env: Env, key: str, services: str) -> None:
         scan_key(backend, key_name, services=chosen, progress=lambda b, n: env.debug(f"gs://{b}: {n}"))
     )
     env.result(stamp("rotator.inventory", inv), inventory_text(inv))
+
+
+@cli.command()
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    metavar="ID",
+    help="A project whose keys to report (repeatable; default: the global --project).",
+)
+@click.option("--max-age", metavar="DURATION", help="Flag keys whose primary version is older (e.g. 90d).")
+@click.option(
+    "--kms-reads-per-minute",
+    type=click.IntRange(1, 1_000_000),
+    default=300,
+    show_default=True,
+    help="Client-side cap on Cloud KMS read requests per project per minute (Cloud KMS's default quota).",
+)
+@pass_env
+def report(env: Env, projects: tuple[str, ...], max_age: str | None, kms_reads_per_minute: int) -> None:
+    """Every key of the projects: rotation, primary age, each version's state, age and
+    what it protects, and which versions are safe to disable or destroy.
+
+    \b
+    Examples:
+      rotator --world demo.yaml report --max-age 90d
+      rotator report --project prod-a --project prod-b --output csv > keys.csv
+    """
+    from rotator.progress import factory_for
+    from rotator.ratelimit import PerMinuteQuota
+    from rotator.report import build_report, report_csv, report_text
+
+    age = parse_duration(max_age, field="--max-age") if max_age else None
+    backend = env.backend()
+    chosen = list(dict.fromkeys(projects)) or [backend.project]
+    bars = factory_for(quiet=env.quiet, json_output=env.output in ("json", "csv"))
+    progress: list[Any] = []
+
+    def start(total: int) -> None:
+        progress.append(bars("keys", total, 0))
+
+    doc = build_report(
+        backend,
+        chosen,
+        max_age=age,
+        quota=PerMinuteQuota(kms_reads_per_minute),
+        on_keys=start,
+        on_key=lambda _k: progress[0].update(1, 0),
+    )
+    if progress:
+        progress[0].close()
+    env.result(stamp("rotator.report", doc), report_text(doc), csv=report_csv(doc))
 
 
 def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:

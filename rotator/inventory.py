@@ -315,6 +315,7 @@ def scan_key(
     progress: ProgressFn | None = None,
     projects: Iterable[str] = (),
     acknowledged: bool = False,
+    crypto_key: CryptoKey | None = None,
 ) -> KeyInventory:
     """Inventory one key across the project's services (those in `services`), and what
     Cloud KMS Inventory says of every product. `projects`: those rotator inspected (the
@@ -323,7 +324,8 @@ def scan_key(
     projects = tuple(projects)
     services = list(services)
     key_name = str(key)
-    crypto_key = backend.kms.get_crypto_key(key_name)
+    if crypto_key is None:  # `report` has it from the key list already: one KMS read less
+        crypto_key = backend.kms.get_crypto_key(key_name)
     versions = backend.kms.list_crypto_key_versions(key_name)
     uses = {v.number: VersionUse(v, v.number == crypto_key.primary) for v in versions}
     now = backend.clock.now()

@@ -50,6 +50,8 @@ class CryptoKey:
     protection_level: str
     primary: int | None
     destroy_scheduled_duration: timedelta
+    rotation_period: timedelta | None = None  # automatic rotation; None: none
+    next_rotation_time: datetime | None = None
 
     @property
     def location(self) -> str:
@@ -61,6 +63,7 @@ class CryptoKeyVersion:
     name: str
     state: str
     destroy_time: datetime | None = None
+    create_time: datetime | None = None
 
     @property
     def number(self) -> int:

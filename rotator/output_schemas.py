@@ -167,6 +167,54 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["rules"],
     ),
+    "rotator.report": _doc(
+        "rotator.report",
+        {
+            "now": _STR,
+            "projects": {"type": "array", "items": _STR},
+            "kms_reads_per_minute": _INT,
+            "keys": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "key",
+                        "project",
+                        "rotation_period",
+                        "next_rotation_time",
+                        "primary",
+                        "primary_age_days",
+                        "too_old",
+                        "kms_inventory",
+                        "versions",
+                    ],
+                    "properties": {
+                        "versions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": [
+                                    "number",
+                                    "state",
+                                    "created",
+                                    "age_days",
+                                    "protects",
+                                    "other_products",
+                                    "safe_to_disable",
+                                    "safe_to_destroy",
+                                ],
+                            },
+                        }
+                    },
+                },
+            },
+            "summary": {
+                "type": "object",
+                "required": ["keys", "too_old", "safe_to_disable", "safe_to_destroy"],
+            },
+        },
+        ["now", "projects", "keys", "summary"],
+    ),
     "rotator.clock": _doc("rotator.clock", {"now": _STR}, ["now"]),
     "rotator.error": _doc(
         "rotator.error",

@@ -12,6 +12,7 @@ from typing import Any
 
 from rotator import __version__, guards
 from rotator import apierrors as api
+from rotator.access import check_access
 from rotator.agents import SERVICES
 from rotator.backends.base import Backend
 from rotator.errors import BadInput
@@ -154,6 +155,7 @@ def build_plan(
         planned = REGISTRY[spec.kind].plan(ctx, spec.id, spec.params)
         if planned is not None:
             steps.append(planned)
+    checked = check_access(ctx, steps)  # refuses (exit 3) before anything is written
     doc: dict[str, Any] = {
         "kind": "rotator.plan",
         "schema_version": PLAN_SCHEMA_VERSION,
@@ -172,6 +174,7 @@ def build_plan(
         "inventory": inventory_json(inv),
         "projects": list(projects),
         "acknowledgements": acknowledgements(ctx),
+        "preflight": checked,
     }
     doc["summary"] = summarize(doc)
     return seal(doc)
@@ -303,6 +306,7 @@ PLAN_SCHEMA: dict[str, Any] = {
         "projects": {"type": "array", "items": {"type": "string"}},
         "acknowledgements": {"type": "array", "items": {"type": "object"}},
         "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+        "preflight": {"type": "object"},
     },
     "required": ["schema_version", "kind", "playbook", "params", "target", "expect", "steps", "digest"],
     "additionalProperties": False,

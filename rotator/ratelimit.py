@@ -194,3 +194,63 @@ class Unlimited:
 
     def on_throttled(self) -> None:
         pass
+
+
+KMS_READS_PER_MINUTE = 300  # Cloud KMS's default read quota, per project per minute
+
+
+class PerMinuteQuota:
+    """At most `limit` calls per project in any 60 seconds (a sliding window): the calls
+    of the next minute wait for the oldest to leave it. Cloud KMS counts read requests
+    per project per minute, so rotator counts them the same way, client side."""
+
+    def __init__(
+        self,
+        limit: int = KMS_READS_PER_MINUTE,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit, self._clock, self._sleep = limit, clock, sleep
+        self._calls: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+        self.waited = 0.0
+
+    def acquire(self, project: str) -> float:
+        """Wait until one more call for `project` stays within the quota; returns the wait."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                calls = [t for t in self._calls.get(project, []) if t > now - 60.0]
+                if len(calls) < self.limit:
+                    calls.append(now)
+                    self._calls[project] = calls
+                    self.waited += waited
+                    return waited
+                self._calls[project] = calls
+                wait = calls[0] + 60.0 - now
+            self._sleep(wait)
+            waited += wait
+
+
+class QuotaKms:
+    """A KmsApi whose reads (get_*, list_*) each take a place in the project's quota;
+    everything else passes through."""
+
+    def __init__(self, inner: object, quota: PerMinuteQuota):
+        self._inner, self._quota = inner, quota
+
+    def __getattr__(self, name: str) -> object:
+        value = getattr(self._inner, name)
+        if not (callable(value) and name.startswith(("get_", "list_"))):
+            return value
+
+        def read(resource: str, *args: object, **kwargs: object) -> object:
+            project = resource.split("/")[1] if resource.startswith("projects/") else ""
+            self._quota.acquire(project)
+            return value(resource, *args, **kwargs)
+
+        return read

@@ -108,6 +108,12 @@ def plan_text(doc: dict[str, Any]) -> str:
         out.append(f"    note: {note}")
     for a in doc.get("acknowledgements", []):
         out.append(f"  ACKNOWLEDGED: {a['text']}")
+    if doc.get("preflight"):
+        p = doc["preflight"]
+        out.append(
+            f"  preflight: {p['agents_checked']} service agent grant(s) and {p['permissions_checked']} "
+            "caller permission(s) checked, none missing"
+        )
     out.append("")
     out.append("Key versions now:")
     for v in doc["inventory"]["versions"]:

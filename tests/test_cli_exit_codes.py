@@ -82,11 +82,18 @@ def test_apply_complete_exits_0(w: WorldCli) -> None:
 
 
 def test_failure_while_running_exits_1_and_a_rerun_after_the_fix_resumes(tmp_path: Path) -> None:
-    """The Storage agent lacks Encrypter/Decrypter on the key the objects are rewritten
-    to (R5): the rewrite fails, the journal says which step, a re-run resumes."""
-    doc = make_world(kms=[key(APP_KEY, {1: "ENABLED", 2: "ENABLED"}, primary=2, members=())])
+    """The Storage agent loses Encrypter/Decrypter on the key after the plan (whose
+    preflight saw it, R5): the rewrite fails, the journal says which step, a re-run
+    resumes."""
+    doc = make_world(kms=[key(APP_KEY, {1: "ENABLED", 2: "ENABLED"}, primary=2)])
     w = WorldCli(tmp_path, doc)
     assert w.plan("rotate-key", APP_KEY).code == 0
+
+    def revoke(backend: Any) -> None:
+        policy = backend.kms.get_iam_policy(APP_KEY)
+        backend.kms.set_iam_policy(APP_KEY, IamPolicy(bindings={}, etag=policy.etag))
+
+    w.change(revoke)
     r = w.json("apply", "plan.json", "--yes")
     assert_failed(r, 1, "error", f"gs://{BUCKET}/{OBJECT}", "R5")
     err = json.loads(r.stdout)["error"]

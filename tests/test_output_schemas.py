@@ -25,6 +25,7 @@ def test_every_command_prints_a_document_that_matches_its_schema(tmp_path: Path)
         "rotator.applies": ["status"],
         "rotator.clock": ["world", "advance", "1h"],
         "rotator.rules": ["rules", "R16"],
+        "rotator.report": ["report", "--max-age", "90d"],
         "rotator.error": ["plan", "rotate-key", "--key", "projects/x"],
     }
     for kind, args in runs.items():

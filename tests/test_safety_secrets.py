@@ -181,10 +181,14 @@ def test_fake_backend_outputs_carry_no_credentials(
 
     write_world(
         other.path,
-        make_world(kms=[key(make_world()["kms"][0]["key"], {1: "ENABLED", 2: "ENABLED"}, members=())]),
+        make_world(kms=[key(make_world()["kms"][0]["key"], {1: "ENABLED", 2: "ENABLED"})]),
     )
     k = make_world()["kms"][0]["key"]
     assert scan.run("plan", other.plan("rotate-key", k)).code == 0
+    # The agent loses its grant after the plan's preflight saw it (R5): the apply fails.
+    from rotator.model import IamPolicy
+
+    other.change(lambda b: b.kms.set_iam_policy(k, IamPolicy(bindings={}, etag=b.kms.get_iam_policy(k).etag)))
     r = scan.run("failing apply", other("-v", "--output", "json", "apply", "plan.json", "--yes"))
     assert r.code == 1 and f"gs://{BUCKET}/{OBJECT}" in r.stderr and STORAGE_AGENT.split(":")[1] in r.stderr
     scan.files(tmp_path, skip=(".state", ".state-wal", ".state-shm", ".yaml"))

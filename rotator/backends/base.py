@@ -57,11 +57,19 @@ class KmsApi(Protocol):
 
     def set_iam_policy(self, key: str, policy: IamPolicy) -> IamPolicy: ...
 
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        """The subset of `permissions` the caller holds on the key (testIamPermissions)."""
+        ...
+
 
 class StorageApi(Protocol):
     def list_buckets(self) -> Iterator[Bucket]: ...
 
     def get_bucket(self, name: str) -> Bucket: ...
+
+    def test_iam_permissions(self, bucket: str, permissions: list[str]) -> list[str]:
+        """The subset of `permissions` the caller holds on the bucket (testIamPermissions)."""
+        ...
 
     def patch_bucket_default_kms_key(self, name: str, kms_key: str | None) -> Bucket: ...
 

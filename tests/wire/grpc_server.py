@@ -20,7 +20,7 @@ Hosted (service: methods):
   google.cloud.kms.v1.KeyManagementService: GetCryptoKey, ListCryptoKeyVersions,
       GetCryptoKeyVersion, CreateCryptoKeyVersion, UpdateCryptoKeyPrimaryVersion,
       UpdateCryptoKeyVersion, DestroyCryptoKeyVersion, RestoreCryptoKeyVersion
-  google.iam.v1.IAMPolicy: GetIamPolicy, SetIamPolicy (the KMS client's IAM mixin
+  google.iam.v1.IAMPolicy: GetIamPolicy, SetIamPolicy, TestIamPermissions (the KMS client's IAM mixin
       calls this service, not KeyManagementService; resources are KMS keys)
   google.firestore.admin.v1.FirestoreAdmin: ListDatabases, GetDatabase, ListBackups,
       RestoreDatabase (LRO)
@@ -404,6 +404,13 @@ class GrpcServer:
             (IAM, "GetIamPolicy", iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy, self.get_iam_policy),
             (IAM, "SetIamPolicy", iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy, self.set_iam_policy),
             (
+                IAM,
+                "TestIamPermissions",
+                iam_policy_pb2.TestIamPermissionsRequest,
+                iam_policy_pb2.TestIamPermissionsResponse,
+                self.test_iam_permissions,
+            ),
+            (
                 FIRESTORE_ADMIN,
                 "ListDatabases",
                 fs_admin.ListDatabasesRequest,
@@ -592,6 +599,8 @@ class GrpcServer:
         )
         if v.destroy_time is not None:
             out.destroy_time = v.destroy_time
+        if v.create_time is not None:
+            out.create_time = v.create_time
         return out
 
     def _key_pb(self, k: Any) -> kms.CryptoKey:
@@ -604,6 +613,10 @@ class GrpcServer:
             ),
             destroy_scheduled_duration=k.destroy_scheduled_duration,
         )
+        if k.rotation_period is not None:
+            out.rotation_period = k.rotation_period
+        if k.next_rotation_time is not None:
+            out.next_rotation_time = k.next_rotation_time
         if k.primary is not None:
             primary = self.backend.kms.get_crypto_key_version(f"{k.name}/cryptoKeyVersions/{k.primary}")
             out.primary = self._version_pb(primary, k.protection_level)
@@ -676,6 +689,12 @@ class GrpcServer:
 
     def get_iam_policy(self, req: iam_policy_pb2.GetIamPolicyRequest) -> policy_pb2.Policy:
         return self._policy_pb(self.backend.kms.get_iam_policy(self._iam_key(req.resource)))
+
+    def test_iam_permissions(
+        self, req: iam_policy_pb2.TestIamPermissionsRequest
+    ) -> iam_policy_pb2.TestIamPermissionsResponse:
+        held = self.backend.kms.test_iam_permissions(self._iam_key(req.resource), list(req.permissions))
+        return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
 
     def set_iam_policy(self, req: iam_policy_pb2.SetIamPolicyRequest) -> policy_pb2.Policy:
         key = self._iam_key(req.resource)

@@ -137,6 +137,8 @@ def parse_route(method: str, path: str) -> _Route:
     bucket = segs[0]
     if n == 1:
         return _Route({"GET": "buckets.get", "PATCH": "buckets.patch"}.get(method), bucket)
+    if n == 3 and segs[1:] == ["iam", "testPermissions"]:
+        return _Route("buckets.testIamPermissions" if method == "GET" else None, bucket)
     if segs[1] != "o":
         return _Route(None, bucket)
     if n == 2:
@@ -481,7 +483,11 @@ class StorageServer:
     def handle(self, method: str, target: str, body: bytes) -> tuple[int, dict[str, Any] | None]:
         """One request: (status, JSON body)."""
         split = urlsplit(target)
-        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        # One value per parameter (the last), but testIamPermissions' repeated `permissions`.
+        query = {
+            k: ",".join(v) if k == "permissions" else v[-1]
+            for k, v in parse_qs(split.query, keep_blank_values=True).items()
+        }
         req = Request(method, split.path, query)
         with self._lock:
             self.requests.append(req)
@@ -535,6 +541,10 @@ class StorageServer:
             return self._service_account(route.project or "")
         if route.op == "buckets.get":
             return self._get_bucket(route.bucket or "", q)
+        if route.op == "buckets.testIamPermissions":
+            asked = [p for p in q.get("permissions", "").split(",") if p]
+            held = self.backend.storage.test_iam_permissions(route.bucket or "", asked)
+            return {"kind": "storage#testIamPermissionsResponse", "permissions": held}
         if route.op == "buckets.patch":
             return self._patch_bucket(route.bucket or "", q, _json_body(body))
         if route.op == "objects.list":

@@ -21,6 +21,8 @@ SUITES = [
     "tests/test_plan_contract.py",
     "tests/test_interrupts.py::test_ctrl_c_mid_rewrite_exits_130_and_the_same_apply_finishes_exactly_once",
     "tests/test_interrupts.py::test_sigterm_between_steps_exits_143",
+    "tests/test_preflight.py",
+    "tests/test_report.py",
 ]
 # Two rows of the bad-input table are about the fake's own world, not an input the gcp
 # backend can be given: `--project` against the world's project (over the wire Google

@@ -93,7 +93,9 @@ LOCAL = {"job_name"}
 
 # Reads do not change anything: a deny or missing list is about changes (as a bucket's
 # objects can be readable to rotator but not writable).
-READS = ("list_", "get_", "key_failures")
+READS = ("list_", "get_", "search_", "key_failures", "test_iam_permissions")
+# What a caller denied changes on a resource still holds (a read-only role).
+READ_PERMISSIONS = (".get", ".list", ".getIamPolicy")
 
 TRANSIENT: dict[str, type[api.ApiError]] = {
     "RESOURCE_EXHAUSTED": api.ResourceExhausted,
@@ -323,6 +325,8 @@ class FaultyApi:
         def attempt() -> Any:
             lost = self._injector.before(self._name, method, resource)
             result = fn(*args, **kwargs)
+            if method == "test_iam_permissions" and resource in self._injector.spec.deny:
+                result = [p for p in result if p.endswith(READ_PERMISSIONS)]
             if lost is not None:
                 raise self._injector.lost(self._name, method, lost)
             return result

@@ -81,6 +81,8 @@ class FakeKms:
             protection_level=row["protection_level"],
             primary=row["primary_version"],
             destroy_scheduled_duration=timedelta(seconds=row["destroy_scheduled_duration"]),
+            rotation_period=timedelta(seconds=row["rotation_period"]) if row["rotation_period"] else None,
+            next_rotation_time=parse_time(row["next_rotation_time"]) if row["next_rotation_time"] else None,
         )
 
     @staticmethod
@@ -90,6 +92,7 @@ class FakeKms:
             name=f"{row['key']}/cryptoKeyVersions/{row['number']}",
             state=row["state"],
             destroy_time=parse_time(dt) if dt else None,
+            create_time=parse_time(row["create_time"]) if row["create_time"] else None,
         )
 
     def get_crypto_key(self, name: str) -> CryptoKey:
@@ -115,6 +118,14 @@ class FakeKms:
             row = self._key_row(c, key)
         return IamPolicy(bindings=json.loads(row["iam"]), etag=str(row["iam_etag"]))
 
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        """The fake's caller holds every permission (ROTATOR_FAKE_FAULTS deny=KEY takes
+        the changes away, as a read-only role would)."""
+        key = _key_name(resource)
+        with self.store.read() as c:
+            self._key_row(c, key)
+        return list(permissions)
+
     # -- writes -----------------------------------------------------------------------
     def create_crypto_key_version(self, key: str) -> CryptoKeyVersion:
         key = _key_name(key)
@@ -122,8 +133,8 @@ class FakeKms:
             self._key_row(c, key)
             (top,) = c.execute("SELECT COALESCE(MAX(number), 0) FROM versions WHERE key=?", (key,)).fetchone()
             c.execute(
-                "INSERT INTO versions(key, number, state) VALUES(?, ?, ?)",
-                (key, top + 1, ENABLED),
+                "INSERT INTO versions(key, number, state, create_time) VALUES(?, ?, ?, ?)",
+                (key, top + 1, ENABLED, format_time(self.store.now())),
             )
             row = self._version_row(c, key, top + 1)
         return self._to_version(row)

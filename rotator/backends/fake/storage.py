@@ -135,6 +135,12 @@ class FakeStorage:
         with self.store.read() as c:
             return self._to_bucket(self._bucket_row(c, name))
 
+    def test_iam_permissions(self, bucket: str, permissions: list[str]) -> list[str]:
+        """Every permission (ROTATOR_FAKE_FAULTS deny=gs://BUCKET takes the changes away)."""
+        with self.store.read() as c:
+            self._bucket_row(c, bucket)
+        return list(permissions)
+
     def patch_bucket_default_kms_key(self, name: str, kms_key: str | None) -> Bucket:
         with self.store.write() as c:
             brow = self._bucket_row(c, name)

@@ -17,17 +17,18 @@ from datetime import datetime
 
 from rotator.timeutil import format_time, parse_time
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 _DDL = """
 CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE keys(
   name TEXT PRIMARY KEY, protection_level TEXT NOT NULL,
   destroy_scheduled_duration INTEGER NOT NULL, primary_version INTEGER,
-  iam TEXT NOT NULL, iam_etag INTEGER NOT NULL DEFAULT 1);
+  iam TEXT NOT NULL, iam_etag INTEGER NOT NULL DEFAULT 1,
+  rotation_period INTEGER, next_rotation_time TEXT);
 CREATE TABLE versions(
   key TEXT NOT NULL, number INTEGER NOT NULL, state TEXT NOT NULL, destroy_time TEXT,
-  PRIMARY KEY(key, number));
+  create_time TEXT, PRIMARY KEY(key, number));
 CREATE TABLE buckets(
   name TEXT PRIMARY KEY, location TEXT NOT NULL, default_kms_key TEXT,
   versioning INTEGER NOT NULL, soft_delete INTEGER NOT NULL,

@@ -116,6 +116,15 @@ _KMS_KEY = _obj(
             "type": "object",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
+        # Extension: automatic rotation and when each version was created (the fleet
+        # report's ages); a version's default is the world's `now`.
+        "rotation_period": _DURATION,
+        "next_rotation_time": _TIME,
+        "created": {
+            "type": "object",
+            "patternProperties": {r"^[1-9][0-9]*$": _TIME},
+            "additionalProperties": False,
+        },
         # Extension: when each DESTROY_SCHEDULED version becomes DESTROYED (R1); written
         # by `world dump` so that a dump loads back unchanged.
         "destroy_times": {
@@ -261,7 +270,7 @@ def _normalise(doc: Any) -> Any:
     """YAML gives `versions: {1: ENABLED}` integer keys; JSON Schema wants strings."""
     if isinstance(doc, dict) and isinstance(doc.get("kms"), list):
         for key in doc["kms"]:
-            for field in ("versions", "destroy_times"):
+            for field in ("versions", "destroy_times", "created"):
                 if isinstance(key, dict) and isinstance(key.get(field), dict):
                     key[field] = {str(k): v for k, v in key[field].items()}
     return doc
@@ -327,6 +336,14 @@ class _Checker:
             if primary is not None and primary not in versions:
                 raise self.fail(f"{path}.primary", f"version {primary} does not exist on key {name}")
             self.duration(f"{path}.destroy_scheduled_duration", k.get("destroy_scheduled_duration", "30d"))
+            if "rotation_period" in k:
+                self.duration(f"{path}.rotation_period", k["rotation_period"])
+            if "next_rotation_time" in k:
+                self.time(f"{path}.next_rotation_time", k["next_rotation_time"])
+            for n, when in (k.get("created") or {}).items():
+                if int(n) not in versions:
+                    raise self.fail(f"{path}.created.{n}", f"version {n} does not exist on key {name}")
+                self.time(f"{path}.created.{n}", when)
         seen_buckets: set[str] = set()
         for i, b in enumerate(doc.get("storage", [])):
             path = f"storage[{i}]"
@@ -522,13 +539,17 @@ def load_into(store: Store, doc: dict[str, Any], *, source_sha256: str = "") -> 
             versions = {int(n): s for n, s in (k.get("versions") or {"1": ENABLED}).items()}
             c.execute(
                 "INSERT INTO keys(name, protection_level, destroy_scheduled_duration, "
-                "primary_version, iam) VALUES(?,?,?,?,?)",
+                "primary_version, iam, rotation_period, next_rotation_time) VALUES(?,?,?,?,?,?,?)",
                 (
                     name,
                     k.get("protection_level", "SOFTWARE"),
                     int(parse_duration(k.get("destroy_scheduled_duration", "30d")).total_seconds()),
                     k.get("primary", max(versions) if versions else None),
                     json.dumps(k.get("iam", {}), sort_keys=True),
+                    int(parse_duration(k["rotation_period"]).total_seconds())
+                    if "rotation_period" in k
+                    else None,
+                    format_time(parse_time(k["next_rotation_time"])) if "next_rotation_time" in k else None,
                 ),
             )
             for n, state in sorted(versions.items()):
@@ -537,9 +558,10 @@ def load_into(store: Store, doc: dict[str, Any], *, source_sha256: str = "") -> 
                     given = (k.get("destroy_times") or {}).get(str(n))
                     delay = parse_duration(k.get("destroy_scheduled_duration", "30d"))
                     destroy_time = format_time(parse_time(given) if given else now + delay)
+                created = (k.get("created") or {}).get(str(n))
                 c.execute(
-                    "INSERT INTO versions(key, number, state, destroy_time) VALUES(?,?,?,?)",
-                    (name, n, state, destroy_time),
+                    "INSERT INTO versions(key, number, state, destroy_time, create_time) VALUES(?,?,?,?,?)",
+                    (name, n, state, destroy_time, format_time(parse_time(created) if created else now)),
                 )
         for i, b in enumerate(doc.get("storage", [])):
             retention = b.get("retention")
@@ -702,6 +724,15 @@ def dump(store: Store) -> dict[str, Any]:
             # Not part of the input schema's required fields; shown so an operator sees
             # when a DESTROY_SCHEDULED version becomes DESTROYED (R1).
             entry["destroy_times"] = {v["number"]: v["destroy_time"] for v in scheduled}
+        if k["rotation_period"]:
+            entry["rotation_period"] = format_duration_s(k["rotation_period"])
+        if k["next_rotation_time"]:
+            entry["next_rotation_time"] = k["next_rotation_time"]
+        created = c.execute(
+            "SELECT number, create_time FROM versions WHERE key=? AND create_time IS NOT NULL", (k["name"],)
+        ).fetchall()
+        if created:
+            entry["created"] = {v["number"]: v["create_time"] for v in created}
         doc["kms"].append(entry)
     for b in c.execute("SELECT * FROM buckets ORDER BY ord, name").fetchall():
         bucket: dict[str, Any] = {

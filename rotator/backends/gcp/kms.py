@@ -14,8 +14,12 @@ from rotator.model import CryptoKey, CryptoKeyVersion, IamPolicy
 
 def _version(v: kms_v1.CryptoKeyVersion) -> CryptoKeyVersion:
     destroy = v.destroy_time if v.destroy_time and v.destroy_time.timestamp() > 0 else None
+    created = v.create_time if v.create_time and v.create_time.timestamp() > 0 else None
     return CryptoKeyVersion(
-        name=v.name, state=kms_v1.CryptoKeyVersion.CryptoKeyVersionState(v.state).name, destroy_time=destroy
+        name=v.name,
+        state=kms_v1.CryptoKeyVersion.CryptoKeyVersionState(v.state).name,
+        destroy_time=destroy,
+        create_time=created,
     )
 
 
@@ -23,6 +27,8 @@ def crypto_key(ck: kms_v1.CryptoKey) -> CryptoKey:
     """A Cloud KMS CryptoKey message (KMS or KMS Inventory's key list) -> CryptoKey."""
     primary = int(ck.primary.name.rsplit("/", 1)[1]) if ck.primary and ck.primary.name else None
     duration = ck.destroy_scheduled_duration
+    period = ck.rotation_period
+    next_time = ck.next_rotation_time
     return CryptoKey(
         name=ck.name,
         protection_level=kms_v1.ProtectionLevel(ck.version_template.protection_level).name
@@ -32,6 +38,8 @@ def crypto_key(ck: kms_v1.CryptoKey) -> CryptoKey:
         destroy_scheduled_duration=duration
         if isinstance(duration, timedelta) and duration
         else timedelta(days=30),
+        rotation_period=period if isinstance(period, timedelta) and period else None,
+        next_rotation_time=next_time if next_time and next_time.timestamp() > 0 else None,
     )
 
 
@@ -100,6 +108,15 @@ class GcpKms:
         for b in policy.bindings:
             bindings.setdefault(b.role, []).extend(b.members)
         return IamPolicy(bindings=bindings, etag=policy.etag.hex())
+
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        with translated("test_iam_permissions", resource):
+            answer = self.retry.call(
+                self.client.test_iam_permissions,
+                request={"resource": resource, "permissions": permissions},
+                retry=None,
+            )
+        return list(answer.permissions)
 
     def set_iam_policy(self, key: str, policy: IamPolicy) -> IamPolicy:
         body = policy_pb2.Policy(

@@ -458,7 +458,11 @@ class GcpKeyInventory:
         if not key or not self.organization:
             return None
         if key not in self._cache:
-            self._cache[key] = self.search_protected_resources(self.organization, key)
+            try:
+                self._cache[key] = self.search_protected_resources(self.organization, key)
+            except api.ApiError:
+                # Unknown, so any version (the safe side); the plan's inventory line says why.
+                self._cache[key] = []
         found = [r.versions for r in self._cache[key] if r.name == resource]
         return found[0][0] if found and len(found[0]) == 1 else None
 

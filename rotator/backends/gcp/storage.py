@@ -152,6 +152,11 @@ class GcpStorage:
         with translated("get_bucket", f"gs://{name}"):
             return to_bucket(self.retry.call(self.client.get_bucket, name, retry=None))
 
+    def test_iam_permissions(self, bucket: str, permissions: list[str]) -> list[str]:
+        with translated("test_iam_permissions", f"gs://{bucket}"):
+            held = self.retry.call(self.client.bucket(bucket).test_iam_permissions, permissions, retry=None)
+        return list(held)
+
     def patch_bucket_default_kms_key(self, name: str, kms_key: str | None) -> Bucket:
         bucket = self.client.bucket(name)
         bucket.default_kms_key_name = kms_key

@@ -1,0 +1,118 @@
+"""The plan-time preflight (issue 12): before any change, every service agent the plan
+relies on holds Encrypter/Decrypter on the key it will use (R5), and the caller holds
+the permission of every change, asked of the APIs that can say (testIamPermissions:
+Cloud KMS keys and Cloud Storage buckets). Anything missing is refused (exit 3) naming
+the member, the role or permission and the resource, and nothing is changed: a plan
+never writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from rotator.agents import relied_on
+from rotator.errors import Refused
+from rotator.model import ENCRYPTER_DECRYPTER
+
+if TYPE_CHECKING:
+    from rotator.plan import PlanContext
+    from rotator.steps import PlannedStep
+
+# Changes a service carries out with the key (so its agent must hold the role on it),
+# as opposed to changes of the key itself (disable, destroy, restore).
+_SERVICE_USE = {
+    "create_version",  # Firestore re-encrypts to it; new writes use it (R2, R21)
+    "rewrite",
+    "set_default_kms_key",
+    "deploy_revision",
+    "redeploy_function",
+    "create_repository",
+    "restore_database",
+    "grant",
+}
+
+
+def _key_of(version: str) -> str:
+    return version.split("/cryptoKeyVersions/")[0]
+
+
+def caller_permissions(change: dict[str, Any]) -> tuple[str, str, list[str]] | None:
+    """(api, resource, permissions) a change needs, for the APIs with testIamPermissions."""
+    a = change["action"]
+    kms = {
+        "create_version": ["cloudkms.cryptoKeyVersions.create"],
+        "set_primary": ["cloudkms.cryptoKeys.update"],
+        "disable": ["cloudkms.cryptoKeyVersions.update"],
+        "enable": ["cloudkms.cryptoKeyVersions.update"],
+        "destroy": ["cloudkms.cryptoKeyVersions.destroy"],
+        "restore": ["cloudkms.cryptoKeyVersions.restore"],
+        "grant": ["cloudkms.cryptoKeys.getIamPolicy", "cloudkms.cryptoKeys.setIamPolicy"],
+    }.get(a)
+    if kms is not None:
+        return "kms", change.get("key") or _key_of(change["version"]), kms
+    if a == "rewrite":
+        return (
+            "storage",
+            change["bucket"],
+            ["storage.objects.create", "storage.objects.delete", "storage.objects.get"],
+        )
+    if a == "set_default_kms_key":
+        return "storage", change["bucket"], ["storage.buckets.update"]
+    return None
+
+
+def _agents_needed(ctx: PlanContext, steps: Iterable[PlannedStep]) -> dict[str, list[tuple[str, str]]]:
+    """key -> (service, agent) that must hold Encrypter/Decrypter on it. The key the
+    playbook acts on: every service that uses it. A replacement key: none here, since
+    the plan's own grant step gives them the role (R5), which the caller must be allowed."""
+    changes = [c for s in steps for c in s.changes]
+    if not any(c["action"] in _SERVICE_USE for c in changes):
+        return {}
+    key = ctx.params["key"]
+    n = ctx.backend.project_number
+    return {key: [(s, m) for s in ctx.inventory(key).services_using() for m in relied_on(s, n)]}
+
+
+def check_access(ctx: PlanContext, steps: list[PlannedStep]) -> dict[str, Any]:
+    """Raise Refused for anything missing; else what was checked (for the plan)."""
+    missing: list[str] = []
+    agents_checked = 0
+    for key, needed in _agents_needed(ctx, steps).items():
+        holders = set(ctx.backend.kms.get_iam_policy(key).members(ENCRYPTER_DECRYPTER))
+        agents_checked += len(needed)
+        for service, member in needed:
+            if member not in holders:
+                missing.append(f"{member} ({service} agent) lacks {ENCRYPTER_DECRYPTER} on {key} (R5)")
+    wanted: dict[tuple[str, str], dict[str, str]] = {}  # (api, resource) -> permission -> step
+    for step in steps:
+        for change in step.changes:
+            need = caller_permissions(change)
+            if need is not None:
+                api, resource, permissions = need
+                for p in permissions:
+                    wanted.setdefault((api, resource), {}).setdefault(p, step.id)
+    identity = getattr(ctx.backend, "identity", lambda: "the caller")()
+    for (
+        api,
+        resource,
+    ), perms in sorted(wanted.items()):
+        ask = sorted(perms)
+        if api == "kms":
+            held = set(ctx.backend.kms.test_iam_permissions(resource, ask))
+        else:
+            held = set(ctx.backend.storage.test_iam_permissions(resource.removeprefix("gs://"), ask))
+        for p in ask:
+            if p not in held:
+                missing.append(f"the caller ({identity}) lacks {p} on {resource} (step {perms[p]})")
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise Refused(
+            "preflight: " + "; ".join(missing[:3]) + more + "; nothing was changed",
+            resource=ctx.params["key"],
+            rule="R5",
+        )
+    return {
+        "agents_checked": agents_checked,
+        "permissions_checked": sum(len(p) for p in wanted.values()),
+        "resources_checked": sorted(r for _, r in wanted),
+    }

@@ -1,0 +1,164 @@
+"""`rotator report`, the fleet view (issue 12): every key of one or more projects, its
+rotation, the age of its primary, each version's state, age and what it protects, which
+versions are safe to disable or destroy; text, json and csv; Cloud KMS reads under a
+per-project quota (counted on an injected clock, never timed). The CLI cases run on
+both backends (test_suites_over_the_wire)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import APP_KEY, BUCKET, NEW_KEY, WorldCli, assert_failed, bucket, key, make_world, obj, v
+
+from rotator.backends.fake import FakeBackend
+from rotator.ratelimit import PerMinuteQuota
+from rotator.report import build_report
+
+OTHER_KEY = "projects/other/locations/us-east1/keyRings/ring/cryptoKeys/shared"
+TABLE_TYPE = "bigquery.googleapis.com/Table"
+
+
+def _fleet() -> dict[str, Any]:
+    doc = make_world(
+        kms=[
+            key(
+                APP_KEY,
+                {1: "ENABLED", 2: "ENABLED"},
+                primary=2,
+                rotation_period="90d",
+                next_rotation_time="2026-12-01T00:00:00Z",
+                created={1: "2026-01-01T00:00:00Z", 2: "2026-06-01T00:00:00Z"},
+            ),
+            key(
+                NEW_KEY,
+                {1: "DISABLED", 2: "ENABLED", 3: "ENABLED"},
+                primary=3,
+                created={3: "2026-11-01T00:00:00Z"},
+            ),
+            key(OTHER_KEY, {1: "ENABLED"}, primary=1),
+        ],
+        storage=[bucket(BUCKET, [obj("a", v(APP_KEY, 1), size=100), obj("b", v(APP_KEY, 1), size=50)])],
+        other_resources=[
+            {
+                "name": "//bigquery.googleapis.com/projects/other/datasets/d/tables/t",
+                "type": TABLE_TYPE,
+                "key": OTHER_KEY,
+            }
+        ],
+    )
+    return doc
+
+
+@pytest.fixture(autouse=True)
+def no_organization(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROTATOR_ORGANIZATION", "")
+
+
+def _versions(doc: dict[str, Any], name: str) -> dict[int, dict[str, Any]]:
+    k = next(k for k in doc["keys"] if k["key"] == name)
+    return {x["number"]: x for x in k["versions"]}
+
+
+def test_report_json_says_age_rotation_use_and_what_is_safe(tmp_path: Path) -> None:
+    w = WorldCli(tmp_path, _fleet())
+    r = w.json("report", "--project", "demo", "--project", "other", "--max-age", "90d")
+    assert r.code == 0, r
+    doc = r.json()
+    assert doc["kind"] == "rotator.report" and doc["projects"] == ["demo", "other"]
+    assert [k["key"] for k in doc["keys"]] == [APP_KEY, NEW_KEY, OTHER_KEY]
+    app = doc["keys"][0]
+    assert (app["rotation_period"], app["next_rotation_time"]) == ("90d", "2026-12-01T00:00:00Z")
+    assert app["primary"] == 2 and app["primary_age_days"] == 174.0 and app["too_old"] is True
+    assert doc["keys"][1]["too_old"] is False and doc["summary"]["too_old"] == 1
+    app_v = _versions(doc, APP_KEY)
+    assert app_v[1]["protects"]["storage"] == {"count": 2, "bytes": 150}
+    assert app_v[1]["age_days"] == 325.0 and not app_v[1]["safe_to_disable"]
+    new_v = _versions(doc, NEW_KEY)
+    assert new_v[1]["safe_to_destroy"] and not new_v[1]["safe_to_disable"]
+    assert new_v[2]["safe_to_disable"] and new_v[2]["protects"] == {}
+    assert not new_v[3]["safe_to_disable"]  # the primary
+    other_v = _versions(doc, OTHER_KEY)
+    assert other_v[1]["other_products"] == {TABLE_TYPE: 1}
+    assert doc["summary"]["safe_to_disable"] == 1 and doc["summary"]["safe_to_destroy"] == 1
+
+
+def test_report_text_and_csv(tmp_path: Path) -> None:
+    w = WorldCli(tmp_path, _fleet())
+    text = w("report", "--max-age", "90d")
+    assert text.code == 0, text
+    assert f"{APP_KEY}  OLDER THAN --max-age" in text.stdout
+    assert "safe to disable" in text.stdout and "storage 2 (150 B)" in text.stdout
+    assert OTHER_KEY not in text.stdout  # only the project asked for (the world's, by default)
+    r = w("--output", "csv", "report", "--project", "demo", "--project", "other")
+    assert r.code == 0, r
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == 2 + 3 + 1
+    shared = next(row for row in rows if row["key"] == OTHER_KEY)
+    assert shared["project"] == "other" and f"{TABLE_TYPE}: 1" in shared["protects"]
+
+
+def test_report_bad_max_age_is_exit_2(tmp_path: Path) -> None:
+    w = WorldCli(tmp_path, _fleet())
+    assert_failed(w("report", "--max-age", "soon"), 2, "error", "--max-age")
+
+
+def _many_keys(count: int) -> dict[str, Any]:
+    keys = [
+        key(
+            f"projects/{p}/locations/us-east1/keyRings/r{i // 50}/cryptoKeys/k{i}",
+            {1: "ENABLED", 2: "ENABLED"},
+        )
+        for p in ("demo", "other")
+        for i in range(count // 2)
+    ]
+    return make_world(
+        kms=keys, storage=[bucket(BUCKET, [obj("a", v(keys[0]["key"], 1))], default_kms_key=None)]
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def test_500_keys_in_two_projects_never_exceed_the_kms_read_quota() -> None:
+    backend = FakeBackend.from_dict(_many_keys(500))
+    clock = Clock()
+    quota = PerMinuteQuota(100, clock=clock.now, sleep=clock.sleep)
+    reads: list[tuple[str, float]] = []
+    take = quota.acquire
+
+    def counted(project: str) -> float:
+        waited = take(project)
+        reads.append((project, clock.now()))
+        return waited
+
+    quota.acquire = counted  # type: ignore[method-assign]
+    doc = build_report(backend, ["demo", "other"], quota=quota)
+    assert doc["summary"]["keys"] == 500
+    assert len(reads) == 500  # one Cloud KMS read per key: the key list comes from KMS Inventory
+    for project in ("demo", "other"):
+        times = sorted(t for p, t in reads if p == project)
+        assert len(times) == 250
+        worst = max(sum(1 for t in times if start <= t < start + 60) for start in times)
+        assert worst <= 100, (project, worst)
+    assert quota.waited > 0  # 250 reads at 100 a minute had to wait
+
+
+def test_under_the_default_quota_500_keys_in_two_projects_do_not_wait() -> None:
+    backend = FakeBackend.from_dict(_many_keys(500))
+    clock = Clock()
+    quota = PerMinuteQuota(clock=clock.now, sleep=clock.sleep)
+    doc = build_report(backend, ["demo", "other"], quota=quota)
+    assert doc["summary"]["keys"] == 500 and doc["kms_reads_per_minute"] == 300
+    assert quota.waited == 0 and clock.t == 0
