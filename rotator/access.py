@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from rotator.agents import relied_on
+from rotator.agents import agents
 from rotator.errors import Refused
 from rotator.model import ENCRYPTER_DECRYPTER
 
@@ -70,7 +70,11 @@ def _agents_needed(ctx: PlanContext, steps: Iterable[PlannedStep]) -> dict[str, 
         return {}
     key = ctx.params["key"]
     n = ctx.backend.project_number
-    return {key: [(s, m) for s in ctx.inventory(key).services_using() for m in relied_on(s, n)]}
+    needed: dict[str, str] = {}  # member -> the first service that needs it (one check each)
+    for service in ctx.inventory(key).services_using():
+        for member in agents(service, n):
+            needed.setdefault(member, service)
+    return {key: [(s, m) for m, s in needed.items()]}
 
 
 def check_access(ctx: PlanContext, steps: list[PlannedStep]) -> dict[str, Any]:

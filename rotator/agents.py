@@ -35,13 +35,3 @@ def agents(service: str, project_number: str) -> list[str]:
     """IAM members ('serviceAccount:...') that need Encrypter/Decrypter for `service`."""
     return [f"serviceAccount:{a.format(n=project_number)}" for a in _AGENTS[service]]
 
-
-# Eventarc's agent is needed only by event-triggered functions, which rotator does not
-# inspect: the preflight checks the agents every function uses (R5, R42).
-_ONLY_FOR_EVENT_TRIGGERS = "gcp-sa-eventarc"
-
-
-def relied_on(service: str, project_number: str) -> list[str]:
-    """The agents a playbook relies on for `service`: each must hold Encrypter/Decrypter
-    on the key the service will use (R5)."""
-    return [a for a in agents(service, project_number) if _ONLY_FOR_EVENT_TRIGGERS not in a]

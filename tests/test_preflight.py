@@ -62,8 +62,9 @@ def _refused(w: WorldCli, *args: str, needles: tuple[str, ...]) -> str:
         RUN_AGENT,
         FUNCTIONS_AGENT,
         ARTIFACT_AGENT,
+        EVENTARC_AGENT,
     ],
-    ids=["storage", "firestore", "dataflow", "compute", "run", "functions", "artifact-registry"],
+    ids=["storage", "firestore", "dataflow", "compute", "run", "functions", "artifact-registry", "eventarc"],
 )
 def test_rotate_key_refuses_every_missing_agent_grant(tmp_path: Path, agent: str) -> None:
     w = WorldCli(tmp_path, _world(app_members=tuple(a for a in ALL_AGENTS if a != agent)))
@@ -79,15 +80,14 @@ def test_rotate_key_refuses_every_missing_agent_grant(tmp_path: Path, agent: str
     )
 
 
-def test_eventarc_is_not_needed_and_a_clean_plan_says_what_it_checked(tmp_path: Path) -> None:
-    w = WorldCli(tmp_path, _world(app_members=tuple(a for a in ALL_AGENTS if a != EVENTARC_AGENT)))
+def test_a_clean_plan_says_what_it_checked_and_rotate_key_never_grants(tmp_path: Path) -> None:
+    w = WorldCli(tmp_path, _world())
     r = w("plan", "rotate-key", "--key", APP_KEY)
     assert r.code == 0, r
-    assert "preflight: 7 service agent grant(s)" in r.stdout
+    assert "preflight: 8 service agent grant(s)" in r.stdout
     doc = w.plan_json("rotate-key", APP_KEY)
-    assert doc["preflight"]["agents_checked"] == 7
+    assert doc["preflight"]["agents_checked"] == 8
     assert APP_KEY in doc["preflight"]["resources_checked"]
-    # rotate-key never grants: no step of it changes IAM.
     assert not [c for s in doc["steps"] for c in s["changes"] if c["action"] == "grant"]
 
 
