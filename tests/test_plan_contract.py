@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from helpers import APP_KEY, BUCKET, OBJECT, WorldCli, assert_failed, make_world, v
-from services_world import database
+from services_world import ENCRYPTER_DECRYPTER, FIRESTORE_AGENT, database
 
 from rotator.journal import journal_path, read_events
 
@@ -126,8 +126,11 @@ def test_a_new_primary_after_disable_key_is_drift(w: WorldCli) -> None:
 
 
 def waiting_world(tmp_path: Path) -> WorldCli:
-    """rotate-key waits on Firestore's re-encryption (R21): apply exits 75."""
-    return WorldCli(tmp_path, make_world(firestore=[database(active=[v(APP_KEY, 2)])]))
+    """rotate-key waits on Firestore's re-encryption (R21): apply exits 75. The
+    Firestore agent holds the key, as the plan's preflight requires (R5)."""
+    doc = make_world(firestore=[database(active=[v(APP_KEY, 2)])])
+    doc["kms"][0]["iam"][ENCRYPTER_DECRYPTER].append(FIRESTORE_AGENT)
+    return WorldCli(tmp_path, doc)
 
 
 def test_out_over_a_waiting_apply_is_refused_and_no_second_version_appears(tmp_path: Path) -> None:
