@@ -39,8 +39,6 @@ THROTTLED_SHARE = 0.25  # above this share of throttled answers the rate halves
 # --concurrency's default: a cap, not a target. 1,000 writes/s at 100-250 ms an object
 # (a slow region, retries) needs 125-310 in flight; InFlight keeps only what the rate needs.
 DEFAULT_CONCURRENCY = 256
-# Kept for callers that predate the window (the floor used to be 1 object/s).
-MIN_RPS = FLOOR_RPS
 
 
 class RateLimiter:
@@ -89,8 +87,9 @@ class RateLimiter:
 class AdaptiveRate:
     """One bucket's write rate (see the module docstring for the guidance it follows).
 
-    `acquire()` before each write; `on_throttled()` for each answer that said slow down
-    (429, 503, 408, other 5xx): that request's retry is one more answer to count.
+    `acquire()` before each request that writes, first attempts and retries alike (a
+    retry is a write too: during a storm it waits its turn like the others);
+    `on_throttled()` for each answer that said slow down (408, 429, 5xx).
     """
 
     def __init__(
@@ -111,7 +110,7 @@ class AdaptiveRate:
         self.sustained = first
         self._ramped_at = now  # the last doubling above `sustained` (or the start)
         self._window_start = now
-        self._answers = 0
+        self._sent = 0
         self._throttled_in_window = 0
         self.throttled = 0  # throttled answers over the whole run
         self.decreases = 0
@@ -122,7 +121,7 @@ class AdaptiveRate:
 
     def acquire(self) -> float:
         with self._lock:
-            self._answers += 1
+            self._sent += 1
             self._judge(self._clock())
         return self._bucket.acquire()
 
@@ -130,7 +129,6 @@ class AdaptiveRate:
         with self._lock:
             self.throttled += 1
             self._throttled_in_window += 1
-            self._answers += 1  # the throttled answer; its retry goes out without a token
             self._judge(self._clock())
 
     def _judge(self, now: float) -> None:
@@ -139,9 +137,12 @@ class AdaptiveRate:
         elapsed = now - self._window_start
         if elapsed < WINDOW_SECONDS:
             return
-        if self._answers < WINDOW_MIN_ANSWERS and elapsed < WINDOW_MAX_SECONDS:
+        # Requests sent in the window (a throttled answer whose request was counted
+        # elsewhere, e.g. before the window, still counts as one).
+        sent = max(self._sent, self._throttled_in_window)
+        if sent < WINDOW_MIN_ANSWERS and elapsed < WINDOW_MAX_SECONDS:
             return
-        share = self._throttled_in_window / self._answers if self._answers else 0.0
+        share = self._throttled_in_window / sent if sent else 0.0
         rate = self.rate
         if share > THROTTLED_SHARE:
             self._set(max(FLOOR_RPS, rate / 2))
@@ -153,7 +154,7 @@ class AdaptiveRate:
             self.sustained = self._capped(rate * 2)  # the guidance's ramp: 2x per 20 min
             self._set(self.sustained)
             self._ramped_at = now
-        self._window_start, self._answers, self._throttled_in_window = now, 0, 0
+        self._window_start, self._sent, self._throttled_in_window = now, 0, 0
 
     def _capped(self, rate: float) -> float:
         return min(rate, self.cap) if self.cap else rate

@@ -138,9 +138,12 @@ class Rewriter:
         return tallies
 
     def _throttled(self, bucket: str) -> None:
+        """A write to `bucket` was throttled; its retry (after the backend's backoff)
+        also waits for a token, so a storm slows retries down as well as new writes."""
         rate = self.rates.get(bucket)
         if rate is not None:
             rate.on_throttled()
+            rate.acquire()
 
     def _bucket(self, pool: ThreadPoolExecutor, bucket: Bucket, tally: RewriteTally) -> None:
         ctx, storage = self.ctx, self.storage
