@@ -22,9 +22,11 @@ from rotator.model import (
     LIVE,
     NONCURRENT,
     SOFT_DELETED,
+    Backup,
     Bucket,
     CryptoKey,
     CryptoKeyVersion,
+    Database,
     ObjectInfo,
     ProtectedResource,
     ProtectedResourcesSummary,
@@ -422,12 +424,24 @@ def _scan_firestore(
                 # Still being re-encrypted away from: frees when the re-encryption is due.
                 leaving = db.reencryption_due is not None and version != db.active_key_versions[-1]
                 use.group(FIRESTORE_ACTIVE, db.name).add(db.name, 0, db.reencryption_due if leaving else None)
-    db_keys = {db.name: db.kms_key for db in backend.firestore.list_databases()}
+    databases = {db.name: db for db in backend.firestore.list_databases()}
     backups = backend.firestore.list_backups()
     _pin_unlisted(uses, "Firestore backups", backups)
     for backup in backups:
-        for use in _versions_used(uses, key, backup.kms_key_version, db_keys.get(backup.database)):
+        for use in _versions_used(uses, key, backup.kms_key_version, _backup_key(backup, databases, key)):
             use.group(FIRESTORE_BACKUP, backup.database).add(backup.name, 0, backup.expire_time)
+
+
+def _backup_key(backup: Backup, databases: dict[str, Database], key: str) -> str | None:
+    """The key a backup is under. The Backup resource names only its database (R24): the
+    database's key when that database still exists (a key is fixed at creation, R20).
+    A database deleted, or deleted and created again under the same name (another
+    uid), says nothing about its backups: they may be under `key` (the safe side)."""
+    source = databases.get(backup.database)
+    same = source is not None and (
+        not backup.database_uid or not source.uid or source.uid == backup.database_uid
+    )
+    return source.kms_key if source is not None and same else key
 
 
 def _scan_dataflow(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:

@@ -143,6 +143,9 @@ class Database:
     kms_key: str | None
     active_key_versions: tuple[str, ...]
     reencryption_due: datetime | None = None  # when a pending re-encryption completes
+    # Firestore's `uid`: a database deleted and created again under the same name (the
+    # only way to change its key, R20) is another database with another uid.
+    uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class Backup:
     snapshot_time: datetime
     expire_time: datetime
     kms_key_version: str | None
+    database_uid: str = ""  # the uid of the database it was taken from ("" = unknown)
 
 
 # -- Dataflow (R30-R34) ----------------------------------------------------------------

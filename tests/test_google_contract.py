@@ -12,6 +12,7 @@ from helpers import EU_KEY, assert_failed, bucket, key, make_world, obj, run_cli
 from services_world import (
     APP_KEY,
     ARTIFACT_AGENT,
+    DB,
     ENCRYPTER_DECRYPTER,
     EVENTARC_AGENT,
     FUNCTION,
@@ -19,9 +20,13 @@ from services_world import (
     GLOBAL_KEY,
     INGEST,
     NEW_KEY,
+    OLD_BACKUP,
+    OLD_BACKUP_EXPIRES,
     RUN_AGENT,
     SERVICE,
     STORAGE_AGENT,
+    backup,
+    database,
     services_world,
 )
 from services_world import EU_KEY as EUROPE_WEST1_KEY
@@ -29,7 +34,7 @@ from services_world import job as services_job
 
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
-from rotator.inventory import PIN_KINDS, UNLISTED, run_services, scan_key
+from rotator.inventory import FIRESTORE_BACKUP, PIN_KINDS, UNLISTED, run_services, scan_key
 from rotator.locations import key_location_for_bucket
 
 
@@ -191,3 +196,38 @@ def test_replace_key_grants_all_five_function_agents(backend_kind: str, tmp_path
         for m in ([change["member"]] if "member" in change else change.get("members", []))
     }
     assert {FUNCTIONS_AGENT, ARTIFACT_AGENT, STORAGE_AGENT, RUN_AGENT, EVENTARC_AGENT} <= granted, granted
+
+
+# -- Backups of a deleted or re-created database (R20, R24) -------------------------------------
+def deleted_database_world() -> dict[str, Any]:
+    """The database was deleted (as the migration note suggests after a restore); its
+    backup taken under version 1 remains until it expires."""
+    gone = database(backups=[backup(OLD_BACKUP, v(APP_KEY, 1), "2026-11-20T00:00:00Z", OLD_BACKUP_EXPIRES)])
+    gone["deleted"] = True
+    return services_world(firestore=[gone])
+
+
+def recreated_database_world() -> dict[str, Any]:
+    """The same name, created again under NEW_KEY (another uid): the old backup is still
+    under APP_KEY's version 1."""
+    old = backup(OLD_BACKUP, v(APP_KEY, 1), "2026-11-20T00:00:00Z", OLD_BACKUP_EXPIRES)
+    old["database_uid"] = "uid-before"
+    again = database(key=NEW_KEY, active=[v(NEW_KEY, 1)], backups=[old])
+    again["uid"] = "uid-after"
+    return services_world(firestore=[again])
+
+
+def backup_pins(inv: Any) -> dict[int, set[str]]:
+    return {
+        n: {e for g in u.pins() if g.kind == FIRESTORE_BACKUP for e in g.examples}
+        for n, u in inv.versions.items()
+    }
+
+
+@pytest.mark.parametrize("world", [deleted_database_world, recreated_database_world])
+def test_a_backup_outliving_its_database_still_pins_its_version(world: Any) -> None:
+    b = FakeBackend.from_dict(world())
+    assert backup_pins(scan_key(b, APP_KEY))[1] == {OLD_BACKUP}
+    if world is deleted_database_world:
+        assert DB not in {d.name for d in b.firestore.list_databases()}  # gone, its backup listed
+        assert [x.name for x in b.firestore.list_backups()] == [OLD_BACKUP]

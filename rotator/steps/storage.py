@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from rotator.plan import PlanContext
 
 
-
 def buckets_using(ctx: PlanContext, key: str) -> list[Bucket]:
     inv = ctx.inventory(key)
     used = {

@@ -712,6 +712,7 @@ class GrpcServer:
             name=d.name,
             location_id=d.location,
             type_=fs_database.Database.DatabaseType.FIRESTORE_NATIVE,
+            uid=d.uid,
         )
         if d.kms_key:
             out.cmek_config = fs_database.Database.CmekConfig(
@@ -743,6 +744,7 @@ class GrpcServer:
             fs_backup.Backup(
                 name=b.name,
                 database=b.database,
+                database_uid=b.database_uid,
                 snapshot_time=b.snapshot_time,
                 expire_time=b.expire_time,
                 state=fs_backup.Backup.State.READY,

@@ -14,8 +14,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import dataflow_v1beta3 as dataflow
 from grpc_server import GrpcServer
 from harness import serve_world_file
-from services_world import APP_KEY, INGEST, SERVICE, services_world
+from services_world import APP_KEY, INGEST, OLD_BACKUP, SERVICE, services_world
 from storage_http import StorageServer
+from test_google_contract import backup_pins, deleted_database_world, recreated_database_world
 
 from rotator.backends.gcp import GcpBackend
 from rotator.backends.gcp.retry import RetryPolicy
@@ -101,3 +102,20 @@ def test_unreachable_locations_come_back_and_pin_every_version(wire: Wire) -> No
     # Asked alone, the location gives a concrete error (ListBackupsResponse.unreachable).
     with pytest.raises(gexc.ServiceUnavailable):
         list(wire.gcp.functions.client.list_functions(parent="projects/demo/locations/europe-west1"))
+
+
+# -- Backups carry no key: one whose database is gone or re-created pins every version --------
+@pytest.mark.parametrize("world", [deleted_database_world, recreated_database_world])
+def test_a_backup_of_a_database_that_is_gone_pins_every_version(
+    world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "world.yaml"
+    path.write_text(yaml.safe_dump(world(), sort_keys=False))
+    with serve_world_file(path, tmp_path / "cache") as (env, _storage, _grpc):
+        for k, val in env.items():
+            monkeypatch.setenv(k, val)
+        gcp = GcpBackend("demo", retry=RetryPolicy(sleep=lambda _s: None))
+        (listed,) = gcp.firestore.list_backups()
+        assert listed.kms_key_version is None  # the Backup resource has no key version
+        pins = backup_pins(scan_key(gcp, APP_KEY))
+    assert all(pins[n] == {OLD_BACKUP} for n in pins), pins  # every version: it could be any

@@ -38,19 +38,23 @@ class FakeFirestore:
             kms_key=d.get("kms_key"),
             active_key_versions=tuple(d.get("active_key_versions", [])),
             reencryption_due=parse_time(pending["due"]) if pending else None,
+            uid=d.get("uid", ""),
         )
 
     def list_databases(self) -> list[Database]:
+        """The databases that exist (a `deleted` one is gone; its backups remain)."""
         with self.store.read() as c:
-            return [self._to_db(d) for d in load_docs(c, "firestore")]
+            return [self._to_db(d) for d in load_docs(c, "firestore") if not d.get("deleted")]
 
     def get_database(self, name: str) -> Database:
         with self.store.read() as c:
-            return self._to_db(find(load_docs(c, "firestore"), "database", name, "database"))
+            live = [d for d in load_docs(c, "firestore") if not d.get("deleted")]
+            return self._to_db(find(live, "database", name, "database"))
 
     def list_backups(self) -> list[Backup]:
         """Every location's backups ("-"), as a partial list when some location is in
-        `unreachable` (ListBackupsResponse.unreachable)."""
+        `unreachable` (ListBackupsResponse.unreachable). Backups outlive their database:
+        those of a `deleted` one are listed until they expire."""
         out = []
         with self.store.read() as c:
             for d in load_docs(c, "firestore"):
@@ -64,6 +68,7 @@ class FakeFirestore:
                             snapshot_time=parse_time(b.get("snapshot_time", "1970-01-01T00:00:00Z")),
                             expire_time=parse_time(b["expire_time"]),
                             kms_key_version=b.get("kms_key_version"),
+                            database_uid=b.get("database_uid", d.get("uid", "")),
                         )
                     )
         return Listing(out, unreachable=self.unreachable)

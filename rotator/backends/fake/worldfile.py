@@ -144,6 +144,10 @@ _FIRESTORE = _obj(
         "kms_key": _KEY,
         "active_key_versions": {"type": "array", "items": {"type": "string"}},
         "reencrypt_after": _DURATION,
+        # Firestore's database uid; a database created again under the same name has
+        # another. `deleted`: the database is gone, its unexpired backups remain.
+        "uid": {"type": "string"},
+        "deleted": _BOOL,
         # Extension: a re-encryption in progress (R21), written by `world dump`.
         "pending_reencryption": _obj({"to": {"type": "string"}, "due": _TIME}, ["to", "due"]),
         "backups": {
@@ -154,6 +158,8 @@ _FIRESTORE = _obj(
                     "snapshot_time": _TIME,
                     "expire_time": _TIME,
                     "kms_key_version": _KEY,
+                    # The uid of the database it was taken from (default: its database's).
+                    "database_uid": {"type": "string"},
                 },
                 ["backup"],
             ),

@@ -86,6 +86,7 @@ class GcpFirestore:
             location=d.location_id,
             kms_key=(cmek.kms_key_name or None) if cmek else None,
             active_key_versions=tuple(cmek.active_key_version) if cmek else (),
+            uid=d.uid,
         )
 
     def list_databases(self) -> list[Database]:
@@ -105,7 +106,14 @@ class GcpFirestore:
         # Locations that did not answer are in `unreachable`: a partial list.
         return Listing(
             (
-                Backup(b.name, b.database, b.snapshot_time or _EPOCH, b.expire_time or _EPOCH, None)
+                Backup(
+                    b.name,
+                    b.database,
+                    b.snapshot_time or _EPOCH,
+                    b.expire_time or _EPOCH,
+                    None,
+                    database_uid=b.database_uid,
+                )
                 for b in resp.backups
             ),
             unreachable=(_location_of(u) for u in resp.unreachable),
