@@ -21,11 +21,13 @@ from rotator.inventory import (
     INVENTORY_UNREADABLE,
     OTHER_PROJECT,
     PRIMARY,
+    REPOSITORY_IMAGES,
     REPOSITORY_KEY,
     RUN_IDLE,
     RUN_KEY,
     RUN_SERVING,
     UNCOVERED,
+    UNLISTED,
     KeyInventory,
     PinGroup,
     VersionUse,
@@ -77,6 +79,8 @@ def describe_pin(p: PinGroup) -> str:
         RUN_KEY: "deploys new revisions with this key",
         FUNCTION_KEY: "is deployed with this key",
         REPOSITORY_KEY: "(Artifact Registry) is protected by this key",
+        REPOSITORY_IMAGES: "(Artifact Registry) holds images pushed under this version",
+        UNLISTED: "could not be listed (unreachable): assumed in use",
     }.get(p.kind)
     names = ", ".join(p.examples[:3]) + (" ..." if p.count > 3 else "")
     about = {

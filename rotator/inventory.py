@@ -69,6 +69,7 @@ RUN_IDLE = "run_idle_revision"
 FUNCTION_KEY = "function_key"
 FUNCTION = "function"
 REPOSITORY_KEY = "repository_key"
+REPOSITORY_IMAGES = "repository_images"
 UNCOVERED = "uncovered_resource"
 OTHER_PROJECT = "other_project_resource"
 INVENTORY_UNREADABLE = "inventory_unreadable"
@@ -107,6 +108,7 @@ KIND_SERVICE = {
     FUNCTION_KEY: FUNCTIONS,
     FUNCTION: FUNCTIONS,
     REPOSITORY_KEY: FUNCTIONS,
+    REPOSITORY_IMAGES: FUNCTIONS,
 }
 
 # What stops working when the version a use needs is disabled (disable-key's report).
@@ -131,6 +133,7 @@ IMPACT = {
     FUNCTION_KEY: "deploying fails (R41, R42)",
     FUNCTION: "no new instance starts (R41, R42)",
     REPOSITORY_KEY: "images in the repository cannot be pulled (R42)",
+    REPOSITORY_IMAGES: "images pushed under it cannot be pulled: redeploying an old revision fails (R42)",
     UNCOVERED: "its data becomes unreadable (a product rotator does not cover)",
     OTHER_PROJECT: "its data becomes unreadable (a project rotator did not inspect)",
     INVENTORY_UNREADABLE: "whatever else uses the key stops working (Cloud KMS Inventory could not say)",
@@ -160,6 +163,11 @@ PIN_KINDS: dict[str, PinKind] = {
     FUNCTION: PinKind("R42", True, True, "the function is redeployed under another version"),
     REPOSITORY_KEY: PinKind(
         "R42", True, True, "the repository is deleted (its images are encrypted with the key)"
+    ),
+    # Images stay under the version that was primary when they were pushed; what runs
+    # now pins through FUNCTION, so old images block only destroying (like an idle revision).
+    REPOSITORY_IMAGES: PinKind(
+        "R42", False, True, "the images pushed under it are deleted (or the repository)"
     ),
     UNCOVERED: PinKind(
         "R13", True, True, "it is moved off the key by hand (rotator does not cover its product)"
@@ -489,6 +497,24 @@ def _scan_functions(backend: Backend, key: str, uses: dict[int, VersionUse], pri
     for repo in sorted(repositories):
         if backend.functions.get_repository_key(repo) == key:
             _pin_primary(uses, primary, REPOSITORY_KEY, repo)
+    _scan_repository_images(backend, key, uses)
+
+
+def _scan_repository_images(backend: Backend, key: str, uses: dict[int, VersionUse]) -> None:
+    """Every Artifact Registry repository under the key (of its region, R7) holds images
+    pushed under each version that was primary meanwhile; unknown versions: all of them."""
+    region = key_region(key)
+    for repo, repo_key in backend.functions.list_repositories(region) if region else []:
+        if repo_key != key:
+            continue
+        versions = backend.functions.repository_image_versions(repo, key)
+        held = (
+            list(uses.values())
+            if versions is None
+            else [u for v in versions if (u := _version_use(uses, key, v)) is not None]
+        )
+        for use in held:
+            use.group(REPOSITORY_IMAGES, repo).add(repo)
 
 
 ORGANIZATION_ENV = "ROTATOR_ORGANIZATION"

@@ -22,11 +22,14 @@ from services_world import (
     NEW_KEY,
     OLD_BACKUP,
     OLD_BACKUP_EXPIRES,
+    REPOSITORY,
     RUN_AGENT,
     SERVICE,
     STORAGE_AGENT,
     backup,
     database,
+    function,
+    kms_key,
     services_world,
 )
 from services_world import EU_KEY as EUROPE_WEST1_KEY
@@ -34,7 +37,14 @@ from services_world import job as services_job
 
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
-from rotator.inventory import FIRESTORE_BACKUP, PIN_KINDS, UNLISTED, run_services, scan_key
+from rotator.inventory import (
+    FIRESTORE_BACKUP,
+    PIN_KINDS,
+    REPOSITORY_IMAGES,
+    UNLISTED,
+    run_services,
+    scan_key,
+)
 from rotator.locations import key_location_for_bucket
 
 
@@ -231,3 +241,39 @@ def test_a_backup_outliving_its_database_still_pins_its_version(world: Any) -> N
     if world is deleted_database_world:
         assert DB not in {d.name for d in b.firestore.list_databases()}  # gone, its backup listed
         assert [x.name for x in b.firestore.list_backups()] == [OLD_BACKUP]
+
+
+# -- Artifact Registry: a repository holds images under every version pushed with (R42) ---------
+def repository_world(image_versions: list[str]) -> dict[str, Any]:
+    """APP_KEY version 2 is DISABLED; the function now runs under version 3; its repository
+    holds images pushed under `image_versions`."""
+    return services_world(
+        kms=[kms_key(APP_KEY, {1: "ENABLED", 2: "DISABLED", 3: "ENABLED"}, primary=3), kms_key(NEW_KEY)],
+        storage=[],
+        firestore=[],
+        dataflow=[],
+        run=[],
+        functions=[function(version=v(APP_KEY, 3))],
+        artifact_registry=[{"repository": REPOSITORY, "kms_key": APP_KEY, "image_versions": image_versions}],
+    )
+
+
+def test_an_image_under_an_old_version_blocks_destroying_it(backend_kind: str, tmp_path: Path) -> None:
+    destroy = ["plan", "destroy-versions", "--key", APP_KEY, "--set", "versions=2"]
+    held = write_world(tmp_path / "held.yaml", repository_world([v(APP_KEY, 2), v(APP_KEY, 3)]))
+    r = run_cli(["--world", str(held), *destroy], tmp_path)
+    assert_failed(r, 3, "refused", "version 2", REPOSITORY, "R42")
+    free = write_world(tmp_path / "free.yaml", repository_world([v(APP_KEY, 3)]))
+    r = run_cli(["--world", str(free), *destroy], tmp_path)
+    assert r.code == 0, r
+
+
+def test_a_function_redeploy_adds_an_image_under_the_new_primary() -> None:
+    b = make(artifact_registry=[{"repository": REPOSITORY, "kms_key": APP_KEY}])
+    assert b.functions.repository_image_versions(REPOSITORY, APP_KEY) == (v(APP_KEY, 2),)  # its deploy
+    b.functions.redeploy_function(FUNCTION)
+    assert b.functions.repository_image_versions(REPOSITORY, APP_KEY) == (v(APP_KEY, 2), v(APP_KEY, 3))
+    inv = scan_key(b, APP_KEY)
+    held = {n for n, u in inv.versions.items() for g in u.pins() if g.kind == REPOSITORY_IMAGES}
+    assert held == {2, 3}
+    assert not PIN_KINDS[REPOSITORY_IMAGES].blocks_disable and PIN_KINDS[REPOSITORY_IMAGES].blocks_destroy

@@ -150,6 +150,15 @@ class FunctionsApi(Protocol):
 
     def get_repository_key(self, repository: str) -> str | None: ...
 
+    def list_repositories(self, region: str) -> list[tuple[str, str | None]]:
+        """(name, key) of one region's Artifact Registry repositories."""
+        ...
+
+    def repository_image_versions(self, repository: str, key: str) -> tuple[str, ...] | None:
+        """The versions of `key` the repository's images are encrypted under, or None
+        when nothing says (Artifact Registry records no version: then any may be)."""
+        ...
+
     def create_repository(self, repository: str, *, kms_key: str | None) -> None: ...
 
 

@@ -509,6 +509,13 @@ class GrpcServer:
             ),
             (
                 ARTIFACT_REGISTRY,
+                "ListRepositories",
+                artifactregistry.ListRepositoriesRequest,
+                artifactregistry.ListRepositoriesResponse,
+                self.list_repositories,
+            ),
+            (
+                ARTIFACT_REGISTRY,
                 "CreateRepository",
                 artifactregistry.CreateRepositoryRequest,
                 operations_pb2.Operation,
@@ -1070,6 +1077,20 @@ class GrpcServer:
         return artifactregistry.Repository(
             name=req.name, format_=artifactregistry.Repository.Format.DOCKER, kms_key_name=key or ""
         )
+
+    def list_repositories(
+        self, req: artifactregistry.ListRepositoriesRequest
+    ) -> artifactregistry.ListRepositoriesResponse:
+        """One location's repositories (ListRepositoriesRequest.parent: "The name of the
+        parent resource whose repositories will be listed")."""
+        repos = [
+            artifactregistry.Repository(
+                name=name, format_=artifactregistry.Repository.Format.DOCKER, kms_key_name=key or ""
+            )
+            for name, key in self.backend.functions.list_repositories(self._location_filter(req.parent))
+        ]
+        page, token = _page(repos, req.page_size, req.page_token, self.default_page_size)
+        return artifactregistry.ListRepositoriesResponse(repositories=page, next_page_token=token)
 
     def create_repository(self, req: artifactregistry.CreateRepositoryRequest) -> operations_pb2.Operation:
         name = f"{req.parent}/repositories/{req.repository_id}"

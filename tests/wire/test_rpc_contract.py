@@ -20,7 +20,7 @@ from test_google_contract import backup_pins, deleted_database_world, recreated_
 
 from rotator.backends.gcp import GcpBackend
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.inventory import DATAFLOW_JOB, UNLISTED, run_services, scan_key
+from rotator.inventory import DATAFLOW_JOB, REPOSITORY_IMAGES, UNLISTED, run_services, scan_key
 from rotator.model import unreachable_of
 
 
@@ -119,3 +119,15 @@ def test_a_backup_of_a_database_that_is_gone_pins_every_version(
         assert listed.kms_key_version is None  # the Backup resource has no key version
         pins = backup_pins(scan_key(gcp, APP_KEY))
     assert all(pins[n] == {OLD_BACKUP} for n in pins), pins  # every version: it could be any
+
+
+# -- Artifact Registry: images carry no key version ----------------------------------------------
+def test_repository_images_pin_what_kms_inventory_lists_else_every_version(wire: Wire) -> None:
+    inv = scan_key(wire.gcp, APP_KEY)
+    held = {n for n, u in inv.versions.items() for g in u.pins() if g.kind == REPOSITORY_IMAGES}
+    assert held == {2}  # the function's deploy, as KMS Inventory's search lists it
+    assert [r.parent for r in wire.grpc.requests("ListRepositories")] == ["projects/demo/locations/us-east1"]
+    wire.gcp.functions.inventory = None  # no organization: nothing says which versions
+    inv = scan_key(wire.gcp, APP_KEY)
+    held = {n for n, u in inv.versions.items() for g in u.pins() if g.kind == REPOSITORY_IMAGES}
+    assert held == set(inv.versions)

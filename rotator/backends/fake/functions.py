@@ -56,6 +56,21 @@ class FakeFunctions:
                 "kms_key"
             )
 
+    def list_repositories(self, region: str) -> list[tuple[str, str | None]]:
+        with self.store.read() as c:
+            return [
+                (r["repository"], r.get("kms_key"))
+                for r in load_docs(c, "artifact_registry")
+                if r["repository"].split("/")[3] == region
+            ]
+
+    def repository_image_versions(self, repository: str, key: str) -> tuple[str, ...] | None:
+        """Every version an image was pushed under: each deploy into the repository adds
+        the primary of the time; old images stay until deleted."""
+        with self.store.read() as c:
+            repo = find(load_docs(c, "artifact_registry"), "repository", repository, "repository")
+        return tuple(v for v in repo.get("image_versions", []) if v.startswith(key + "/cryptoKeyVersions/"))
+
     def create_repository(self, repository: str, *, kms_key: str | None) -> None:
         with self.store.write() as c:
             repos = load_docs(c, "artifact_registry")
@@ -66,7 +81,7 @@ class FakeFunctions:
                 check_region(
                     kms_key, repository.split("/")[3], service="Artifact Registry", resource=repository
                 )
-                encrypt_version(c, self.kms, kms_key, self.agents[1:], service="Artifact Registry")
+                encrypt_version(c, self.kms, kms_key, self.agents[1:2], service="Artifact Registry")
             repos.append({"repository": repository, "kms_key": kms_key})
             save_docs(c, "artifact_registry", repos)
 
@@ -99,6 +114,12 @@ class FakeFunctions:
                 version = encrypt_version(c, self.kms, key, self.agents, service="Cloud Run functions")
             d.update(kms_key=key, kms_key_version=version, docker_repository=repo)
             save_docs(c, "functions", docs)
+            if repo and version:  # the new image is pushed under the primary of now (R42)
+                repos = load_docs(c, "artifact_registry")
+                pushed = find(repos, "repository", repo, "repository").setdefault("image_versions", [])
+                if version not in pushed:
+                    pushed.append(version)
+                save_docs(c, "artifact_registry", repos)
             return self._to_function(d)
 
     @logs_key_failures("Cloud Run functions")

@@ -150,6 +150,16 @@ class FakeInventory:
                 )
         with self.store.read() as c:
             others = load_docs(c, OTHER_RESOURCES)
+            repositories = load_docs(c, "artifact_registry")
+        for r in repositories:
+            if r.get("kms_key") == key:
+                name = f"//artifactregistry.googleapis.com/{r['repository']}"
+                yield ProtectedResource(
+                    name,
+                    "artifactregistry.googleapis.com/Repository",
+                    mine(r.get("image_versions", [])),
+                    project_of(name, home),
+                )
         for o in others:
             if o["key"] != key:
                 continue

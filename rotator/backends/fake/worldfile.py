@@ -255,7 +255,16 @@ WORLD_SCHEMA: dict[str, Any] = _obj(
         # functions' docker_repository entries, each under its function's key.
         "artifact_registry": {
             "type": "array",
-            "items": _obj({"repository": {"type": "string"}, "kms_key": _KEY}, ["repository"]),
+            # image_versions: the versions its images were pushed under (default: those
+            # of the functions deployed into it).
+            "items": _obj(
+                {
+                    "repository": {"type": "string"},
+                    "kms_key": _KEY,
+                    "image_versions": {"type": "array", "items": _KEY},
+                },
+                ["repository"],
+            ),
         },
     }
 )
@@ -615,6 +624,14 @@ def _service_documents(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             if f.get("docker_repository"):
                 repos.setdefault(f["docker_repository"], f.get("kms_key"))
         out["artifact_registry"] = [{"repository": r, "kms_key": k} for r, k in repos.items()]
+    for r in out.get("artifact_registry", []):
+        if "image_versions" not in r:
+            pushed = {
+                f["kms_key_version"]
+                for f in out.get("functions", [])
+                if f.get("docker_repository") == r["repository"] and f.get("kms_key_version")
+            }
+            r["image_versions"] = sorted(pushed)
     return out
 
 

@@ -98,7 +98,9 @@ class GcpBackend:
 
     @cached_property
     def functions(self) -> GcpFunctions:
-        return GcpFunctions(*self._functions_clients(), self.project, self.retry, self._primary_of)
+        return GcpFunctions(
+            *self._functions_clients(), self.project, self.retry, self._primary_of, self.inventory
+        )
 
     # -- clients -------------------------------------------------------------------------
     def _kms_client(self) -> Any:

@@ -340,9 +340,17 @@ class GcpRun:
 
 
 class GcpFunctions:
-    def __init__(self, client: Any, registry: Any, project: str, retry: RetryPolicy, primary_of: PrimaryOf):
+    def __init__(
+        self,
+        client: Any,
+        registry: Any,
+        project: str,
+        retry: RetryPolicy,
+        primary_of: PrimaryOf,
+        inventory: Any = None,
+    ):
         self.client, self.registry, self.project, self.retry = client, registry, project, retry
-        self.primary_of = primary_of
+        self.primary_of, self.inventory = primary_of, inventory
 
     @staticmethod
     def _fn(f: Any) -> CloudFunction:
@@ -399,6 +407,21 @@ class GcpFunctions:
                 self.retry.call(self.registry.get_repository, name=repository, retry=None).kms_key_name
                 or None
             )
+
+    def list_repositories(self, region: str) -> list[tuple[str, str | None]]:
+        if self.registry is None:
+            return []
+        parent = f"projects/{self.project}/locations/{region}"
+        with translated("list_repositories", parent):
+            pager = self.retry.call(self.registry.list_repositories, parent=parent, retry=None)
+            return [(r.name, r.kms_key_name or None) for r in pager]
+
+    def repository_image_versions(self, repository: str, key: str) -> tuple[str, ...] | None:
+        """A Repository and its DockerImages carry no key version; only KMS Inventory's
+        search (with an organization) lists the versions a repository uses."""
+        if self.inventory is None:
+            return None
+        return self.inventory.listed_versions(key, f"//artifactregistry.googleapis.com/{repository}")
 
     def create_repository(self, repository: str, *, kms_key: str | None) -> None:
         parent, _, repo_id = repository.rpartition("/repositories/")
@@ -459,6 +482,16 @@ class GcpKeyInventory:
         with translated("list_crypto_keys", f"projects/{project}"):
             pager = self.retry.call(self.dashboard.list_crypto_keys, parent=f"projects/{project}", retry=None)
             return [crypto_key(k) for k in pager]
+
+    def listed_versions(self, key: str, resource: str) -> tuple[str, ...] | None:
+        """Every version the search lists for `resource`, or None if it is not listed (or
+        there is no organization to search)."""
+        if not self.organization:
+            return None
+        if key not in self._cache:
+            self._cache[key] = self.search_protected_resources(self.organization, key)
+        found = [r.versions for r in self._cache[key] if r.name == resource]
+        return tuple(found[0]) if found and found[0] else None
 
     def versions_of(self, key: str | None, resource: str) -> str | None:
         """The one version the search says protects `resource`, or None if unknown (no
