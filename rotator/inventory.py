@@ -130,8 +130,8 @@ IMPACT = {
     RUN_KEY: "deploying a new revision fails (R41)",
     RUN_SERVING: "no new instance starts; existing ones follow the revocation action (R40, R41)",
     RUN_IDLE: "the revision can never serve again (R41)",
-    FUNCTION_KEY: "deploying fails (R41, R42)",
-    FUNCTION: "no new instance starts (R41, R42)",
+    FUNCTION_KEY: "deploying fails; new executions fail while the key is unusable (R41, R42)",
+    FUNCTION: "executions in progress finish, but every new execution fails (R41, R42)",
     REPOSITORY_KEY: "images in the repository cannot be pulled (R42)",
     REPOSITORY_IMAGES: "images pushed under it cannot be pulled: redeploying an old revision fails (R42)",
     UNCOVERED: "its data becomes unreadable (a product rotator does not cover)",
@@ -478,7 +478,7 @@ def _scan_run(backend: Backend, key: str, uses: dict[int, VersionUse], primary: 
         if latest is not None and latest.kms_key == key:
             _pin_primary(uses, primary, RUN_KEY, service.name)
         for rev in service.revisions:
-            kind = RUN_SERVING if rev.traffic_percent > 0 else RUN_IDLE
+            kind = RUN_SERVING if rev.serving else RUN_IDLE  # a tag's URL serves too
             for use in _versions_used(uses, key, rev.kms_key_version, rev.kms_key):
                 use.group(kind, service.name).add(rev.name)
 

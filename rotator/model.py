@@ -192,6 +192,14 @@ class RunRevision:
     kms_key: str | None
     kms_key_version: str | None
     traffic_percent: int
+    # A tag gives the revision its own URL: it serves through it whatever its share.
+    tags: tuple[str, ...] = ()
+    # Its share is assigned by name, not by "latest": a new revision does not take it.
+    pinned: bool = False
+
+    @property
+    def serving(self) -> bool:
+        return self.traffic_percent > 0 or bool(self.tags)
 
 
 @dataclass(frozen=True)

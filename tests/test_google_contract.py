@@ -30,6 +30,8 @@ from services_world import (
     database,
     function,
     kms_key,
+    revision,
+    service,
     services_world,
 )
 from services_world import EU_KEY as EUROPE_WEST1_KEY
@@ -41,6 +43,8 @@ from rotator.inventory import (
     FIRESTORE_BACKUP,
     PIN_KINDS,
     REPOSITORY_IMAGES,
+    RUN_IDLE,
+    RUN_SERVING,
     UNLISTED,
     run_services,
     scan_key,
@@ -277,3 +281,62 @@ def test_a_function_redeploy_adds_an_image_under_the_new_primary() -> None:
     held = {n for n, u in inv.versions.items() for g in u.pins() if g.kind == REPOSITORY_IMAGES}
     assert held == {2, 3}
     assert not PIN_KINDS[REPOSITORY_IMAGES].blocks_disable and PIN_KINDS[REPOSITORY_IMAGES].blocks_destroy
+
+
+def test_disable_key_says_new_function_executions_fail(backend_kind: str, tmp_path: Path) -> None:
+    """The Cloud Run functions CMEK page: "Function executions already in progress will
+    continue to run, but new executions will fail"."""
+    path = write_world(tmp_path / "world.yaml", services_world())
+    r = run_cli(["--world", str(path), "--output", "json", "plan", "disable-key", "--key", APP_KEY], tmp_path)
+    assert r.code == 0, r
+    impacts = [
+        i for s in r.json()["steps"] for i in s["blockers"] if i["kind"] in ("function", "function_key")
+    ]
+    assert impacts and all("new execution" in i["impact"] for i in impacts), impacts
+
+
+# -- Cloud Run traffic: tags serve, and a share pinned by name stays ----------------------------
+def tagged_world(*, pinned: bool = False) -> dict[str, Any]:
+    """api-00001 (version 1) has a tag at 0%; api-00002 (version 2) takes 100% and also
+    carries a tag, so it is listed twice in the service's traffic."""
+    old = revision("api-00001", v(APP_KEY, 1), 0)
+    old["tag"] = "blue"
+    new = revision("api-00002", v(APP_KEY, 2), 100)
+    new["tag"] = "green"
+    new["pinned"] = pinned
+    return services_world(
+        storage=[], firestore=[], dataflow=[], functions=[], run=[service(revisions=[old, new])]
+    )
+
+
+def run_pins(inv: Any) -> dict[int, set[str]]:
+    return {
+        n: {g.kind for g in u.pins() if g.kind in (RUN_SERVING, RUN_IDLE)} for n, u in inv.versions.items()
+    }
+
+
+def test_a_tagged_revision_serves_whatever_its_share() -> None:
+    pins = run_pins(scan_key(FakeBackend.from_dict(tagged_world()), APP_KEY))
+    assert pins[1] == {RUN_SERVING} and pins[2] == {RUN_SERVING}
+
+
+def test_a_new_revision_takes_only_the_traffic_that_follows_latest() -> None:
+    b = FakeBackend.from_dict(tagged_world(pinned=True))
+    svc = b.run.update_service(SERVICE)
+    shares = {r.name: (r.traffic_percent, r.tags) for r in svc.revisions}
+    assert shares == {"api-00001": (0, ("blue",)), "api-00002": (100, ("green",)), "api-00003": (0, ())}
+    b = FakeBackend.from_dict(tagged_world(pinned=False))
+    shares = {r.name: r.traffic_percent for r in b.run.update_service(SERVICE).revisions}
+    assert shares == {"api-00001": 0, "api-00002": 0, "api-00003": 100}
+
+
+def test_rotate_key_keeps_the_versions_of_tagged_revisions(backend_kind: str, tmp_path: Path) -> None:
+    path = write_world(tmp_path / "world.yaml", tagged_world())
+    w = ["--world", str(path)]
+    r = run_cli([*w, "plan", "rotate-key", "--key", APP_KEY, "--out", "p.json"], tmp_path)
+    assert r.code == 0, r
+    assert "tagged to api-00001, api-00002 stays on the old version" in r.stdout
+    assert run_cli([*w, "apply", "p.json", "--yes"], tmp_path).code == 0
+    world = yaml.safe_load(run_cli([*w, "world", "dump"], tmp_path).stdout)
+    versions = {k["key"]: k["versions"] for k in world["kms"]}[APP_KEY]
+    assert versions[1] == "ENABLED" and versions[2] == "ENABLED"  # still served through their tags (R43)

@@ -42,9 +42,7 @@ class RedeployServices(StepKind):
             if latest is None:
                 continue
             serving_old = [
-                r
-                for r in svc.revisions
-                if r.traffic_percent > 0 and _version_of(key, r.kms_key_version) in retiring
+                r for r in svc.revisions if r.serving and _version_of(key, r.kms_key_version) in retiring
             ]
             if not serving_old and latest.kms_key != key:
                 continue
@@ -59,12 +57,14 @@ class RedeployServices(StepKind):
                 }
             )
             ctx.resolved_uses.add((RUN_KEY, svc.name))
-            pinned = [r for r in serving_old if r.name != latest.name]
+            # A new revision takes only the traffic that follows "latest": a share pinned
+            # to a revision by name, and every tag, stay where they are.
+            pinned = [r for r in serving_old if r.name != latest.name or r.pinned or r.tags]
             if pinned:
                 notes.append(
-                    f"{svc.name}: traffic pinned to {', '.join(r.name for r in pinned)} stays on the old "
-                    "version; move it to the new revision (gcloud run services update-traffic) and "
-                    "plan again (R43)"
+                    f"{svc.name}: traffic pinned or tagged to {', '.join(r.name for r in pinned)} stays on "
+                    "the old version; move it to the new revision (gcloud run services update-traffic, "
+                    "--update-tags) and plan again (R43)"
                 )
             else:
                 ctx.resolved_uses.add((RUN_SERVING, svc.name))

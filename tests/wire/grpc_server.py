@@ -916,21 +916,28 @@ class GrpcServer:
             out.latest_created_revision = self._revision_name(s.name, latest.name)
             out.latest_ready_revision = out.latest_created_revision
         allocation = run.TrafficTargetAllocationType
+        by_name = allocation.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
         for r in s.revisions:
-            if not r.traffic_percent:
-                continue
-            is_latest = r is latest
-            kind = (
-                allocation.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
-                if is_latest
-                else (allocation.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION)
-            )
-            out.traffic.append(
-                run.TrafficTarget(type_=kind, revision="" if is_latest else r.name, percent=r.traffic_percent)
-            )
-            out.traffic_statuses.append(
-                run.TrafficTargetStatus(type_=kind, revision=r.name, percent=r.traffic_percent)
-            )
+            if r.traffic_percent:
+                follows_latest = r is latest and not r.pinned
+                kind = allocation.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST if follows_latest else by_name
+                out.traffic.append(
+                    run.TrafficTarget(
+                        type_=kind, revision="" if follows_latest else r.name, percent=r.traffic_percent
+                    )
+                )
+                out.traffic_statuses.append(
+                    run.TrafficTargetStatus(type_=kind, revision=r.name, percent=r.traffic_percent)
+                )
+            # A tag is its own traffic entry (0% unless given a share): the same revision
+            # can be listed twice, once by "latest" with its share and once by its tag.
+            for tag in r.tags:
+                out.traffic.append(run.TrafficTarget(type_=by_name, revision=r.name, percent=0, tag=tag))
+                out.traffic_statuses.append(
+                    run.TrafficTargetStatus(
+                        type_=by_name, revision=r.name, percent=0, tag=tag, uri=f"https://{tag}---{s.name}"
+                    )
+                )
         return out
 
     def _reachable(self, location: str | None) -> None:

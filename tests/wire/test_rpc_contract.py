@@ -16,11 +16,17 @@ from grpc_server import GrpcServer
 from harness import serve_world_file
 from services_world import APP_KEY, INGEST, OLD_BACKUP, SERVICE, services_world
 from storage_http import StorageServer
-from test_google_contract import backup_pins, deleted_database_world, recreated_database_world
+from test_google_contract import (
+    backup_pins,
+    deleted_database_world,
+    recreated_database_world,
+    run_pins,
+    tagged_world,
+)
 
 from rotator.backends.gcp import GcpBackend
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.inventory import DATAFLOW_JOB, REPOSITORY_IMAGES, UNLISTED, run_services, scan_key
+from rotator.inventory import DATAFLOW_JOB, REPOSITORY_IMAGES, RUN_SERVING, UNLISTED, run_services, scan_key
 from rotator.model import unreachable_of
 
 
@@ -131,3 +137,14 @@ def test_repository_images_pin_what_kms_inventory_lists_else_every_version(wire:
     inv = scan_key(wire.gcp, APP_KEY)
     held = {n for n, u in inv.versions.items() for g in u.pins() if g.kind == REPOSITORY_IMAGES}
     assert held == set(inv.versions)
+
+
+# -- Cloud Run traffic: a revision listed twice, tags -----------------------------------------
+@pytest.mark.parametrize("world_doc", [tagged_world()])
+def test_a_revision_listed_twice_and_a_tag_at_zero_both_serve(wire: Wire) -> None:
+    svc = wire.gcp.run.services.get_service(name=SERVICE)
+    listed = [(t.revision, t.percent, t.tag) for t in svc.traffic_statuses]
+    assert ("api-00002", 100, "") in listed and ("api-00002", 0, "green") in listed  # listed twice
+    assert ("api-00001", 0, "blue") in listed
+    pins = run_pins(scan_key(wire.gcp, APP_KEY))
+    assert pins[1] == {RUN_SERVING} and pins[2] == {RUN_SERVING}

@@ -38,7 +38,12 @@ class FakeRun:
             revocation_action=d.get("revocation_action", "PREVENT_NEW"),
             revisions=tuple(
                 RunRevision(
-                    r["revision"], r.get("kms_key"), r.get("kms_key_version"), r.get("traffic_percent", 0)
+                    r["revision"],
+                    r.get("kms_key"),
+                    r.get("kms_key_version"),
+                    r.get("traffic_percent", 0),
+                    tags=(r["tag"],) if r.get("tag") else (),
+                    pinned=bool(r.get("pinned")),
                 )
                 for r in d.get("revisions", [])
             ),
@@ -101,10 +106,13 @@ class FakeRun:
                 "kms_key_version": version,
                 "traffic_percent": 0,
             }
-            if latest is not None:
-                # The traffic that followed the latest revision follows the new one.
+            if latest is not None and not latest.get("pinned"):
+                # The traffic that followed the latest revision follows the new one; a
+                # share pinned to it by name, and its tag, stay with it.
                 revision["traffic_percent"] = latest.get("traffic_percent", 0)
                 latest["traffic_percent"] = 0
+            elif latest is not None:
+                revision["traffic_percent"] = 0
             else:
                 revision["traffic_percent"] = 100
             revisions.append(revision)
@@ -116,7 +124,7 @@ class FakeRun:
             docs = load_docs(c, "run")
             d = find(docs, "service", name, "service")
             r = find(d.get("revisions", []), "revision", revision, "revision")
-            if r.get("traffic_percent", 0):
+            if r.get("traffic_percent", 0) or r.get("tag"):
                 raise api.FailedPrecondition(f"{revision} serves traffic; move it first", resource=revision)
             d["revisions"].remove(r)
             save_docs(c, "run", docs)
@@ -128,7 +136,7 @@ class FakeRun:
         with self.store.read() as c:
             d = find(load_docs(c, "run"), "service", name, "service")
             for r in d.get("revisions", []):
-                if r.get("traffic_percent", 0) and r.get("kms_key_version"):
+                if (r.get("traffic_percent", 0) or r.get("tag")) and r.get("kms_key_version"):
                     try:
                         self.kms.check_usable(
                             c,

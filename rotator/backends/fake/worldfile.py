@@ -206,6 +206,10 @@ _RUN = _obj(
                     "kms_key": _KEY,
                     "kms_key_version": _KEY,
                     "traffic_percent": {"type": "integer", "minimum": 0, "maximum": 100},
+                    # A tag (its own URL, so it serves); pinned: the share is by name, not
+                    # "latest", so a new revision does not take it.
+                    "tag": {"type": "string"},
+                    "pinned": _BOOL,
                 },
                 ["revision"],
             ),

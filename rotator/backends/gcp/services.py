@@ -288,7 +288,19 @@ class GcpRun:
         self.primary_of = primary_of
 
     def _service(self, s: Any) -> RunService:
-        traffic = {t.revision: t.percent for t in s.traffic_statuses if t.revision}
+        # A revision may be listed more than once (its share by "latest" and its tag at
+        # 0%): shares add up, and a tag serves through its own URL whatever its share.
+        latest = s.latest_ready_revision.rsplit("/", 1)[-1]
+        traffic: dict[str, int] = {}
+        tags: dict[str, list[str]] = {}
+        by_name: set[str] = set()
+        for t in s.traffic_statuses:
+            name = t.revision.rsplit("/", 1)[-1] or latest
+            traffic[name] = traffic.get(name, 0) + t.percent
+            if t.tag:
+                tags.setdefault(name, []).append(t.tag)
+            elif t.percent and "REVISION" in str(t.type_):
+                by_name.add(name)
         with translated("list_revisions", s.name):
             revs = list(self.retry.call(self.revisions.list_revisions, parent=s.name, retry=None))
         revs.sort(key=lambda r: r.create_time or _EPOCH)
@@ -302,6 +314,8 @@ class GcpRun:
                     key,
                     _version_name(key, r.annotations.get(RUN_VERSION_ANNOTATION)),
                     traffic.get(short, 0),
+                    tags=tuple(tags.get(short, ())),
+                    pinned=short in by_name,
                 )
             )
         action = (
