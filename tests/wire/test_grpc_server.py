@@ -626,6 +626,8 @@ def test_search_protected_resources(inventory_client: inventory.KeyTrackingServi
         f"//run.googleapis.com/{SERVICE}/revisions/api-00001": [v(APP_KEY, 1)],
         f"//run.googleapis.com/{SERVICE}/revisions/api-00002": [v(APP_KEY, 2)],
         f"//cloudfunctions.googleapis.com/{FUNCTION}": [v(APP_KEY, 2)],
+        # A CMEK repository is listed with the versions its images were pushed under.
+        f"//artifactregistry.googleapis.com/{REPOSITORY}": [v(APP_KEY, 2)],
     }
     assert set(_search(inventory_client, US_KEY)) == {
         f"//firestore.googleapis.com/{US_DB}",
