@@ -114,6 +114,9 @@ class ObjectInfo:
     retain_until: datetime | None = None
     hard_delete_time: datetime | None = None
     customer_supplied_key: bool = False
+    # What Cloud Storage says the bucket policy holds it until (`retentionExpirationTime`);
+    # None: not given, computed from the creation time and the policy's period.
+    retention_expires: datetime | None = None
 
     @property
     def held(self) -> bool:

@@ -14,7 +14,11 @@ def retention_expiry(obj: ObjectInfo, bucket: Bucket) -> datetime | None:
     ends: list[datetime] = []
     if obj.retain_until is not None and obj.retention_mode:
         ends.append(obj.retain_until)
-    if bucket.retention is not None and bucket.retention.period.total_seconds() > 0:
+    if obj.retention_expires is not None:
+        # Cloud Storage's own word (`retentionExpirationTime`): the policy's clock may not
+        # have started at creation (an event-based hold starts it when released).
+        ends.append(obj.retention_expires)
+    elif bucket.retention is not None and bucket.retention.period.total_seconds() > 0:
         ends.append(obj.created + bucket.retention.period)
     return max(ends) if ends else None
 

@@ -3,11 +3,14 @@ same findings are shown over the wire in tests/wire/test_rpc_contract.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from helpers import APP_KEY as HELPERS_APP_KEY
 from helpers import EU_KEY, assert_failed, bucket, key, make_world, obj, run_cli, v, write_world
 from services_world import (
     APP_KEY,
@@ -50,6 +53,7 @@ from rotator.inventory import (
     scan_key,
 )
 from rotator.locations import key_location_for_bucket
+from rotator.storage_rules import retention_expiry
 
 
 def make(**overrides: Any) -> FakeBackend:
@@ -340,3 +344,20 @@ def test_rotate_key_keeps_the_versions_of_tagged_revisions(backend_kind: str, tm
     world = yaml.safe_load(run_cli([*w, "world", "dump"], tmp_path).stdout)
     versions = {k["key"]: k["versions"] for k in world["kms"]}[APP_KEY]
     assert versions[1] == "ENABLED" and versions[2] == "ENABLED"  # still served through their tags (R43)
+
+
+# -- Retention expiry is Cloud Storage's word, not a computation (R16) --------------------------
+def test_retention_expiry_prefers_what_cloud_storage_says() -> None:
+    b = FakeBackend.from_dict(retained_world())
+    obj = b.storage.get_object("held", "ledger")
+    bucket = b.storage.get_bucket("held")
+    assert retention_expiry(obj, bucket) == datetime(2026, 10, 31, tzinfo=timezone.utc)  # created + 30d
+    later = replace(obj, retention_expires=datetime(2026, 12, 2, tzinfo=timezone.utc))
+    assert retention_expiry(later, bucket) == datetime(2026, 12, 2, tzinfo=timezone.utc)
+
+
+def retained_world() -> dict[str, Any]:
+    """A locked 30-day policy; the object was created 2026-10-01 (so created + 30d has passed)."""
+    held = bucket("held", [obj("ledger", v(HELPERS_APP_KEY, 1), created="2026-10-01T00:00:00Z")])
+    held["retention"] = {"period": "30d", "locked": True}
+    return make_world(storage=[held])

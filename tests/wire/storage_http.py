@@ -397,6 +397,9 @@ class StorageServer:
 
     def __init__(self, backend: FakeBackend, host: str = "127.0.0.1", port: int = 0):
         self.backend = backend
+        # Cloud Storage's `retentionExpirationTime` per (bucket, name) where it is not the
+        # creation time plus the policy's period (an event-based hold released later).
+        self.retention_expiration: dict[tuple[str, str], datetime] = {}
         self.faults: list[Fault] = []
         self.requests: list[Request] = []
         self.statuses: list[int] = []
@@ -726,7 +729,8 @@ class StorageServer:
         if o.retention_mode and o.retain_until:
             res["retention"] = {"mode": o.retention_mode, "retainUntilTime": rfc3339(o.retain_until)}
         if b.retention is not None:
-            res["retentionExpirationTime"] = rfc3339(o.created + b.retention.period)
+            expires = self.retention_expiration.get((o.bucket, o.name), o.created + b.retention.period)
+            res["retentionExpirationTime"] = rfc3339(expires)
         if o.state == SOFT_DELETED and o.hard_delete_time is not None:
             soft = o.hard_delete_time - b.soft_delete if b.soft_delete > timedelta(0) else o.hard_delete_time
             res["softDeleteTime"] = rfc3339(soft)

@@ -5,6 +5,7 @@ fake-side twins are in tests/test_google_contract.py."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,29 @@ from google.api_core import exceptions as gexc
 from google.cloud import dataflow_v1beta3 as dataflow
 from grpc_server import GrpcServer
 from harness import serve_world_file
+from helpers import APP_KEY as HELPERS_APP_KEY
 from services_world import APP_KEY, INGEST, OLD_BACKUP, SERVICE, services_world
 from storage_http import StorageServer
 from test_google_contract import (
     backup_pins,
     deleted_database_world,
     recreated_database_world,
+    retained_world,
     run_pins,
     tagged_world,
 )
 
 from rotator.backends.gcp import GcpBackend
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.inventory import DATAFLOW_JOB, REPOSITORY_IMAGES, RUN_SERVING, UNLISTED, run_services, scan_key
+from rotator.inventory import (
+    DATAFLOW_JOB,
+    REPOSITORY_IMAGES,
+    RETAINED_OBJECT,
+    RUN_SERVING,
+    UNLISTED,
+    run_services,
+    scan_key,
+)
 from rotator.model import unreachable_of
 
 
@@ -148,3 +159,15 @@ def test_a_revision_listed_twice_and_a_tag_at_zero_both_serve(wire: Wire) -> Non
     assert ("api-00001", 0, "blue") in listed
     pins = run_pins(scan_key(wire.gcp, APP_KEY))
     assert pins[1] == {RUN_SERVING} and pins[2] == {RUN_SERVING}
+
+
+# -- Cloud Storage: retentionExpirationTime is read, not computed ---------------------------------
+@pytest.mark.parametrize("world_doc", [retained_world()])
+def test_retention_expiry_is_read_from_retention_expiration_time(wire: Wire) -> None:
+    """The policy's clock started late (an event-based hold released on 2026-11-02): Cloud
+    Storage says 2026-12-02, creation + 30d would say 2026-10-31 (already free)."""
+    wire.storage.retention_expiration[("held", "ledger")] = datetime(2026, 12, 2, tzinfo=timezone.utc)
+    inv = scan_key(wire.gcp, HELPERS_APP_KEY)
+    (group,) = [g for g in inv.versions[1].pins() if g.resource == "gs://held"]
+    assert group.kind == RETAINED_OBJECT
+    assert group.frees_on() == datetime(2026, 12, 2, tzinfo=timezone.utc)

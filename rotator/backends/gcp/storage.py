@@ -33,7 +33,7 @@ from rotator.model import (
 
 LIST_FIELDS = (
     "items(name,generation,kmsKeyName,size,timeCreated,timeDeleted,temporaryHold,eventBasedHold,"
-    "retention,softDeleteTime,hardDeleteTime,customerEncryption),nextPageToken"
+    "retention,retentionExpirationTime,softDeleteTime,hardDeleteTime,customerEncryption),nextPageToken"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # Answers Cloud Storage's request-rate guidance says to back off from: 408, 429, 5xx.
@@ -91,6 +91,7 @@ def from_resource(bucket: str, props: dict[str, Any], *, state: str | None = Non
         retain_until=_time(retention.get("retainUntilTime")),
         hard_delete_time=_time(props.get("hardDeleteTime")),
         customer_supplied_key=bool(props.get("customerEncryption")),
+        retention_expires=_time(props.get("retentionExpirationTime")),
     )
 
 
