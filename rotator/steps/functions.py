@@ -69,8 +69,9 @@ class RedeployFunctions(StepKind):
         ]
         notes = (
             [
-                "the function's source is rebuilt and redeployed; new instances use the key's "
-                "primary version (R42)"
+                "the function's source is built again and redeployed under the key's primary "
+                "(R42); a function that shows no new build (BuildConfig.build) keeps its old "
+                "version, and the disable step stops for it"
             ]
             if moves
             else []
@@ -91,6 +92,7 @@ class RedeployFunctions(StepKind):
         prefix = key + "/cryptoKeyVersions/"
         retiring = {f"{prefix}{n}" for n in step.data["retiring"]}
         done = 0
+        not_rebuilt: list[str] = []
         for move in step.data["moves"]:
             fn = ctx.backend.functions.get_function(move["function"])
             # Done only if provably under the destination's new version (unknown: redeploy).
@@ -103,9 +105,19 @@ class RedeployFunctions(StepKind):
                 except api.NotFound:
                     ctx.backend.functions.create_repository(repo, kms_key=dest)
                     ctx.emit(f"{repo}: created under {dest}")
-                ctx.backend.functions.redeploy_function(fn.name, kms_key=dest, docker_repository=repo)
+                moved = ctx.backend.functions.redeploy_function(fn.name, kms_key=dest, docker_repository=repo)
             else:
-                ctx.backend.functions.redeploy_function(fn.name)
+                moved = ctx.backend.functions.redeploy_function(fn.name)
+            if moved.kms_key_version is None or moved.kms_key_version in retiring:
+                # No new build shows: the image is still under its old version, which it
+                # keeps pinning (the disable step will find it) (R42).
+                not_rebuilt.append(fn.name)
+                ctx.emit(
+                    f"{fn.name}: updated, but no new build shows, so it stays under "
+                    f"{moved.kms_key_version or 'an unknown version'}; redeploy its source "
+                    "(gcloud functions deploy) to move it (R42)"
+                )
+                continue
             done += 1
             ctx.emit(f"{fn.name}: redeployed under {dest}")
-        return {"functions_redeployed": done}
+        return {"functions_redeployed": done, "functions_not_rebuilt": not_rebuilt}

@@ -121,6 +121,14 @@ _RPC_TIME_ERRORS = (
     grpc.StatusCode.ABORTED,
 )
 
+# UpdateFunction mask paths that make Cloud Functions build the source again.
+_REBUILDING_FIELDS = {
+    "build_config",
+    "build_config.source",
+    "build_config.docker_repository",
+    "kms_key_name",
+}
+
 _TERMINAL_JOB_STATES = {"DONE", "FAILED", "CANCELLED", "UPDATED", "DRAINED"}
 
 
@@ -249,6 +257,12 @@ class GrpcServer:
         # Called with ("before" | "after", "Service/Method") around every call's effect.
         self.hook: Callable[[str, str], None] | None = None
         self.default_page_size = default_page_size
+        # Cloud Build runs per function (BuildConfig.build names the latest); False makes
+        # every update metadata-only, to show a client that checks for a rebuild.
+        self.builds: dict[str, int] = {}
+        self.rebuild_on_update = True
+        # Labels set by a metadata-only update, kept as Google keeps them (until a rebuild).
+        self.function_labels: dict[str, dict[str, str]] = {}
         self.operations: dict[str, operations_pb2.Operation] = {}
         # Resources of products the fake does not model (e.g. BigQuery), listed by KMS
         # Inventory as Google would: key -> ProtectedResource messages.
@@ -992,13 +1006,21 @@ class GrpcServer:
         out = functions.Function(
             name=f.name,
             kms_key_name=f.kms_key or "",
-            build_config=functions.BuildConfig(docker_repository=f.docker_repository or ""),
+            build_config=functions.BuildConfig(
+                docker_repository=f.docker_repository or "",
+                build=f"projects/{self.backend.project_number}/locations/{_seg(f.name, 3)}/builds/"
+                f"{f.name.rsplit('/', 1)[1]}-{self.builds.get(f.name, 0)}",
+                source=functions.Source(
+                    storage_source=functions.StorageSource(bucket="gcf-v2-sources", object_=f"{f.name}.zip")
+                ),
+            ),
             state=functions.Function.State.ACTIVE,
             environment=functions.Environment.GEN_2,
             update_time=self._now(),
         )
         if f.kms_key_version:
             out.labels[FUNCTION_VERSION_LABEL] = f.kms_key_version.rsplit("/", 1)[1]
+        out.labels.update(self.function_labels.get(f.name, {}))
         return out
 
     def list_functions(self, req: functions.ListFunctionsRequest) -> functions.ListFunctionsResponse:
@@ -1020,11 +1042,20 @@ class GrpcServer:
         return self._function_pb(self.backend.functions.get_function(req.name))
 
     def update_function(self, req: functions.UpdateFunctionRequest) -> operations_pb2.Operation:
-        """Every update redeploys the source (R42). With an update_mask only the named
-        fields change; without one the request is the whole function (API semantics)."""
+        """With an update_mask only the named fields change; without one the request is
+        the whole function ("If no field mask is provided, all fields will be updated").
+        A change to the source, build or key runs a new build (BuildConfig.build changes)
+        and redeploys under the key's primary (R42); a labels-only update is metadata:
+        nothing is rebuilt and the image stays under the version that built it."""
         name = req.function.name
         current = self.backend.functions.get_function(name)
         paths = set(req.update_mask.paths)
+        rebuilds = self.rebuild_on_update and (not paths or bool(paths & _REBUILDING_FIELDS))
+        if not rebuilds:
+            if not paths or "labels" in paths:
+                with self._lock:
+                    self.function_labels[name] = dict(req.function.labels)
+            return self._operation(name.rsplit("/functions/", 1)[0], lambda: self._function_pb(current))
         wanted_key = req.function.kms_key_name or None
         wanted_repo = req.function.build_config.docker_repository or None
         kw: dict[str, Any] = {}
@@ -1036,7 +1067,11 @@ class GrpcServer:
             kw["docker_repository"] = wanted_repo
 
         def update() -> functions.Function:
-            return self._function_pb(self.backend.functions.redeploy_function(name, **kw))
+            deployed = self.backend.functions.redeploy_function(name, **kw)
+            with self._lock:
+                self.builds[name] = self.builds.get(name, 0) + 1
+                self.function_labels.pop(name, None)
+            return self._function_pb(deployed)
 
         return self._operation(name.rsplit("/functions/", 1)[0], update)
 

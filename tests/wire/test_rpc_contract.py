@@ -16,7 +16,7 @@ from google.cloud import dataflow_v1beta3 as dataflow
 from grpc_server import GrpcServer
 from harness import serve_world_file
 from helpers import APP_KEY as HELPERS_APP_KEY
-from services_world import APP_KEY, INGEST, OLD_BACKUP, SERVICE, services_world
+from services_world import APP_KEY, FUNCTION, INGEST, OLD_BACKUP, SERVICE, services_world
 from storage_http import StorageServer
 from test_google_contract import (
     backup_pins,
@@ -27,8 +27,11 @@ from test_google_contract import (
     tagged_world,
 )
 
+from rotator import playbooks
 from rotator.backends.gcp import GcpBackend
 from rotator.backends.gcp.retry import RetryPolicy
+from rotator.engine import apply_plan
+from rotator.errors import RotatorError
 from rotator.inventory import (
     DATAFLOW_JOB,
     REPOSITORY_IMAGES,
@@ -39,6 +42,7 @@ from rotator.inventory import (
     scan_key,
 )
 from rotator.model import unreachable_of
+from rotator.plan import build_plan, resolve_params
 
 
 class Wire:
@@ -171,3 +175,43 @@ def test_retention_expiry_is_read_from_retention_expiration_time(wire: Wire) -> 
     (group,) = [g for g in inv.versions[1].pins() if g.resource == "gs://held"]
     assert group.kind == RETAINED_OBJECT
     assert group.frees_on() == datetime(2026, 12, 2, tzinfo=timezone.utc)
+
+
+# -- Functions: a redeploy is a new build, read back from BuildConfig.build ------------------------
+def test_a_labels_only_update_builds_nothing(wire: Wire) -> None:
+    client = wire.gcp.functions.client
+    fn = client.get_function(name=FUNCTION)
+    fn.labels["team"] = "imaging"
+    client.update_function(function=fn, update_mask={"paths": ["labels"]}).result()
+    after = client.get_function(name=FUNCTION)
+    assert after.build_config.build == fn.build_config.build  # metadata only: no new build
+    client.update_function(function=after, update_mask={"paths": ["build_config.source"]}).result()
+    assert client.get_function(name=FUNCTION).build_config.build != fn.build_config.build
+
+
+def test_a_redeploy_moves_the_function_only_when_a_new_build_shows(wire: Wire) -> None:
+    moved = wire.gcp.functions.redeploy_function(FUNCTION)
+    assert moved.kms_key_version == f"{APP_KEY}/cryptoKeyVersions/3"  # rebuilt under the primary
+    wire.grpc.rebuild_on_update = False  # a Cloud Functions that does not build again
+    wire.grpc.backend.kms.update_crypto_key_primary_version(APP_KEY, f"{APP_KEY}/cryptoKeyVersions/2")
+    kept = wire.gcp.functions.redeploy_function(FUNCTION)
+    assert kept.kms_key_version == f"{APP_KEY}/cryptoKeyVersions/3"  # not claimed as moved to 2
+
+
+@pytest.mark.parametrize("world_doc", [services_world(storage=[], firestore=[], dataflow=[], run=[])])
+def test_rotate_key_keeps_the_version_of_a_function_that_was_not_rebuilt(wire: Wire, tmp_path: Path) -> None:
+    wire.grpc.rebuild_on_update = False
+    messages: list[str] = []
+    pb = playbooks.load("rotate-key")
+    doc = build_plan(wire.gcp, pb, resolve_params(pb, APP_KEY, None, {}))
+    try:
+        apply_plan(wire.gcp, doc, "sha", str(tmp_path / "plan.json"), emit=messages.append)
+    except RotatorError as e:
+        messages.append(f"{e.prefix}: {e.message}")
+    assert any(FUNCTION in m and "no new build shows" in m for m in messages), messages
+    versions = {v.number: v.state for v in wire.gcp.kms.list_crypto_key_versions(APP_KEY)}
+    assert versions[2] == "ENABLED"  # the function's image is still under version 2 (R42)
+    assert (
+        messages[-1].startswith("stale:")
+        and "functions/resize is deployed under this version" in messages[-1]
+    )

@@ -395,9 +395,17 @@ class GcpFunctions:
     def redeploy_function(
         self, name: str, *, kms_key: str | None = _UNSET, docker_repository: str | None = _UNSET
     ) -> CloudFunction:
+        """Build the function's source again and deploy it under the key's primary (R42).
+        The update names `build_config.source` (the same source) so the function is
+        built again; whether it was is read back, not assumed: BuildConfig.build is "The
+        Cloud Build name of the latest successful deployment of the function". Without a
+        new build the version label is put back: the image is still under the version
+        that built it, and the function keeps pinning it."""
         with translated("get_function", name):
             fn = self.retry.call(self.client.get_function, name=name, retry=None)
-        paths = ["labels"]
+        built_before = fn.build_config.build
+        label_before = fn.labels.get(FUNCTION_VERSION_LABEL, "")
+        paths = ["labels", "build_config.source"]
         if kms_key is not _UNSET:
             fn.kms_key_name = kms_key or ""
             paths.append("kms_key_name")
@@ -406,12 +414,22 @@ class GcpFunctions:
             paths.append("build_config.docker_repository")
         primary = self.primary_of(fn.kms_key_name) if fn.kms_key_name else None
         fn.labels[FUNCTION_VERSION_LABEL] = str(primary) if primary is not None else ""
-        with translated("update_function", name):
+        self._update(fn, paths)
+        with translated("get_function", name):
+            after = self.retry.call(self.client.get_function, name=name, retry=None)
+        if after.build_config.build == built_before:
+            after.labels[FUNCTION_VERSION_LABEL] = label_before
+            self._update(after, ["labels"])
+            with translated("get_function", name):
+                after = self.retry.call(self.client.get_function, name=name, retry=None)
+        return self._fn(after)
+
+    def _update(self, fn: Any, paths: list[str]) -> None:
+        with translated("update_function", fn.name):
             op = self.retry.once(
                 self.client.update_function, function=fn, update_mask={"paths": paths}, retry=None
             )
             op.result(timeout=OPERATION_TIMEOUT)
-        return self.get_function(name)
 
     def get_repository_key(self, repository: str) -> str | None:
         if self.registry is None:
