@@ -34,6 +34,8 @@ PERMISSIONS = {
     "list_functions": "cloudfunctions.functions.list",
     "get_function": "cloudfunctions.functions.get",
     "update_function": "cloudfunctions.functions.update",
+    "get_repository": "artifactregistry.repositories.get",
+    "list_repositories": "artifactregistry.repositories.list",
     "search_protected_resources": "cloudkms.protectedResources.search",
     "get_protected_resources_summary": "cloudkms.cryptoKeys.get",
     "list_crypto_keys": "cloudkms.cryptoKeys.list",
@@ -52,6 +54,7 @@ PERMISSIONS.update(
         "redeploy_function": PERMISSIONS["update_function"],
         "get_repository_key": "artifactregistry.repositories.get",
         "create_repository": "artifactregistry.repositories.create",
+        "repository_image_versions": "artifactregistry.repositories.get",
         "key_failures": PERMISSIONS["list_log_entries"],
     }
 )
