@@ -38,7 +38,14 @@ class Env:
     output: str
     verbose: int
     quiet: bool
+    # `--project` given more than once: the first is the project rotator works in, these
+    # are inspected too (what else uses a key), and `report` lists their keys.
+    more_projects: tuple[str, ...] = ()
     _backend: Any = field(default=None, repr=False)
+
+    def projects(self) -> tuple[str, ...]:
+        """Every project to inspect, the backend's first, each once."""
+        return tuple(dict.fromkeys((self.backend().project, *self.more_projects)))
 
     def backend(self) -> Backend:
         if self._backend is None:
@@ -117,7 +124,12 @@ def parse_services(value: str) -> list[str]:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EPILOG_EXIT
 )
 @click.option("--world", metavar="FILE", help="Use the fake backend with its state in FILE.")
-@click.option("--project", metavar="ID", help="Project (default: from ADC or GOOGLE_CLOUD_PROJECT).")
+@click.option(
+    "--project",
+    metavar="ID",
+    multiple=True,
+    help="Project (default: from ADC or GOOGLE_CLOUD_PROJECT); again to inspect more projects.",
+)
 @click.option(
     "-o",
     "--output",
@@ -131,7 +143,12 @@ def parse_services(value: str) -> list[str]:
 @click.version_option(__version__, prog_name="rotator")
 @click.pass_context
 def cli(
-    ctx: click.Context, world: str | None, project: str | None, output: str, verbose: int, quiet: bool
+    ctx: click.Context,
+    world: str | None,
+    project: tuple[str, ...],
+    output: str,
+    verbose: int,
+    quiet: bool,
 ) -> None:
     """Rotate and replace Cloud KMS CMEK keys without making data unreadable.
 
@@ -143,7 +160,8 @@ def cli(
     """
     if os.environ.get("NO_COLOR"):  # https://no-color.org: any value turns colour off
         ctx.color = False
-    ctx.obj = Env(world, project or os.environ.get("GOOGLE_CLOUD_PROJECT"), output, verbose, quiet)
+    first = project[0] if project else os.environ.get("GOOGLE_CLOUD_PROJECT")
+    ctx.obj = Env(world, first, output, verbose, quiet, more_projects=tuple(project[1:]))
     _PARSED.append(ctx.obj)
 
 
@@ -268,7 +286,13 @@ def inventory(env: Env, key: str, services: str) -> None:
     except api.NotFound:
         raise BadInput(f"KEY: key {key_name} not found", resource=key_name, rule="R1") from None
     inv = inventory_json(
-        scan_key(backend, key_name, services=chosen, progress=lambda b, n: env.debug(f"gs://{b}: {n}"))
+        scan_key(
+            backend,
+            key_name,
+            services=chosen,
+            progress=lambda b, n: env.debug(f"gs://{b}: {n}"),
+            projects=env.projects(),
+        )
     )
     env.result(stamp("rotator.inventory", inv), inventory_text(inv))
 
@@ -305,7 +329,7 @@ def report(env: Env, projects: tuple[str, ...], max_age: str | None, kms_reads_p
 
     age = parse_duration(max_age, field="--max-age") if max_age else None
     backend = env.backend()
-    chosen = list(dict.fromkeys(projects)) or [backend.project]
+    chosen = list(dict.fromkeys(projects)) or list(env.projects())
     bars = factory_for(quiet=env.quiet, json_output=env.output in ("json", "csv"))
     progress: list[Any] = []
 
@@ -386,7 +410,15 @@ def plan(
     pb = playbooks.load(playbook)
     params = resolve_params(pb, key, new_key, _parse_sets(sets))
     chosen = tuple(parse_services(services))
-    doc = build_plan(env.backend(), pb, params, emit=env.debug, services=chosen, acknowledged=acknowledge)
+    doc = build_plan(
+        env.backend(),
+        pb,
+        params,
+        emit=env.debug,
+        services=chosen,
+        acknowledged=acknowledge,
+        projects=env.projects(),
+    )
     for warning in warn_unfinished(params["key"], out):
         env.say(warning)
     if out:
@@ -685,7 +717,7 @@ def completion(shell: str) -> None:
 # of the global options that writes into the same Env the group made.
 def _into_env(attr: str) -> Any:
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
-        if value in (None, False, 0):
+        if value in (None, False, 0, ()):
             return  # not given here: the value given before the subcommand stands
         env = ctx.find_object(Env)
         if env is None:
@@ -693,7 +725,7 @@ def _into_env(attr: str) -> Any:
         if attr == "verbose":
             env.verbose += value
         elif attr == "project" and env._backend is None:
-            env.project = value
+            env.project, env.more_projects = value[0], tuple(value[1:])
         else:
             setattr(env, attr, value)
 
@@ -712,6 +744,7 @@ def _global_options() -> list[click.Option]:
         click.Option(
             ["--project"],
             metavar="ID",
+            multiple=True,
             expose_value=False,
             callback=_into_env("project"),
             help="As before the subcommand: the project.",

@@ -118,8 +118,10 @@ def _describe_inventory_pin(p: PinGroup) -> str:
     names = (" e.g. " + ", ".join(p.examples[:3])) if p.examples and p.examples[0] != p.resource else ""
     if p.kind == UNCOVERED:
         return f"{p.resource}: {p.count}{names} (a product rotator does not manage; Cloud KMS Inventory)"
+    if p.kind == OTHER_PROJECT and not p.examples:  # the summary: counts, no names
+        return f"{p.resource} may use any version ({p.detail})"
     if p.kind == OTHER_PROJECT:
-        return f"{p.resource}: {p.count} resource(s){names} ({p.detail}; Cloud KMS Inventory)"
+        return f"project {p.resource}: {p.count} resource(s){names} ({p.detail}; Cloud KMS Inventory)"
     return f"{p.resource} could not be read: any product may use this version, so it is assumed in use"
 
 

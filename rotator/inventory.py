@@ -317,6 +317,62 @@ def classify(
 ProgressFn = Callable[[str, int], None]
 
 
+def _uses_found(uses: dict[int, VersionUse]) -> int:
+    """How many uses rotator's own listing found (services' pins, not the primary)."""
+    return sum(g.count for u in uses.values() for g in u.pins() if g.kind in KIND_SERVICE)
+
+
+def _scan_project(
+    backend: Backend,
+    key_name: str,
+    uses: dict[int, VersionUse],
+    primary: int | None,
+    now: datetime,
+    services: list[str],
+    progress: ProgressFn | None,
+) -> tuple[list[Bucket], list[str]]:
+    """One project's services: its buckets (and which default to the key), then the rest."""
+    buckets = list(backend.storage.list_buckets()) if STORAGE in services else []
+    default_for = []
+    prefix = key_name + "/cryptoKeyVersions/"
+    for bucket in buckets:
+        if bucket.default_kms_key == key_name:
+            default_for.append(bucket.name)
+            if primary in uses:
+                uses[primary].group(BUCKET_DEFAULT, f"gs://{bucket.name}").add(bucket.name)
+        seen = 0
+        for soft in (False, True):
+            for obj in iter_objects_parallel(
+                backend.storage, bucket.name, versions=not soft, soft_deleted=soft
+            ):
+                seen += 1
+                if progress and seen % 10000 == 0:
+                    progress(bucket.name, seen)
+                kv = obj.kms_key_version
+                if not kv or not kv.startswith(prefix):
+                    continue
+                use = uses.get(int(kv[len(prefix) :]))
+                if use is None:
+                    continue
+                kind, frees, detail = classify(obj, bucket, use.version.state, now)
+                group = use.group(kind, f"gs://{bucket.name}")
+                if detail and not group.detail:
+                    group.detail = detail
+                name = obj.name if obj.state == LIVE else f"{obj.name}#{obj.generation}"
+                group.add(name, obj.size, frees)
+        if progress:
+            progress(bucket.name, seen)
+    if FIRESTORE in services:
+        _scan_firestore(backend, key_name, uses, primary, now)
+    if DATAFLOW in services:
+        _scan_dataflow(backend, key_name, uses, primary)
+    if RUN in services:
+        _scan_run(backend, key_name, uses, primary)
+    if FUNCTIONS in services:
+        _scan_functions(backend, key_name, uses, primary)
+    return buckets, default_for
+
+
 def scan_key(
     backend: Backend,
     key: KeyName | str,
@@ -341,46 +397,18 @@ def scan_key(
     now = backend.clock.now()
     if crypto_key.primary in uses:
         uses[crypto_key.primary].group(PRIMARY, key_name).add(key_name)
-    buckets = list(backend.storage.list_buckets()) if STORAGE in services else []
-    default_for = []
-    prefix = key_name + "/cryptoKeyVersions/"
-    for bucket in buckets:
-        if bucket.default_kms_key == key_name:
-            default_for.append(bucket.name)
-            if crypto_key.primary in uses:
-                uses[crypto_key.primary].group(BUCKET_DEFAULT, f"gs://{bucket.name}").add(bucket.name)
-        seen = 0
-        for soft in (False, True):
-            for obj in iter_objects_parallel(
-                backend.storage, bucket.name, versions=not soft, soft_deleted=soft
-            ):
-                seen += 1
-                if progress and seen % 10000 == 0:
-                    progress(bucket.name, seen)
-                kv = obj.kms_key_version
-                if not kv or not kv.startswith(prefix):
-                    continue
-                use = uses.get(int(kv[len(prefix) :]))
-                if use is None:
-                    continue
-                kind, frees, detail = classify(obj, bucket, use.version.state, now)
-                group = use.group(kind, f"gs://{bucket.name}")
-                if detail and not group.detail:
-                    group.detail = detail
-                name = obj.name if obj.state == LIVE else f"{obj.name}#{obj.generation}"
-                group.add(name, obj.size, frees)
-        if progress:
-            progress(bucket.name, seen)
-    if FIRESTORE in services:
-        _scan_firestore(backend, key_name, uses, crypto_key.primary, now)
-    if DATAFLOW in services:
-        _scan_dataflow(backend, key_name, uses, crypto_key.primary)
-    if RUN in services:
-        _scan_run(backend, key_name, uses, crypto_key.primary)
-    if FUNCTIONS in services:
-        _scan_functions(backend, key_name, uses, crypto_key.primary)
+    inspected = projects or (backend.project,)
+    found: set[str] = set()  # the inspected projects where rotator's listing found the key in use
+    buckets, default_for = _scan_project(backend, key_name, uses, crypto_key.primary, now, services, progress)
+    if _uses_found(uses):
+        found.add(backend.project)
+    for other in inspected[1:]:
+        before = _uses_found(uses)
+        _scan_project(backend.for_project(other), key_name, uses, crypto_key.primary, now, services, progress)
+        if _uses_found(uses) > before:
+            found.add(other)
     view = read_kms_inventory(
-        backend, key_name, uses, projects=projects or (backend.project,), acknowledged=acknowledged
+        backend, key_name, uses, projects=inspected, acknowledged=acknowledged, found=found
     )
     uninspected = [s for s in SERVICES if s not in services]
     return KeyInventory(crypto_key, now, uses, buckets, default_for, uninspected, view)
@@ -420,10 +448,23 @@ def _pin_primary(uses: dict[int, VersionUse], primary: int | None, kind: str, re
         uses[primary].group(kind, resource).add(resource)
 
 
+def _elsewhere(name: str, backend: Backend) -> bool:
+    """A resource named under another project than the one inspected: that project's
+    own inspection (--project) accounts for it, not this one's."""
+    parts = name.split("/")
+    return (
+        len(parts) > 1
+        and parts[0] == "projects"
+        and parts[1] not in (backend.project, backend.project_number)
+    )
+
+
 def _scan_firestore(
     backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None, now: datetime
 ) -> None:
     for db in backend.firestore.list_databases():
+        if _elsewhere(db.name, backend):
+            continue
         if db.kms_key == key:
             _pin_primary(uses, primary, FIRESTORE_KEY, db.name)
         for version in db.active_key_versions:
@@ -436,6 +477,8 @@ def _scan_firestore(
     backups = backend.firestore.list_backups()
     _pin_unlisted(uses, "Firestore backups", backups)
     for backup in backups:
+        if _elsewhere(backup.name, backend):
+            continue
         for use in _versions_used(uses, key, backup.kms_key_version, _backup_key(backup, databases, key)):
             use.group(FIRESTORE_BACKUP, backup.database).add(backup.name, 0, backup.expire_time)
 
@@ -472,8 +515,19 @@ def run_services(backend: Backend, key: str) -> list[RunService]:
     return backend.run.list_services(region) if region else []
 
 
+def inspected_run_services(backend: Backend, key: str, projects: Iterable[str]) -> list[RunService]:
+    """The Cloud Run services of every inspected project (--project) that can use `key`."""
+    out: list[RunService] = []
+    for project in dict.fromkeys(projects or (backend.project,)):
+        view = backend.for_project(project)
+        out += [s for s in run_services(view, key) if not _elsewhere(s.name, view)]
+    return out
+
+
 def _scan_run(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:
     for service in run_services(backend, key):
+        if _elsewhere(service.name, backend):
+            continue
         latest = service.latest
         if latest is not None and latest.kms_key == key:
             _pin_primary(uses, primary, RUN_KEY, service.name)
@@ -488,6 +542,8 @@ def _scan_functions(backend: Backend, key: str, uses: dict[int, VersionUse], pri
     functions = backend.functions.list_functions()
     _pin_unlisted(uses, "Cloud Run functions", functions)
     for fn in functions:
+        if _elsewhere(fn.name, backend):
+            continue
         if fn.kms_key == key:
             _pin_primary(uses, primary, FUNCTION_KEY, fn.name)
         if fn.docker_repository:
@@ -612,6 +668,7 @@ def read_kms_inventory(
     *,
     projects: tuple[str, ...],
     acknowledged: bool = False,
+    found: set[str] | None = None,
 ) -> KmsInventoryView:
     """Read the per-key summary (always) and the search (with an organization). A
     resource of a product rotator does not cover pins the versions it lists (every
@@ -639,7 +696,7 @@ def read_kms_inventory(
     if view.resources is not None:
         _pin_from_search(view, key, uses, projects)
     else:
-        _pin_from_summary(view, key, uses, projects)
+        _pin_from_summary(view, key, uses, projects, found if found is not None else set(projects[:1]))
     _compare_products(view, uses)
     return view
 
@@ -670,7 +727,11 @@ def _pin_from_search(
 
 
 def _pin_from_summary(
-    view: KmsInventoryView, key: str, uses: dict[int, VersionUse], projects: tuple[str, ...]
+    view: KmsInventoryView,
+    key: str,
+    uses: dict[int, VersionUse],
+    projects: tuple[str, ...],
+    found: set[str],
 ) -> None:
     """The summary names no resource and no version: each uncovered type pins them all."""
     s = view.summary
@@ -685,7 +746,8 @@ def _pin_from_summary(
             g.dateless = True
     if view.uncovered:
         return  # every version is pinned already
-    found = _projects_found(uses, projects)
+    # Where rotator's listing found the key in use, it knows every use; the summary counting
+    # more projects than those means uses in a project rotator did not inspect.
     if s.project_count > len(found):
         missing = s.project_count - len(found)
         view.other_projects.append(f"{missing} project(s) the summary counts")
@@ -694,15 +756,9 @@ def _pin_from_summary(
             g.count += sum(s.resource_types.values())
             g.dateless = True
             g.detail = (
-                f"Cloud KMS Inventory counts resources in {s.project_count} project(s); rotator "
-                f"inspected {', '.join(projects)}"
+                f"Cloud KMS Inventory counts resources in {s.project_count} project(s); rotator found "
+                f"the key in use in {len(found)} of those it inspected ({', '.join(projects)})"
             )
-
-
-def _projects_found(uses: dict[int, VersionUse], projects: tuple[str, ...]) -> set[str]:
-    """The inspected projects where rotator's own listing found something on the key."""
-    found = any(g.kind in KIND_SERVICE for u in uses.values() for g in u.pins())
-    return set(projects[:1]) if found else set()
 
 
 def _compare_products(view: KmsInventoryView, uses: dict[int, VersionUse]) -> None:

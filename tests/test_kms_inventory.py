@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import APP_KEY, BUCKET, WorldCli, assert_failed, bucket, key, make_world, obj, v
+from helpers import APP_KEY, BUCKET, STORAGE_AGENT, WorldCli, assert_failed, bucket, key, make_world, obj, v
 
 TABLE = "//bigquery.googleapis.com/projects/demo/datasets/sales/tables/orders"
 TABLE_TYPE = "bigquery.googleapis.com/Table"
@@ -194,3 +194,77 @@ def test_other_resources_are_checked_in_the_world_file(tmp_path: Path) -> None:
     bad = _world({"name": TABLE, "type": TABLE_TYPE, "key": APP_KEY, "versions": [7]})
     r = WorldCli(tmp_path, bad)("inventory", APP_KEY)
     assert_failed(r, 2, "error", "other_resources[0].versions[0]", "version 7")
+
+
+RUN_AGENT = "serviceAccount:service-111111111111@serverless-robot-prod.iam.gserviceaccount.com"
+WEB = "projects/other/locations/us-east1/services/web"
+
+
+def _world_with_a_service_in_another_project() -> dict[str, Any]:
+    """Objects under version 1 in demo, and a Cloud Run service of project `other` whose
+    serving revision runs under version 1 of demo's key."""
+    doc = _world(objects=3)
+    doc["kms"] = [key(APP_KEY, {1: "ENABLED"}, primary=1, members=(STORAGE_AGENT, RUN_AGENT))]
+    doc["run"] = [
+        {
+            "service": WEB,
+            "revisions": [
+                {
+                    "revision": "web-00001",
+                    "kms_key": APP_KEY,
+                    "kms_key_version": v(APP_KEY, 1),
+                    "traffic_percent": 100,
+                }
+            ],
+        }
+    ]
+    return doc
+
+
+def test_a_project_given_with_project_is_inspected_and_its_use_moves_with_the_rotation(
+    tmp_path: Path, no_organization: None
+) -> None:
+    w = WorldCli(tmp_path, _world_with_a_service_in_another_project())
+    # Only demo inspected: the summary counts 2 projects, rotator found the key in 1.
+    alone = w.plan_json("rotate-key", APP_KEY, out="alone.json")
+    assert alone["inventory"]["kms_inventory"]["projects_not_inspected"]
+    disable = next(s for s in alone["steps"] if s["kind"] == "kms.disable_versions")
+    assert any("other project(s)" in r for r in disable["data"]["keep"]["1"])
+    assert not [c for s in alone["steps"] for c in s["changes"] if c["action"] == "deploy_revision"]
+    # With --project other too, rotator lists that project's services itself: the service
+    # is redeployed under the new primary and version 1 is free.
+    both = w.plan_json("rotate-key", APP_KEY, "--project", "demo", "--project", "other")
+    assert both["projects"] == ["demo", "other"]
+    assert both["inventory"]["kms_inventory"]["projects_not_inspected"] == []
+    assert [
+        c["service"] for s in both["steps"] for c in s["changes"] if c["action"] == "deploy_revision"
+    ] == [WEB]
+    r = w.apply()
+    assert r.code == 0, r
+    assert _states(w) == {1: "DISABLED", 2: "ENABLED"}
+    web = next(s for s in w.dump()["run"] if s["service"] == WEB)
+    assert web["revisions"][-1]["kms_key_version"] == v(APP_KEY, 2)
+
+
+def test_an_inspected_project_where_rotator_finds_nothing_still_pins(
+    tmp_path: Path, no_organization: None
+) -> None:
+    """The inventory says a resource of `other` uses the key, rotator's listing of `other`
+    finds none (it lags, or it is a resource rotator cannot list): the safe side."""
+    service = {"name": OTHER_SERVICE, "type": "run.googleapis.com/Service", "key": APP_KEY, "versions": [1]}
+    w = WorldCli(tmp_path, _world(service))
+    plan = w.plan_json("rotate-key", APP_KEY, "--project", "demo", "--project", "other")
+    disable = next(s for s in plan["steps"] if s["kind"] == "kms.disable_versions")
+    assert "1" in disable["data"]["keep"]
+
+
+def test_with_an_organization_an_inspected_project_is_not_pinned_twice(
+    tmp_path: Path, organization: None
+) -> None:
+    w = WorldCli(tmp_path, _world_with_a_service_in_another_project())
+    alone = w.plan_json("rotate-key", APP_KEY, out="alone.json")
+    assert alone["inventory"]["kms_inventory"]["projects_not_inspected"] == ["other"]
+    both = w.plan_json("rotate-key", APP_KEY, "--project", "demo", "--project", "other")
+    assert both["inventory"]["kms_inventory"]["projects_not_inspected"] == []
+    assert w.apply().code == 0
+    assert _states(w) == {1: "DISABLED", 2: "ENABLED"}

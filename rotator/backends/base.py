@@ -226,6 +226,11 @@ class Backend(Protocol):
         """What a plan records so apply can check it runs against the same world."""
         ...
 
+    def for_project(self, project: str) -> Backend:
+        """The same cloud seen from another project (its services' resources), to inspect
+        what else uses a key (plan --project A --project B)."""
+        ...
+
 
 def iter_objects(
     storage: StorageApi,

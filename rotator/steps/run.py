@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rotator.errors import Stale
-from rotator.inventory import RUN_KEY, RUN_SERVING, run_services
+from rotator.inventory import RUN_KEY, RUN_SERVING, inspected_run_services
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class RedeployServices(StepKind):
         changes, notes, services = [], [], []
         if "run" in inv.uninspected:
             return PlannedStep(step_id, self.name, "Cloud Run not inspected (--services)", self.rules)
-        for svc in run_services(ctx.backend, key):
+        for svc in inspected_run_services(ctx.backend, key, ctx.projects):
             latest = svc.latest
             if latest is None:
                 continue

@@ -576,6 +576,16 @@ class GrpcServer:
         if _seg(name, 0) != "projects" or _seg(name, 1) not in (self._project, self.backend.project_number):
             raise RpcAbort(grpc.StatusCode.NOT_FOUND, f"{what} {name!r} not found")
 
+    def _lister(self, name: str, what: str) -> Any:
+        """The project a list request names, as the fake sees it: the world's own, or
+        another project the world names (FakeBackend.for_project); else NOT_FOUND."""
+        project = _seg(name, 1)
+        if _seg(name, 0) == "projects" and project not in (self._project, self.backend.project_number):
+            if project in self.backend.projects():
+                return self.backend.for_project(project)
+        self._check_project(name, what)
+        return self.backend
+
     # -- long-running operations -----------------------------------------------------------
     def _operation(self, prefix: str, run_it: Callable[[], Any]) -> operations_pb2.Operation:
         """Run the change now and return it as a finished Operation: the result packed
@@ -742,16 +752,16 @@ class GrpcServer:
         return out
 
     def list_databases(self, req: fs_admin.ListDatabasesRequest) -> fs_admin.ListDatabasesResponse:
-        self._check_project(req.parent, "project")
+        lister = self._lister(req.parent, "project")
         return fs_admin.ListDatabasesResponse(
-            databases=[self._database_pb(d) for d in self.backend.firestore.list_databases()]
+            databases=[self._database_pb(d) for d in lister.firestore.list_databases()]
         )
 
     def get_database(self, req: fs_admin.GetDatabaseRequest) -> fs_database.Database:
         return self._database_pb(self.backend.firestore.get_database(req.name))
 
     def list_backups(self, req: fs_admin.ListBackupsRequest) -> fs_admin.ListBackupsResponse:
-        self._check_project(req.parent, "project")
+        lister = self._lister(req.parent, "project")
         location = _seg(req.parent, 3)
         if _seg(req.parent, 2) != "locations" or not location:
             raise RpcAbort(
@@ -759,7 +769,7 @@ class GrpcServer:
             )
         if req.filter:
             raise RpcAbort(grpc.StatusCode.UNIMPLEMENTED, "grpc_server: ListBackups filter")
-        listing = self.backend.firestore.list_backups()  # the fake leaves out unreachable ones
+        listing = lister.firestore.list_backups()  # the fake leaves out unreachable ones
         self._reachable(location)
         backups = [
             fs_backup.Backup(
@@ -820,10 +830,9 @@ class GrpcServer:
         """ListJobsRequest.view: "Deprecated. ListJobs always returns summaries now. Use
         GetJob for other JobViews." So every job is a summary, whatever view is asked;
         an aggregated list leaves out the regions in `unreachable` (failed_location)."""
-        if req.project_id != self._project:
-            raise RpcAbort(grpc.StatusCode.NOT_FOUND, f"project {req.project_id!r} not found")
+        lister = self._lister(f"projects/{req.project_id}", "project")
         wanted = req.filter
-        listing = self.backend.dataflow.list_jobs()  # the fake leaves out unreachable regions
+        listing = lister.dataflow.list_jobs()  # the fake leaves out unreachable regions
         self._reachable(location)
         jobs = [
             j
@@ -961,7 +970,7 @@ class GrpcServer:
             raise RpcAbort(grpc.StatusCode.UNAVAILABLE, f"location {location} is unreachable")
 
     def _location_filter(self, parent: str) -> str:
-        self._check_project(parent, "project")
+        self._lister(parent, "project")
         if _seg(parent, 2) != "locations" or not _seg(parent, 3):
             raise RpcAbort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"parent must be projects/P/locations/L: {parent}"
@@ -970,7 +979,8 @@ class GrpcServer:
 
     def list_services(self, req: run.ListServicesRequest) -> run.ListServicesResponse:
         # The fake refuses "-" as Cloud Run does (INVALID_ARGUMENT): one region per call.
-        services = self.backend.run.list_services(self._location_filter(req.parent))
+        lister = self._lister(req.parent, "project")
+        services = lister.run.list_services(self._location_filter(req.parent))
         page, token = _page(services, req.page_size, req.page_token, self.default_page_size)
         return run.ListServicesResponse(services=[self._service_pb(s) for s in page], next_page_token=token)
 
@@ -1024,10 +1034,11 @@ class GrpcServer:
         return out
 
     def list_functions(self, req: functions.ListFunctionsRequest) -> functions.ListFunctionsResponse:
+        lister = self._lister(req.parent, "project")
         location = self._location_filter(req.parent)
         if req.filter:
             raise RpcAbort(grpc.StatusCode.UNIMPLEMENTED, "grpc_server: ListFunctions filter")
-        listing = self.backend.functions.list_functions()  # the fake leaves out unreachable ones
+        listing = lister.functions.list_functions()  # the fake leaves out unreachable ones
         self._reachable(location)
         found = [f for f in listing if location == "-" or _seg(f.name, 3) == location]
         page, token = _page(found, req.page_size, req.page_token, self.default_page_size)

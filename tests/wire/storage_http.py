@@ -626,7 +626,9 @@ class StorageServer:
         return res
 
     def _check_project(self, project: str, permission: str) -> None:
-        if project not in (self.backend.project, self.backend.project_number):
+        # Another project the world names (its resources' names) is served too: the
+        # fake keeps no buckets there (rotator/backends/fake/projects.py).
+        if project not in (self.backend.project, self.backend.project_number, *self.backend.projects()):
             raise HttpError(
                 403,
                 f"anonymous caller does not have {permission} access to the Google Cloud "
@@ -644,7 +646,8 @@ class StorageServer:
             raise HttpError(400, "Required parameter: project", "required")
         self._check_project(project, "storage.buckets.list")
         size = _page_size(q)
-        buckets = sorted(self.backend.storage.list_buckets(), key=lambda b: b.name)
+        lister = self.backend.for_project(project) if project != self.backend.project_number else self.backend
+        buckets = sorted(lister.storage.list_buckets(), key=lambda b: b.name)
         prefix = q.get("prefix") or ""
         buckets = [b for b in buckets if b.name.startswith(prefix)]
         if q.get("pageToken"):

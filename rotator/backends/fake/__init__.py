@@ -106,6 +106,30 @@ class FakeBackend:
     def identity(self) -> str:
         return "fake backend (no credentials)"
 
+    def for_project(self, project: str) -> Any:
+        """Another project of the world (rotator/backends/fake/projects.py)."""
+        from rotator.backends.fake.projects import OtherProject
+
+        return self if project == self.project else OtherProject(self, project)
+
+    def projects(self) -> set[str]:
+        """The projects the world names: its own, and every other that a key or a resource
+        is named under (those the wire servers answer for)."""
+        from rotator.backends.fake.documents import load_docs
+
+        with self.store.read() as c:
+            names = [r[0] for r in c.execute("SELECT name FROM keys").fetchall()]
+            for service, field in (("firestore", "database"), ("run", "service"), ("functions", "function")):
+                names += [d[field] for d in load_docs(c, service)]
+            names += [d["name"] for d in load_docs(c, "other_resources")]
+        found = {self.project}
+        for name in names:
+            parts = name.lstrip("/").split("/")
+            if "projects" in parts and len(parts) > parts.index("projects") + 1:
+                found.add(parts[parts.index("projects") + 1])
+        found.discard("_")
+        return found
+
     def describe(self) -> dict[str, str]:
         return {
             "backend": "fake",

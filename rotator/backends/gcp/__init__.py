@@ -243,6 +243,15 @@ class GcpBackend:
         email = getattr(creds, "service_account_email", None)
         return str(email) if email and email != "default" else f"ADC {type(creds).__name__}"
 
+    def for_project(self, project: str) -> GcpBackend:
+        """The same credentials and endpoints, another project (made once)."""
+        if project == self.project:
+            return self
+        views: dict[str, GcpBackend] = self.__dict__.setdefault("_projects", {})
+        if project not in views:
+            views[project] = GcpBackend(project, retry=self.retry)
+        return views[project]
+
     def describe(self) -> dict[str, str]:
         return {"backend": "gcp", "project": self.project}
 
