@@ -330,7 +330,7 @@ def report(env: Env, projects: tuple[str, ...], max_age: str | None, kms_reads_p
     age = parse_duration(max_age, field="--max-age") if max_age else None
     backend = env.backend()
     chosen = list(dict.fromkeys(projects)) or list(env.projects())
-    bars = factory_for(quiet=env.quiet, json_output=env.output in ("json", "csv"))
+    bars = factory_for(quiet=env.quiet, json_output=env.output in ("json", "csv"), unit="keys")
     progress: list[Any] = []
 
     def start(total: int) -> None:

@@ -40,8 +40,9 @@ class ProgressLines:
         stream: TextIO,
         interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "objects",
     ):
-        self.label, self.total, self.total_bytes = label, total, total_bytes
+        self.label, self.total, self.total_bytes, self.unit = label, total, total_bytes, unit
         self.stream, self.interval, self.clock = stream, interval, clock
         self.done = self.nbytes = 0
         self.start = self.last = clock()
@@ -63,7 +64,7 @@ class ProgressLines:
         eta = f", ETA {left / rate:.0f}s" if rate > 0 and left else ""
         pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         print(
-            f"{self.label}: {self.done:,}/{self.total:,} objects{pct}, {human_bytes(self.nbytes)}, "
+            f"{self.label}: {self.done:,}/{self.total:,} {self.unit}{pct}, {human_bytes(self.nbytes)}, "
             f"{rate:.0f}/s{eta}",
             file=self.stream,
             flush=True,
@@ -73,11 +74,11 @@ class ProgressLines:
 class ProgressBar:
     """For a terminal: a tqdm bar with objects, bytes, rate and ETA."""
 
-    def __init__(self, label: str, total: int, total_bytes: int, *, stream: TextIO):
+    def __init__(self, label: str, total: int, total_bytes: int, *, stream: TextIO, unit: str = "obj"):
         from tqdm import tqdm
 
         self.bar = tqdm(
-            total=total, desc=label, unit="obj", unit_scale=True, file=stream, dynamic_ncols=True, leave=True
+            total=total, desc=label, unit=unit, unit_scale=True, file=stream, dynamic_ncols=True, leave=True
         )
         self.nbytes = 0
 
@@ -90,10 +91,13 @@ class ProgressBar:
         self.bar.close()
 
 
-def factory_for(*, quiet: bool, json_output: bool, stream: TextIO | None = None) -> ProgressFactory:
+def factory_for(
+    *, quiet: bool, json_output: bool, stream: TextIO | None = None, unit: str = "objects"
+) -> ProgressFactory:
     out = stream or sys.stderr
     if quiet or json_output:
         return lambda _label, _total, _bytes: NoProgress()
     if out.isatty():
-        return lambda label, total, nbytes: ProgressBar(label, total, nbytes, stream=out)
-    return lambda label, total, nbytes: ProgressLines(label, total, nbytes, stream=out)
+        short = "obj" if unit == "objects" else unit
+        return lambda label, total, nbytes: ProgressBar(label, total, nbytes, stream=out, unit=short)
+    return lambda label, total, nbytes: ProgressLines(label, total, nbytes, stream=out, unit=unit)

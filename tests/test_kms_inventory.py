@@ -166,6 +166,8 @@ def test_resources_in_a_project_rotator_did_not_inspect_pin_every_version(
     inv = plan["inventory"]["kms_inventory"]
     assert inv["summary"]["project_count"] == 2 and inv["projects_inspected"] == ["demo"]
     assert inv["not_covered"] == {}
+    # Cloud KMS Inventory lists a Cloud Run service rotator's listing did not find: said so.
+    assert any("run resources" in n and "authority" in n for n in inv["notes"])
     disable = next(s for s in plan["steps"] if s["kind"] == "kms.disable_versions")
     assert any("1 other project(s)" in reason for reason in disable["data"]["keep"]["1"])
     assert _states(w) == {1: "ENABLED", 2: "ENABLED"}

@@ -101,6 +101,14 @@ def test_report_text_and_csv(tmp_path: Path) -> None:
     assert shared["project"] == "other" and f"{TABLE_TYPE}: 1" in shared["protects"]
 
 
+def test_report_counts_the_keys_as_it_goes_on_stderr(tmp_path: Path) -> None:
+    w = WorldCli(tmp_path, _fleet())
+    r = w("report", "--project", "demo", "--project", "other")
+    assert r.code == 0, r
+    assert "keys: 3/3 keys (100%)" in r.stderr and "keys:" not in r.stdout
+    assert "keys:" not in w("-q", "report").stderr
+
+
 def test_report_bad_max_age_is_exit_2(tmp_path: Path) -> None:
     w = WorldCli(tmp_path, _fleet())
     assert_failed(w("report", "--max-age", "soon"), 2, "error", "--max-age")
