@@ -5,11 +5,12 @@ their result. The journal is for resuming; this is for proving what happened."""
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import socket
 from datetime import datetime, timezone
 from typing import Any
+
+from rotator.places import Place, is_gcs
 
 
 def audit_path(plan_path: str) -> str:
@@ -17,10 +18,10 @@ def audit_path(plan_path: str) -> str:
 
 
 class Audit:
-    def __init__(self, plan_path: str, plan: dict[str, Any], plan_sha256: str, who: str):
-        self.path = audit_path(plan_path)
+    def __init__(self, place: Place, plan: dict[str, Any], plan_sha256: str, who: str):
+        self.place = place
         self.base = {
-            "plan": os.path.abspath(plan_path),
+            "plan": place.name if is_gcs(place.name) else os.path.abspath(place.name),
             "plan_sha256": plan_sha256,
             "key": plan["params"]["key"],
             "playbook": plan["playbook"]["name"],
@@ -42,10 +43,7 @@ class Audit:
             **self.base,
             **fields,
         }
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        self.place.append_audit(record)
 
     def step(self, step: dict[str, Any], outcome: str, result: Any) -> None:
         self.write(

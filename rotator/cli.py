@@ -17,9 +17,10 @@ from rotator import apierrors as api
 from rotator.agents import SERVICES
 from rotator.backends.base import Backend
 from rotator.errors import BadInput, Failure, RotatorError
-from rotator.journal import journal_path, read_events, step_states
+from rotator.journal import events_of, step_states
 from rotator.names import parse_key
 from rotator.output_schemas import stamp
+from rotator.places import open_place
 from rotator.ratelimit import DEFAULT_CONCURRENCY
 from rotator.render import colour
 from rotator.timeutil import parse_duration
@@ -163,6 +164,9 @@ def cli(
     first = project[0] if project else os.environ.get("GOOGLE_CLOUD_PROJECT")
     ctx.obj = Env(world, first, output, verbose, quiet, more_projects=tuple(project[1:]))
     _PARSED.append(ctx.obj)
+    from rotator import places
+
+    places.use_backend(ctx.obj.backend)  # gs:// plans are reached through it (made on first use)
 
 
 @cli.command("playbooks")
@@ -425,10 +429,7 @@ def plan(
         moved = move_old_journal(out)
         if moved:
             env.say(f"the journal of the plan {out} replaces was moved to {moved}")
-        tmp = f"{out}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(dumps(doc))
-        os.replace(tmp, out)
+        open_place(out).write_plan(dumps(doc).encode("utf-8"))
         env.say(
             f"plan written to {out}; apply it with: rotator "
             f"{'--world ' + env.world + ' ' if env.world else ''}apply {out}"
@@ -550,6 +551,7 @@ def apply(
             watch=watch,
             stop=stop,
             force=force,
+            place=open_place(plan_file),
         )
     if result.get("already_applied"):
         text = (
@@ -575,7 +577,7 @@ def status(env: Env, plan_file: str | None) -> None:
     """
     from rotator.journal import APPLYING, plan_life
     from rotator.plan import load_plan
-    from rotator.planfiles import unfinished_applies
+    from rotator.planfiles import place_alive, unfinished_applies
     from rotator.render import life_line, status_text
 
     if plan_file is None:
@@ -587,9 +589,9 @@ def status(env: Env, plan_file: str | None) -> None:
         )
         return
     doc, _ = load_plan(plan_file)
-    path = journal_path(plan_file)
-    events = list(read_events(path)) if os.path.exists(path) else []
-    life = plan_life(events)
+    place = open_place(plan_file)
+    events = events_of(place)
+    life = plan_life(events, alive=place_alive(place))
     states = step_states(events)
     steps = []
     for s in doc["steps"]:

@@ -20,7 +20,8 @@ from rotator.backends.base import Backend
 from rotator.errors import BadInput, Failure, Interrupted, RotatorError, Stale
 from rotator.interrupts import StopRequest
 from rotator.inventory import KeyInventory, scan_key
-from rotator.journal import DONE, ROLLED_BACK, Journal, journal_path, plan_life, progress_across_runs
+from rotator.journal import DONE, ROLLED_BACK, Journal, plan_life, progress_across_runs
+from rotator.places import LocalPlace, Place
 from rotator.progress import NoProgress, ProgressFactory
 from rotator.ratelimit import DEFAULT_CONCURRENCY, AdaptiveRate
 from rotator.steps import REGISTRY, PlannedStep
@@ -299,15 +300,17 @@ def apply_plan(
     batch_threshold: int = BATCH_THRESHOLD,
     stop: StopRequest | None = None,
     force: bool = False,
+    place: Place | None = None,
 ) -> dict[str, Any]:
     check_target(backend, plan)
     key = plan["params"]["key"]
     stop = stop or StopRequest()
-    with backend.apply_lock(key):
-        journal = Journal(journal_path(plan_path), plan_sha256)
+    place = place or LocalPlace(plan_path)
+    with backend.apply_lock(key), place.lock(emit):
+        journal = Journal(place, plan_sha256)
         earlier = journal.events[: journal.earlier_count]
         life = plan_life(earlier)
-        audit = Audit(plan_path, plan, plan_sha256, who=backend_identity(backend))
+        audit = Audit(place, plan, plan_sha256, who=backend_identity(backend))
         ctx = ApplyContext(
             backend,
             plan,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from rotator.errors import BadInput
+from rotator.places import LocalPlace, Place
 
 
 def journal_path(plan_path: str) -> str:
@@ -27,13 +28,17 @@ def _stamp() -> str:
 
 
 class Journal:
-    def __init__(self, path: str, plan_sha256: str):
-        self.path = path
+    def __init__(self, place: Place | str, plan_sha256: str):
+        """The journal of the plan at `place` (a Place, or a local journal file's path)."""
+        if isinstance(place, str):
+            place = LocalPlace(place.removesuffix(".journal"))
+        self.place = place
+        self.path = place.journal_name()
         self.plan_sha256 = plan_sha256
-        self.events: list[dict[str, Any]] = list(read_events(path)) if os.path.exists(path) else []
-        check_belongs(path, self.events, plan_sha256)
-        _drop_torn_tail(path)
-        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the journal
+        lines = place.journal_lines()
+        self.events: list[dict[str, Any]] = list(parse_events(lines, self.path)) if lines is not None else []
+        check_belongs(self.path, self.events, plan_sha256)
+        self._writer = place.journal_writer()
         if not self.events:
             self._write({"event": "begin", "plan_sha256": plan_sha256}, sync=True)
         # Events before this index were written by earlier runs (see started_before).
@@ -42,14 +47,11 @@ class Journal:
 
     def _write(self, event: dict[str, Any], *, sync: bool) -> None:
         event = {"t": _stamp(), **event}
-        self._fh.write(json.dumps(event, sort_keys=True) + "\n")
-        self._fh.flush()
-        if sync:
-            os.fsync(self._fh.fileno())
+        self._writer.write(json.dumps(event, sort_keys=True), sync=sync)
         self.events.append(event)
 
     def close(self) -> None:
-        self._fh.close()
+        self._writer.close()
 
     # -- step life cycle ----------------------------------------------------------------
     def is_done(self, step: str) -> bool:
@@ -115,28 +117,28 @@ def check_belongs(path: str, events: list[dict[str, Any]], plan_sha256: str) -> 
         )
 
 
-def append_event(path: str, event: dict[str, Any]) -> None:
+def append_event(place: Place, event: dict[str, Any]) -> None:
     """One event at the end of another plan's journal (e.g. `rolled_back`), synced."""
-    _drop_torn_tail(path)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"t": _stamp(), **event}, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    writer = place.journal_writer()
+    try:
+        writer.write(json.dumps({"t": _stamp(), **event}, sort_keys=True), sync=True)
+    finally:
+        writer.close()
 
 
-def _drop_torn_tail(path: str) -> None:
-    """A run killed mid-write leaves half a line; cut it so the next event starts clean."""
-    if not os.path.exists(path):
-        return
-    with open(path, "rb+") as fh:
-        data = fh.read()
-        if data and not data.endswith(b"\n"):
-            fh.truncate(data.rfind(b"\n") + 1)
+def events_of(place: Place) -> list[dict[str, Any]]:
+    """A plan's journal events, wherever it lives ([] before its first apply)."""
+    lines = place.journal_lines()
+    return list(parse_events(lines, place.journal_name())) if lines is not None else []
 
 
 def read_events(path: str) -> Iterator[dict[str, Any]]:
-    """Events of a journal; a torn last line (killed mid-write) is ignored."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    """Events of a local journal file; a torn last line (killed mid-write) is ignored."""
+    return parse_events(Path(path).read_text(encoding="utf-8").splitlines(), path)
+
+
+def parse_events(lines: Iterable[str], path: str) -> Iterator[dict[str, Any]]:
+    lines = list(lines)
     for i, line in enumerate(lines):
         try:
             event = json.loads(line)
@@ -233,7 +235,9 @@ def process_alive(pid: int, host: str | None) -> bool:
     return True
 
 
-def plan_life(events: list[dict[str, Any]]) -> dict[str, Any]:
+def plan_life(
+    events: list[dict[str, Any]], alive: Callable[[int, str | None], bool] | None = None
+) -> dict[str, Any]:
     """Where a plan is in its life: planned, applying (a live process), waiting,
     interrupted (a signal, or a process that died), failed, done, rolled back; with the
     last run's pid/host/since, when it was applied and how many runs it took."""
@@ -269,7 +273,7 @@ def plan_life(events: list[dict[str, Any]]) -> dict[str, Any]:
     if last_run is not None:
         life.update(pid=last_run.get("pid"), host=last_run.get("host"), since=last_run["t"])
         if life["state"] == APPLYING and not ended:
-            if not process_alive(int(last_run.get("pid") or 0), last_run.get("host")):
+            if not (alive or process_alive)(int(last_run.get("pid") or 0), last_run.get("host")):
                 life.update(state=INTERRUPTED, signal="the process is gone (killed)")
         elif life["state"] == APPLYING:
             life["state"] = INTERRUPTED

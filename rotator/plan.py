@@ -371,15 +371,10 @@ def parse_plan(raw: bytes, path: str) -> dict[str, Any]:
 
 
 def load_plan(path: str) -> tuple[dict[str, Any], str]:
-    """A saved plan and its digest (hex; the plan's identity in its journal), or BadInput
-    naming what is wrong with the file. Nothing else is read before this passes."""
-    try:
-        raw = open(path, "rb").read()  # noqa: SIM115
-    except FileNotFoundError:
-        raise BadInput(f"plan file {path} not found", resource=path) from None
-    except IsADirectoryError:
-        raise BadInput(f"plan file {path} is a directory", resource=path) from None
-    except OSError as e:
-        raise BadInput(f"plan file {path}: {e.strerror}", resource=path) from None
-    doc = parse_plan(raw, path)
+    """A saved plan (a local path or gs://) and its digest (hex; the plan's identity in its
+    journal), or BadInput naming what is wrong with it. Nothing else is read before this
+    passes."""
+    from rotator.places import open_place
+
+    doc = parse_plan(open_place(path).read_plan(), path)
     return doc, doc["digest"].split(":", 1)[1]

@@ -5,17 +5,31 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+import socket
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rotator.errors import BadInput, RotatorError
-from rotator.journal import PLANNED, UNFINISHED, journal_path, plan_life, read_events
-from rotator.timeutil import format_time
+from rotator.journal import UNFINISHED, events_of, plan_life, process_alive
+from rotator.places import GcsPlace, Place, is_gcs, open_place
 
 
 def life_of(plan_path: str) -> dict[str, Any]:
-    path = journal_path(plan_path)
-    return plan_life(list(read_events(path))) if os.path.exists(path) else {"state": PLANNED, "runs": 0}
+    place = open_place(plan_path)
+    return plan_life(events_of(place), alive=place_alive(place))
+
+
+def place_alive(place: Place) -> Callable[[int, str | None], bool]:
+    """Is the apply that last ran this plan alive? This host can look at the process; for
+    another host only a live lock in the bucket tells."""
+
+    def alive(pid: int, host: str | None) -> bool:
+        if host == socket.gethostname() or not isinstance(place, GcsPlace):
+            return process_alive(pid, host)
+        held = place.lock_holder()
+        return held is not None and held.get("pid") == pid and held.get("host") == host
+
+    return alive
 
 
 def check_out(out: str, force: bool, formats: Iterable[str]) -> None:
@@ -27,7 +41,7 @@ def check_out(out: str, force: bool, formats: Iterable[str]) -> None:
             f"--output {out} (or -o {out})",
             resource=out,
         )
-    if os.path.isdir(out):
+    if not is_gcs(out) and os.path.isdir(out):
         raise BadInput(f"--out {out} is a directory", resource=out)
     life = life_of(out)
     if life["state"] in UNFINISHED and not force:
@@ -41,19 +55,7 @@ def check_out(out: str, force: bool, formats: Iterable[str]) -> None:
 
 def move_old_journal(out: str) -> str | None:
     """The journal of the plan being replaced is history: kept, under a new name."""
-    path = journal_path(out)
-    if not os.path.exists(path):
-        return None
-    stamp = format_time_now()
-    dest = f"{path}.{stamp}.old"
-    os.replace(path, dest)
-    return dest
-
-
-def format_time_now() -> str:
-    from datetime import datetime, timezone
-
-    return format_time(datetime.now(timezone.utc)).replace(":", "")
+    return open_place(out).move_old_journal()
 
 
 def _plans_with_journals(folder: str) -> list[str]:
@@ -88,7 +90,7 @@ def warn_unfinished(key: str, out: str | None) -> list[str]:
     """Warnings about other plans on the same key whose apply is unfinished (in the
     current directory and beside --out)."""
     folders = {os.path.abspath(".")}
-    if out:
+    if out and not is_gcs(out):
         folders.add(os.path.abspath(os.path.dirname(out) or "."))
     warnings = []
     for folder in sorted(folders):

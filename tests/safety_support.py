@@ -337,9 +337,9 @@ _ZYGOTE = textwrap.dedent(
         def jwrite(self, event, *, sync):
             line = json.dumps(event, sort_keys=True) + "\n"
 
-            def torn():
-                self._fh.write(line[: len(line) // 2])
-                self._fh.flush()
+            def torn():  # half a line in the local journal file, as a kill mid-write leaves
+                self._writer._fh.write(line[: len(line) // 2])
+                self._writer._fh.flush()
 
             hit("journal.before")
             hit("journal.torn", torn)

@@ -92,6 +92,22 @@ class StorageApi(Protocol):
 
     def get_object(self, bucket: str, name: str, generation: int | None = None) -> ObjectInfo: ...
 
+    # What rotator keeps in a bucket itself (plans, journals, the apply lock; docs/state.md).
+    def upload_bytes(self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None) -> int:
+        """Write an object with this content; ifGenerationMatch=0: only if absent. Returns
+        the new generation (PreconditionFailed when the match does not hold)."""
+        ...
+
+    def download_bytes(self, bucket: str, name: str) -> tuple[bytes, int]:
+        """The live object's content and its generation."""
+        ...
+
+    def delete_object(self, bucket: str, name: str, *, if_generation_match: int | None) -> None: ...
+
+    def list_names(self, bucket: str, prefix: str) -> list[str]:
+        """The names of the live objects under `prefix`."""
+        ...
+
     def rewrite_object(
         self,
         bucket: str,

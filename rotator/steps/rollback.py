@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.errors import BadInput, Refused
-from rotator.journal import append_event, journal_path, read_events
+from rotator.journal import append_event, events_of
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
+from rotator.places import open_place
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.timeutil import format_time
 
@@ -33,14 +34,16 @@ def changed_by(plan_file: str) -> tuple[str, set[int], set[int]]:
     from rotator.plan import load_plan
 
     doc, _ = load_plan(plan_file)
-    path = journal_path(plan_file)
-    if not os.path.exists(path):
+    place = open_place(plan_file)
+    events = events_of(place)
+    if not events:
         raise BadInput(
-            f"{plan_file} was never applied (no journal {path}): nothing to roll back", resource=plan_file
+            f"{plan_file} was never applied (no journal {place.journal_name()}): nothing to roll back",
+            resource=plan_file,
         )
     disabled: set[int] = set()
     destroyed: set[int] = set()
-    for e in read_events(path):
+    for e in events:
         if e.get("event") == "record":
             if "disabled" in e:
                 disabled.add(int(e["disabled"]))
@@ -50,10 +53,9 @@ def changed_by(plan_file: str) -> tuple[str, set[int], set[int]]:
 
 
 def snapshots_taken(plan_file: str) -> list[str]:
-    path = journal_path(plan_file)
     return [
         k.split(":", 1)[1]
-        for e in read_events(path)
+        for e in events_of(open_place(plan_file))
         if e.get("event") == "record"
         for k in e
         if k.startswith("snapshot:")
@@ -154,8 +156,8 @@ class RollbackPlan(StepKind):
                 ctx.emit(f"{name}: ENABLED")
         # The rolled-back plan's life ends here: a re-apply of it re-checks the world
         # and finds it drifted, instead of skipping its done steps (issue: honest re-apply).
-        original = journal_path(step.data["plan"])
-        if os.path.exists(original):
+        original = open_place(step.data["plan"])
+        if original.journal_lines() is not None:
             append_event(original, {"event": "rolled_back", "by": ctx.plan_path})
         return {"restored": restored, "enabled": enabled}
 

@@ -124,6 +124,8 @@ def parse_route(method: str, path: str) -> _Route:
     parts = path.split("/")
     if len(parts) == 7 and parts[:5] == ["", "upload", "storage", "v1", "b"] and parts[6] == "o":
         return _Route("objects.insert" if method == "POST" else None, unquote(parts[5]))
+    if len(parts) == 8 and parts[:5] == ["", "download", "storage", "v1", "b"] and parts[6] == "o":
+        return _Route("objects.download" if method == "GET" else None, unquote(parts[5]), unquote(parts[7]))
     if len(parts) == 6 and parts[:4] == ["", "storage", "v1", "projects"] and parts[5] == "serviceAccount":
         return _Route("projects.serviceAccount.get" if method == "GET" else None, project=unquote(parts[4]))
     if parts[:4] != ["", "storage", "v1", "b"]:
@@ -144,7 +146,7 @@ def parse_route(method: str, path: str) -> _Route:
     if n == 2:
         return _Route("objects.list" if method == "GET" else None, bucket)
     if n == 3:
-        return _Route("objects.get" if method == "GET" else None, bucket, segs[2])
+        return _Route({"GET": "objects.get", "DELETE": "objects.delete"}.get(method), bucket, segs[2])
     if n == 8 and segs[3] == "rewriteTo" and segs[4] == "b" and segs[6] == "o":
         return _Route("objects.rewrite" if method == "POST" else None, bucket, segs[2], segs[5], segs[7])
     return _Route(None, bucket)
@@ -550,6 +552,14 @@ class StorageServer:
             return {"kind": "storage#testIamPermissionsResponse", "permissions": held}
         if route.op == "buckets.patch":
             return self._patch_bucket(route.bucket or "", q, _json_body(body))
+        if route.op == "objects.download" or (route.op == "objects.get" and q.get("alt") == "media"):
+            data, generation = self.backend.storage.download_bytes(route.bucket or "", route.object or "")
+            return {"__media__": data, "generation": generation}
+        if route.op == "objects.delete":
+            self.backend.storage.delete_object(
+                route.bucket or "", route.object or "", if_generation_match=_int_param(q, "ifGenerationMatch")
+            )
+            return {}
         if route.op == "objects.list":
             return self._list_objects(route.bucket or "", q)
         if route.op == "objects.get":
@@ -574,8 +584,10 @@ class StorageServer:
         if name.endswith(".csv"):  # a batch manifest: bucket,name,generation per row
             rows = [line.split(",") for line in media.decode().splitlines() if line]
             self.backend.batch.write_manifest(bucket, name, ((b, n, int(g)) for b, n, g in rows))
-        else:
-            self.backend.storage.upload(bucket, name, len(media))
+        else:  # what rotator keeps in a bucket: plans, journals, the apply lock
+            self.backend.storage.upload_bytes(
+                bucket, name, media, if_generation_match=_int_param(q, "ifGenerationMatch")
+            )
         return self._get_object(bucket, name, {})
 
     # -- buckets -------------------------------------------------------------------------
@@ -952,6 +964,21 @@ def _make_handler(server: StorageServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             status, payload = server.handle(self.command, self.path, body)
+            if payload is not None and "__media__" in payload:  # a download: the bytes themselves
+                import base64
+                import hashlib
+
+                data = payload["__media__"]
+                self.send_response(status)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("x-goog-generation", str(payload["generation"]))
+                self.send_header(
+                    "x-goog-hash", "md5=" + base64.b64encode(hashlib.md5(data).digest()).decode()
+                )
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             data = b"" if payload is None or status == 304 else json.dumps(payload).encode()
             self.send_response(status)
             if data:

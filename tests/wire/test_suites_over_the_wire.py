@@ -23,6 +23,14 @@ SUITES = [
     "tests/test_interrupts.py::test_sigterm_between_steps_exits_143",
     "tests/test_preflight.py",
     "tests/test_report.py",
+    # the gs:// state tests that run through the CLI in this process
+    "tests/test_state_in_bucket.py::test_plan_apply_status_show_with_the_plan_in_a_bucket",
+    "tests/test_state_in_bucket.py::test_an_edited_plan_in_a_bucket_is_refused",
+    "tests/test_state_in_bucket.py::test_a_waiting_apply_resumes_from_another_directory_and_home",
+    "tests/test_state_in_bucket.py::test_out_over_a_waiting_apply_in_a_bucket_is_refused",
+    "tests/test_state_in_bucket.py::"
+    "test_a_live_lock_refuses_naming_its_owner_and_an_expired_one_is_taken_over",
+    "tests/test_state_in_bucket.py::test_rollback_of_a_plan_in_a_bucket",
 ]
 # Two rows of the bad-input table are about the fake's own world, not an input the gcp
 # backend can be given: `--project` against the world's project (over the wire Google

@@ -377,22 +377,91 @@ class FakeStorage:
         customer_supplied_key: bool = False,
     ) -> ObjectInfo:
         with self.store.write() as c:
-            brow = self._bucket_row(c, bucket)
-            old = c.execute(
-                "SELECT * FROM objects WHERE bucket=? AND name=? AND state=?", (bucket, name, LIVE)
+            return self._upload_in(c, bucket, name, size, kms_key, if_generation_match, customer_supplied_key)
+
+    def _upload_in(
+        self,
+        c: sqlite3.Connection,
+        bucket: str,
+        name: str,
+        size: int,
+        kms_key: str | None,
+        if_generation_match: int | None,
+        customer_supplied_key: bool,
+    ) -> ObjectInfo:
+        brow = self._bucket_row(c, bucket)
+        old = c.execute(
+            "SELECT * FROM objects WHERE bucket=? AND name=? AND state=?", (bucket, name, LIVE)
+        ).fetchone()
+        current = old["generation"] if old else 0
+        if if_generation_match is not None and current != if_generation_match:
+            raise api.PreconditionFailed(f"gs://{bucket}/{name}: generation is {current}")
+        if old is not None:
+            self._check_replaceable(c, brow, old)
+        if customer_supplied_key:
+            if kms_key:
+                raise api.InvalidArgument("CSEK and a KMS key are exclusive (R19)", rule="R19")
+            version = None
+        else:
+            version = self._encryption_for_write(c, brow, kms_key)
+        return self._write_generation(c, brow, old, name, version, size, customer_supplied_key)
+
+    # -- object contents: what rotator itself keeps in a bucket (plans, journals, locks) ----
+    # The fake keeps no data for the world's objects (only their size); these calls keep
+    # the bytes of what is written through them, beside the object's generation.
+    @staticmethod
+    def _data_table(c: sqlite3.Connection) -> None:
+        c.execute(
+            "CREATE TABLE IF NOT EXISTS object_data(bucket TEXT NOT NULL, name TEXT NOT NULL, "
+            "generation INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(bucket, name, generation))"
+        )
+
+    def upload_bytes(self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None) -> int:
+        """Write an object with this content (ifGenerationMatch=0: only if it does not
+        exist); returns its new generation."""
+        with self.store.write() as c:
+            self._data_table(c)
+            obj = self._upload_in(c, bucket, name, len(data), None, if_generation_match, False)
+            c.execute(
+                "INSERT OR REPLACE INTO object_data(bucket, name, generation, data) VALUES(?, ?, ?, ?)",
+                (bucket, name, obj.generation, data),
+            )
+        return obj.generation
+
+    def download_bytes(self, bucket: str, name: str) -> tuple[bytes, int]:
+        """The live object's content and generation (its key must be usable, R14)."""
+        obj = self.read(bucket, name)
+        with self.store.write() as c:
+            self._data_table(c)
+            row = c.execute(
+                "SELECT data FROM object_data WHERE bucket=? AND name=? AND generation=?",
+                (bucket, name, obj.generation),
             ).fetchone()
-            current = old["generation"] if old else 0
-            if if_generation_match is not None and current != if_generation_match:
-                raise api.PreconditionFailed(f"gs://{bucket}/{name}: generation is {current}")
-            if old is not None:
-                self._check_replaceable(c, brow, old)
-            if customer_supplied_key:
-                if kms_key:
-                    raise api.InvalidArgument("CSEK and a KMS key are exclusive (R19)", rule="R19")
-                version = None
-            else:
-                version = self._encryption_for_write(c, brow, kms_key)
-            return self._write_generation(c, brow, old, name, version, size, customer_supplied_key)
+        return (bytes(row[0]) if row else b""), obj.generation
+
+    def delete_object(self, bucket: str, name: str, *, if_generation_match: int | None) -> None:
+        with self.store.write() as c:
+            brow = self._bucket_row(c, bucket)
+            row = self._live_row(c, bucket, name)
+            if if_generation_match is not None and row["generation"] != if_generation_match:
+                raise api.PreconditionFailed(f"gs://{bucket}/{name}: generation is {row['generation']}")
+            self._check_replaceable(c, brow, row)
+            self._retire_generation(c, brow, row, self.store.now())
+
+    def list_names(self, bucket: str, prefix: str) -> list[str]:
+        """Names of the live objects under `prefix`, in order."""
+        with self.store.read() as c:
+            self._bucket_row(c, bucket)
+            rows = c.execute(
+                "SELECT name FROM objects WHERE bucket=? AND state=? AND name >= ? ORDER BY name",
+                (bucket, LIVE, prefix),
+            ).fetchall()
+        names = []
+        for (n,) in rows:
+            if not n.startswith(prefix):
+                break
+            names.append(n)
+        return names
 
     @logs_key_failures("Cloud Storage", lambda bucket, name, *_a, **_k: f"gs://{bucket}/{name}")
     def read(self, bucket: str, name: str, generation: int | None = None) -> ObjectInfo:

@@ -250,6 +250,46 @@ class GcpStorage:
             return RewriteResult(False, total, done_bytes, token, None)
         return RewriteResult(True, total, done_bytes, None, to_object(dest))
 
+    # -- object contents: what rotator itself keeps in a bucket (plans, journals, locks) ----
+    def upload_bytes(self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None) -> int:
+        blob = self.client.bucket(bucket).blob(name)
+        kwargs: dict[str, Any] = (
+            {} if if_generation_match is None else {"if_generation_match": if_generation_match}
+        )
+
+        def call() -> None:
+            blob.upload_from_string(data, content_type="application/json", retry=None, **kwargs)
+
+        with translated("upload_object", f"gs://{bucket}/{name}"):
+            # Retried: a create whose answer was lost answers 412 the second time, and the
+            # caller reads the object back to tell its own write from another's.
+            self.retry.call(call)
+        return int(blob.generation or 0)
+
+    def download_bytes(self, bucket: str, name: str) -> tuple[bytes, int]:
+        where = f"gs://{bucket}/{name}"
+        with translated("download_object", where):
+            blob = self.retry.call(self.client.bucket(bucket).get_blob, name, retry=None)
+            if blob is None:
+                from rotator import apierrors as api
+
+                raise api.NotFound(f"object {where} not found", resource=where)
+            data = self.retry.call(blob.download_as_bytes, if_generation_match=blob.generation, retry=None)
+        return bytes(data), int(blob.generation or 0)
+
+    def delete_object(self, bucket: str, name: str, *, if_generation_match: int | None) -> None:
+        kwargs: dict[str, Any] = (
+            {} if if_generation_match is None else {"if_generation_match": if_generation_match}
+        )
+        with translated("delete_object", f"gs://{bucket}/{name}"):
+            self.retry.once(self.client.bucket(bucket).delete_blob, name, retry=None, **kwargs)
+
+    def list_names(self, bucket: str, prefix: str) -> list[str]:
+        with translated("list_objects", f"gs://{bucket}/{prefix}"):
+            return self.retry.call(
+                lambda: [b.name for b in self.client.list_blobs(bucket, prefix=prefix, retry=None)]
+            )
+
     def project_number(self) -> str:
         """From the project's Cloud Storage service agent, service-N@gs-project-accounts."""
         with translated("get_service_account", f"projects/{self.project}"):

@@ -1,0 +1,347 @@
+"""State in a bucket (issue 13.5): a `gs://BUCKET/PATH.json` plan keeps its journal, audit
+record and apply lock as objects beside it, so an apply started on one machine is
+resumed from another directory and another HOME, and two applies of one plan never run
+at once. The CLI tests run on the fake backend (the objects live in the fake world's
+buckets) and over the wire (tests/wire/test_suites_over_the_wire.py lists this file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import APP_KEY, BUCKET, OBJECT, WorldCli, assert_failed, bucket, make_world, obj, run_cli, v
+from services_world import database
+
+from rotator.backends.fake import open_world
+from rotator.errors import Refused
+from rotator.places import GcsPlace
+
+STATE = "ops-state"
+URL = f"gs://{STATE}/plans/rk.json"
+
+
+def state_bucket() -> dict[str, Any]:
+    """Where the plans live: a bucket no key of the plan protects."""
+    return bucket(STATE, [], default_kms_key=None)
+
+
+def world_with_state(tmp_path: Path, **overrides: Any) -> WorldCli:
+    doc = make_world(storage=[bucket(BUCKET, [obj(OBJECT, v(APP_KEY, 1))]), state_bucket()], **overrides)
+    return WorldCli(tmp_path, doc)
+
+
+def state_objects(w: WorldCli) -> list[str]:
+    return sorted(o["name"] for o in w.bucket_of(STATE)["objects"] if not o.get("deleted"))
+
+
+def versions_of(w: WorldCli) -> dict[int, str]:
+    return {int(n): s for n, s in w.key_of(APP_KEY)["versions"].items()}
+
+
+def test_plan_apply_status_show_with_the_plan_in_a_bucket(tmp_path: Path) -> None:
+    w = world_with_state(tmp_path)
+    r = w.plan("rotate-key", APP_KEY, out=URL)
+    assert r.code == 0, r
+    assert state_objects(w) == ["plans/rk.json"]
+    assert w("show", URL, "--output", "json").json()["params"]["key"] == APP_KEY
+    assert w.status(URL)["state"] == "planned"
+
+    r = w.apply(URL)
+    assert r.code == 0, r
+    names = state_objects(w)
+    journal = [n for n in names if n.startswith("plans/rk.json.journal/")]
+    audit = [n for n in names if n.startswith("plans/rk.json.audit/")]
+    assert journal and audit
+    assert "plans/rk.json.lock" not in names  # released at the end
+    st = w.status(URL)
+    assert st["state"] == "done" and {s["state"] for s in st["steps"]} == {"done"}
+    assert w.key_of(APP_KEY)["primary"] == 3
+    assert not (tmp_path / "plans").exists() and not list(tmp_path.glob("*.journal"))  # nothing on disk
+
+    r = w.apply(URL)  # applied again: re-checked, nothing done
+    assert r.code == 0 and "already applied" in r.stdout, r
+
+
+def test_an_edited_plan_in_a_bucket_is_refused(tmp_path: Path) -> None:
+    w = world_with_state(tmp_path)
+    assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
+
+    def edit(backend: Any) -> None:
+        data, _gen = backend.storage.download_bytes(STATE, "plans/rk.json")
+        doc = json.loads(data)
+        doc["steps"] = doc["steps"][:1]
+        backend.storage.upload_bytes(
+            STATE, "plans/rk.json", json.dumps(doc).encode(), if_generation_match=None
+        )
+
+    w.change(edit)
+    assert_failed(w.apply(URL), 2, "error", URL, "edited")
+    assert w.key_of(APP_KEY)["primary"] == 2
+
+
+def test_a_waiting_apply_resumes_from_another_directory_and_home(tmp_path: Path, monkeypatch: Any) -> None:
+    (tmp_path / "laptop").mkdir()
+    w = world_with_state(tmp_path / "laptop", firestore=[database(active=[v(APP_KEY, 2)])])
+    assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
+    assert w.apply(URL).code == 75
+    assert w("world", "advance", "7h").code == 0
+
+    elsewhere = tmp_path / "runner"
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(elsewhere / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(elsewhere / "cache"))
+    r = run_cli(["--world", str(w.path), "apply", URL, "--yes"], cwd=elsewhere)
+    assert r.code == 0, r
+    assert "resuming at step" in r.stderr
+    assert sorted(versions_of(w)) == [1, 2, 3]  # one new version, not two
+    assert w.object_of(BUCKET, OBJECT)["generation"] == 2  # rewritten once
+    assert w.status(URL)["life"]["runs"] == 2
+
+
+def test_out_over_a_waiting_apply_in_a_bucket_is_refused(tmp_path: Path) -> None:
+    w = world_with_state(tmp_path, firestore=[database(active=[v(APP_KEY, 2)])])
+    assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
+    assert w.apply(URL).code == 75
+    before = state_objects(w)
+    assert_failed(w.plan("rotate-key", APP_KEY, out=URL), 2, "error", URL, "unfinished")
+    assert state_objects(w) == before
+    r = w.plan("rotate-key", APP_KEY, "--force", out=URL)
+    assert r.code == 0, r
+    kept = [n for n in state_objects(w) if ".journal." in n and n.endswith(".jsonl")]
+    assert kept and f"gs://{STATE}/plans/rk.json.journal." in r.stderr
+    assert w.status(URL)["state"] == "planned"
+
+
+def lock_object(host: str, pid: int, expires_in: float) -> bytes:
+    return json.dumps(
+        {"owner": "someone-else", "host": host, "pid": pid, "expires": time.time() + expires_in, "plan": URL}
+    ).encode()
+
+
+def test_a_live_lock_refuses_naming_its_owner_and_an_expired_one_is_taken_over(tmp_path: Path) -> None:
+    w = world_with_state(tmp_path)
+    assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
+    w.change(
+        lambda b: b.storage.upload_bytes(
+            STATE, "plans/rk.json.lock", lock_object("runner-7", 4242, 600), if_generation_match=0
+        )
+    )
+    r = w.apply(URL)
+    assert_failed(r, 3, "refused", URL, "pid 4242 on runner-7", "plans/rk.json.lock")
+    assert w.key_of(APP_KEY)["primary"] == 2  # nothing changed
+    assert w.status(URL)["state"] == "planned"
+
+    def expire(backend: Any) -> None:
+        _data, gen = backend.storage.download_bytes(STATE, "plans/rk.json.lock")
+        backend.storage.upload_bytes(
+            STATE, "plans/rk.json.lock", lock_object("runner-7", 4242, -5), if_generation_match=gen
+        )
+
+    w.change(expire)
+    r = w.apply(URL)
+    assert r.code == 0, r
+    assert "took over the lock" in r.stderr and "runner-7" in r.stderr and "expired" in r.stderr
+    assert w.key_of(APP_KEY)["primary"] == 3
+
+
+def test_journal_batches_are_generation_checked(tmp_path: Path) -> None:
+    """Two writers of one journal (two machines): the second to add a batch number that
+    exists is refused, so their events can never interleave."""
+    w = world_with_state(tmp_path)
+    backend = open_world(str(w.path))
+    try:
+        place = GcsPlace(URL, backend.storage)
+        first, second = place.journal_writer(), place.journal_writer()
+        first.write('{"event": "begin", "t": "1"}', sync=True)
+        with pytest.raises(Refused, match="another apply wrote journal batch 1"):
+            second.write('{"event": "begin", "t": "2"}', sync=True)
+        assert place.journal_lines() == ['{"event": "begin", "t": "1"}']
+    finally:
+        backend.store.close()
+
+
+# -- real processes: SIGKILL, then resume elsewhere; two at once --------------------------------
+
+
+def bulk_world_with_state(tmp_path: Path, count: int) -> Path:
+    from helpers import key, write_world
+
+    doc = make_world(
+        kms=[key(APP_KEY, {1: "ENABLED", 2: "ENABLED"}, primary=2)],
+        storage=[
+            bucket(
+                "bulk",
+                generate=[{"prefix": "o/", "count": count, "kms_key_version": v(APP_KEY, 1), "size": 10}],
+            ),
+            state_bucket(),
+        ],
+    )
+    (tmp_path / "laptop").mkdir()
+    return write_world(tmp_path / "laptop" / "world.yaml", doc)
+
+
+def rotator(world: Path, cwd: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rotator", "--world", str(world), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def machine(tmp_path: Path, name: str, **extra: str) -> tuple[Path, dict[str, str]]:
+    """A working directory and a HOME of their own: another machine, as far as rotator's
+    local state goes."""
+    folder = tmp_path / name
+    folder.mkdir(exist_ok=True)
+    env = {
+        k: val
+        for k, val in os.environ.items()
+        if k not in ("ROTATOR_FAKE_LATENCY_MS", "ROTATOR_TEST_BACKEND")
+    }
+    env.update(HOME=str(folder / "home"), XDG_CACHE_HOME=str(folder / "cache"), **extra)
+    return folder, env
+
+
+def rewritten(world: Path) -> int:
+    import sqlite3
+
+    with closing(sqlite3.connect(f"file:{world}.state?mode=ro", uri=True, timeout=30.0)) as db:
+        (n,) = db.execute(
+            "SELECT COUNT(*) FROM objects WHERE bucket='bulk' AND state='live' AND generation=2"
+        ).fetchone()
+    return int(n)
+
+
+def generations(world: Path) -> dict[int, int]:
+    import sqlite3
+
+    with closing(sqlite3.connect(f"file:{world}.state?mode=ro", uri=True, timeout=30.0)) as db:
+        rows = db.execute(
+            "SELECT generation, COUNT(*) FROM objects WHERE bucket='bulk' AND state='live' "
+            "GROUP BY generation"
+        ).fetchall()
+    return {int(g): int(n) for g, n in rows}
+
+
+def wait_until(predicate: Any, proc: subprocess.Popen[str], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"the apply exited ({proc.returncode}) before {what}: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} in {timeout}s")
+        time.sleep(0.01)
+
+
+def test_sigkilled_apply_with_bucket_state_resumes_from_another_machine_exactly_once(tmp_path: Path) -> None:
+    total = 2000
+    world = bulk_world_with_state(tmp_path, total)
+    laptop, laptop_env = machine(tmp_path, "laptop", ROTATOR_FAKE_LATENCY_MS="2")
+    r = subprocess.run(
+        [sys.executable, "-m", "rotator", "--world", str(world), "plan", "rotate-key", "--key", APP_KEY]
+        + ["--out", URL],
+        cwd=laptop,
+        env=laptop_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    proc = rotator(world, laptop, "apply", URL, "--yes", "--concurrency", "4", env=laptop_env)
+    try:
+        wait_until(lambda: rewritten(world) >= 200, proc, "200 rewrites")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = rewritten(world)
+    assert 0 < killed_at < total
+
+    runner, runner_env = machine(tmp_path, "runner")
+    done = subprocess.run(
+        [sys.executable, "-m", "rotator", "--world", str(world), "apply", URL, "--yes"],
+        cwd=runner,
+        env=runner_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "took over the lock" in done.stderr and "its process is gone" in done.stderr
+    assert "resuming at step 2" in done.stderr
+    assert generations(world) == {2: total}  # every object rewritten, and only once
+    backend = open_world(str(world))
+    try:
+        assert backend.kms.get_crypto_key(APP_KEY).primary == 3
+        assert [v.number for v in backend.kms.list_crypto_key_versions(APP_KEY)] == [1, 2, 3]
+        place = GcsPlace(URL, backend.storage)
+        events = [json.loads(line) for line in place.journal_lines() or []]
+        assert [e["event"] for e in events].count("complete") == 1
+        assert [e["event"] for e in events].count("run") == 2
+    finally:
+        backend.store.close()
+    assert not list(laptop.glob("*.journal")) and not list(runner.glob("*.journal"))
+
+
+def test_two_applies_of_one_bucket_plan_at_once_one_refuses(tmp_path: Path) -> None:
+    world = bulk_world_with_state(tmp_path, 1500)
+    laptop, laptop_env = machine(tmp_path, "laptop", ROTATOR_FAKE_LATENCY_MS="2")
+    r = subprocess.run(
+        [sys.executable, "-m", "rotator", "--world", str(world), "plan", "rotate-key", "--key", APP_KEY]
+        + ["--out", URL],
+        cwd=laptop,
+        env=laptop_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    first = rotator(world, laptop, "apply", URL, "--yes", env=laptop_env)
+    try:
+        wait_until(lambda: rewritten(world) >= 50, first, "the first apply's rewrites")
+        runner, runner_env = machine(tmp_path, "runner")
+        second = subprocess.run(
+            [sys.executable, "-m", "rotator", "--world", str(world), "apply", URL, "--yes"],
+            cwd=runner,
+            env=runner_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 3, second.stderr
+        assert second.stderr.strip().splitlines()[-1].startswith("refused:")
+        out, err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, err
+    assert generations(world) == {2: 1500}
+
+
+def test_rollback_of_a_plan_in_a_bucket(tmp_path: Path) -> None:
+    w = world_with_state(tmp_path)
+    dk, rb = f"gs://{STATE}/plans/dk.json", f"gs://{STATE}/plans/rb.json"
+    assert w.plan("disable-key", APP_KEY, out=dk).code == 0
+    assert w.apply(dk).code == 0
+    assert versions_of(w) == {1: "DISABLED", 2: "DISABLED"}
+    r = w("plan", "rollback", "--set", f"plan={dk}", "--out", rb)
+    assert r.code == 0, r
+    assert w.apply(rb).code == 0
+    assert versions_of(w) == {1: "ENABLED", 2: "ENABLED"}
+    assert w.status(dk)["state"] == "rolled back"
+    assert_failed(w.apply(dk), 4, "stale", dk, "rolled back")
