@@ -109,8 +109,10 @@ class ApplyContext:
         )
 
     def progress(self, step_id: str, bucket: str) -> Progress:
-        """A callback for per-object counters: a journal checkpoint and a progress line
-        at most every CHECKPOINT_EVERY_* (never a disk sync per object)."""
+        """A callback for per-object counters: a journal checkpoint at most every
+        CHECKPOINT_EVERY_* (never a disk sync per object), and the bucket's outcome once
+        at the end. Progress while it runs is the progress bar's (one line format in a
+        log, rotator/progress.py)."""
         last = {"t": time.monotonic(), "n": 0}
 
         def report(counts: dict[str, Any], final: bool = False) -> None:
@@ -123,8 +125,9 @@ class ApplyContext:
             ):
                 last.update(t=now, n=n)
                 self.journal.checkpoint(step_id, bucket=bucket, **counts)
+            if final:
                 self.emit(
-                    f"gs://{bucket}: {counts.get('rewritten', 0)} rewritten, "
+                    f"gs://{bucket} done: {counts.get('rewritten', 0)} rewritten, "
                     f"{counts.get('already_current', 0)} already current, "
                     f"{counts.get('skipped_pinned', 0)} pinned"
                 )

@@ -297,3 +297,29 @@ def test_journal_names_the_host_of_every_run(w: WorldCli) -> None:
     assert w.apply().code == 0
     runs = [e for e in read_events(journal_path(str(w.dir / "plan.json"))) if e["event"] == "run"]
     assert runs and all(e["host"] == socket.gethostname() and e["pid"] for e in runs)
+
+
+def test_progress_in_a_log_uses_one_line_format(tmp_path: Path) -> None:
+    """stderr is not a terminal here (a log): while a bucket is rewritten its progress is
+    one kind of line, and its outcome one line at the end."""
+    import re
+
+    from helpers import bucket, key
+
+    w = WorldCli(
+        tmp_path,
+        make_world(
+            kms=[key(APP_KEY, {1: "ENABLED", 2: "ENABLED"}, primary=2)],
+            storage=[
+                bucket("bulk", generate=[{"prefix": "o/", "count": 2500, "kms_key_version": v(APP_KEY, 1)}])
+            ],
+        ),
+    )
+    assert w.plan("rotate-key", APP_KEY).code == 0
+    r = w.apply()
+    assert r.code == 0, r
+    about = [line for line in r.stderr.splitlines() if line.startswith("gs://bulk")]
+    progress = [line for line in about if re.fullmatch(r"gs://bulk: [\d,]+/[\d,]+ objects .*", line)]
+    outcome = [line for line in about if line.startswith("gs://bulk done: 2500 rewritten")]
+    assert progress and len(outcome) == 1, about
+    assert sorted(progress + outcome) == sorted(about), about

@@ -590,7 +590,26 @@ def test_a_stopped_server_answers_nothing(fake: FakeBackend, monkeypatch: pytest
 
 def test_unserved_endpoints_are_501(client: storage.Client) -> None:
     with pytest.raises(gexc.MethodNotImplemented):
-        client.bucket(BUCKET).blob(OBJECT).delete(retry=None)
+        client.bucket(BUCKET).delete(retry=None)
+
+
+def test_rotators_own_objects_upload_download_delete_with_generation_checks(client: storage.Client) -> None:
+    """What rotator keeps in a bucket (plans, journals, the lock, docs/state.md): created
+    only if absent, read back byte for byte, deleted only at the generation given."""
+    blob = client.bucket(BUCKET).blob("plans/p.json.lock")
+    blob.upload_from_string(b'{"owner": "a"}', if_generation_match=0, retry=None)
+    first = blob.generation
+    with pytest.raises(gexc.PreconditionFailed):
+        client.bucket(BUCKET).blob("plans/p.json.lock").upload_from_string(
+            b"{}", if_generation_match=0, retry=None
+        )
+    got = client.bucket(BUCKET).get_blob("plans/p.json.lock")
+    assert got is not None and got.generation == first
+    assert got.download_as_bytes(retry=None) == b'{"owner": "a"}'
+    with pytest.raises(gexc.PreconditionFailed):
+        client.bucket(BUCKET).delete_blob("plans/p.json.lock", if_generation_match=first + 1, retry=None)
+    client.bucket(BUCKET).delete_blob("plans/p.json.lock", if_generation_match=first, retry=None)
+    assert client.bucket(BUCKET).get_blob("plans/p.json.lock") is None
 
 
 # -- the partial-response parser ------------------------------------------------------------------

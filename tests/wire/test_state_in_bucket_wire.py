@@ -1,0 +1,131 @@
+"""State in a bucket over the wire: two machines (two processes, each with its own working
+directory, HOME and cache, so their per-machine locks are different files) apply one
+`gs://` plan through the gcp backend at once: only the lock object in the bucket stands
+between them, and one refuses. Then the refused machine, once the first is SIGKILLed,
+takes the lock over and finishes the apply exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import serve_world_file, world_dump
+from helpers import APP_KEY, bucket, key, make_world, v, write_world
+
+URL = "gs://ops-state/plans/rk.json"
+TOTAL = 1500
+
+
+def machine(tmp_path: Path, name: str, servers: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    folder = tmp_path / name
+    folder.mkdir()
+    env = {k: val for k, val in os.environ.items() if k != "ROTATOR_TEST_BACKEND"}
+    env.update(servers, HOME=str(folder / "home"), XDG_CACHE_HOME=str(folder / "cache"))
+    return folder, env
+
+
+def rewritten(world: Path) -> dict[int, int]:
+    gens: dict[int, int] = {}
+    for o in next(b for b in world_dump(world)["storage"] if b["bucket"] == "bulk")["objects"]:
+        gens[o["generation"]] = gens.get(o["generation"], 0) + 1
+    return gens
+
+
+def test_two_machines_one_gs_plan_one_refuses_then_takes_over_after_a_kill(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("ROTATOR_FAKE_LATENCY_MS", "3")  # read by the fake the servers serve
+    world = write_world(
+        tmp_path / "world.yaml",
+        make_world(
+            kms=[key(APP_KEY, {1: "ENABLED", 2: "ENABLED"}, primary=2)],
+            storage=[
+                bucket("bulk", generate=[{"prefix": "o/", "count": TOTAL, "kms_key_version": v(APP_KEY, 1)}]),
+                bucket("ops-state", [], default_kms_key=None),
+            ],
+        ),
+    )
+    with serve_world_file(world, tmp_path / "server-cache") as (servers, storage, _grpc):
+        laptop, laptop_env = machine(tmp_path, "laptop", servers)
+        runner, runner_env = machine(tmp_path, "runner", servers)
+
+        def rotator(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "rotator", *args],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+
+        r = rotator(laptop, laptop_env, "plan", "rotate-key", "--key", APP_KEY, "--out", URL)
+        assert r.returncode == 0, r.stderr
+        first = subprocess.Popen(
+            [sys.executable, "-m", "rotator", "apply", URL, "--yes", "--concurrency", "2"],
+            cwd=laptop,
+            env=laptop_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while rewritten(world).get(2, 0) < 100:
+                if first.poll() is not None:
+                    pytest.fail(f"the first apply ended early: {first.communicate()}")
+                if time.monotonic() > deadline:
+                    pytest.fail("no rewrites from the first apply")
+                time.sleep(0.05)
+
+            st = rotator(runner, runner_env, "--output", "json", "status", URL)
+            assert st.returncode == 0, st.stderr
+            life = json.loads(st.stdout)["life"]
+            assert (life["state"], life["pid"]) == ("applying", first.pid)  # seen from elsewhere
+
+            second = rotator(runner, runner_env, "apply", URL, "--yes")
+            assert second.returncode == 3, second.stderr
+            last = second.stderr.strip().splitlines()[-1]
+            assert last.startswith("refused:") and f"pid {first.pid}" in last and "plans/rk.json.lock" in last
+
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=60)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        killed_at = rewritten(world).get(2, 0)
+        assert 0 < killed_at < TOTAL
+
+        # The dead laptop's lock is live for up to two minutes; another host must wait
+        # for it to expire (a host cannot see another's processes). Age it instead of
+        # sleeping: the object's expiry is what a real runner would wait for.
+        from rotator.backends.fake import open_world
+
+        backend = open_world(str(world))
+        try:
+            data, gen = backend.storage.download_bytes("ops-state", "plans/rk.json.lock")
+            held = json.loads(data)
+            assert held["pid"] == first.pid
+            held.update(expires=time.time() - 1, host="a-laptop-that-died")
+            backend.storage.upload_bytes(
+                "ops-state", "plans/rk.json.lock", json.dumps(held).encode(), if_generation_match=gen
+            )
+        finally:
+            backend.store.close()
+
+        done = rotator(runner, runner_env, "apply", URL, "--yes")
+        assert done.returncode == 0, done.stderr
+        assert "took over the lock" in done.stderr and "expired" in done.stderr
+        assert "resuming at step 2" in done.stderr
+        assert storage.count("objects.insert", bucket="ops-state") > 0  # the state went over the wire
+    assert rewritten(world) == {2: TOTAL}  # every object rewritten exactly once
+    versions = next(k for k in world_dump(world)["kms"] if k["key"] == APP_KEY)["versions"]
+    assert {int(n): s for n, s in versions.items()} == {1: "DISABLED", 2: "DISABLED", 3: "ENABLED"}
