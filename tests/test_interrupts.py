@@ -171,6 +171,9 @@ def test_a_real_apply_signalled_from_outside_resumes_exactly_once(
                     if time.monotonic() > deadline:
                         pytest.fail("no rewrite progress")
                     time.sleep(POLL_SECONDS)
+            running = status(world, plan)  # from another process, while it runs
+            assert running["state"] == "applying" and running["life"]["pid"] == proc.pid
+            assert next(s for s in running["steps"] if s["id"] == "rewrite-objects")["state"] == "running"
             os.kill(proc.pid, signum)
             proc.wait(timeout=PROCESS_TIMEOUT)
         finally:

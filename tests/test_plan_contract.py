@@ -218,6 +218,10 @@ def test_global_options_after_the_subcommand(w: WorldCli) -> None:
     assert r.code == 0 and r.json()["key"] == APP_KEY and r.stderr == ""
     r = w("playbooks", "-o", "json")
     assert r.code == 0 and r.json()["playbooks"]
+    r = w("inventory", APP_KEY, "--project", "demo", "-v", "--output", "json")
+    assert r.code == 0 and r.json()["key"] == APP_KEY
+    r = w("status", "plan.json", "--output=json")  # no plan there: the error is a JSON document too
+    assert r.code == 2 and r.json()["error"]["resource"] == "plan.json"
 
 
 def test_world_after_the_subcommand(tmp_path: Path) -> None:
