@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from helpers import APP_KEY, BUCKET, OBJECT, WorldCli, assert_failed, bucket, make_world, obj, run_cli, v
-from services_world import database
+from services_world import ENCRYPTER_DECRYPTER, FIRESTORE_AGENT, database
 
 from rotator.backends.fake import open_world
 from rotator.errors import Refused
@@ -34,7 +34,10 @@ def state_bucket() -> dict[str, Any]:
 
 
 def world_with_state(tmp_path: Path, **overrides: Any) -> WorldCli:
+    """The default world with a state bucket; the Firestore agent holds the key too, as the
+    plan's preflight requires when a database uses it (R5)."""
     doc = make_world(storage=[bucket(BUCKET, [obj(OBJECT, v(APP_KEY, 1))]), state_bucket()], **overrides)
+    doc["kms"][0]["iam"][ENCRYPTER_DECRYPTER].append(FIRESTORE_AGENT)
     return WorldCli(tmp_path, doc)
 
 
