@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -30,9 +31,11 @@ def one(n: int, latency: float, folder: Path) -> dict[str, float]:
     path = write_world(folder / f"n{n}", world(n))
     with served(path, latency) as s:
         plan = path.parent / "plan.json"
+        mine, server = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
         wall, mb, _ = timed(
             [*ROTATOR, "-q", "plan", "rotate-key", "--key", KEY, "--out", str(plan)], 3600, s.env
         )
+        mine, server = _cpu(resource.RUSAGE_CHILDREN) - mine, _cpu(resource.RUSAGE_SELF) - server
         lists = s.ops()["objects.list"]
         listing = [(t0, t1) for op, t0, t1 in s.times if op == "objects.list"]
         edges = sorted([(t0, 1) for t0, _ in listing] + [(t1, -1) for _, t1 in listing])
@@ -44,12 +47,19 @@ def one(n: int, latency: float, folder: Path) -> dict[str, float]:
         "n": n,
         "wall": wall,
         "mb": mb,
+        "cpu": mine,
+        "server_cpu": server,
         "lists": lists,
         "peak": peak,
         "serial": math.ceil(n / 1000) * latency,
     }
     print(row, flush=True)
     return row
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -83,6 +93,8 @@ def main() -> None:
                     "objects",
                     "plan s",
                     "plan peak RSS MB",
+                    "plan CPU s",
+                    "test server CPU s",
                     "list requests",
                     "most list requests in flight",
                     "page after page: latency alone s",
@@ -92,6 +104,8 @@ def main() -> None:
                         f"{r['n']:,}",
                         f"{r['wall']:.1f}",
                         f"{r['mb']:.0f}",
+                        f"{r['cpu']:.1f}",
+                        f"{r['server_cpu']:.1f}",
                         r["lists"],
                         r["peak"],
                         f"{r['serial']:.0f}",
