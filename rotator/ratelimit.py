@@ -164,26 +164,48 @@ class AdaptiveRate:
 
 
 class InFlight:
-    """How many rewrites a bucket keeps in flight: Little's law, L = rate x latency,
-    from the observed time one object takes (request, retries and their backoff), with
-    HEADROOM for jitter, at least MIN and at most `cap` (--concurrency)."""
+    """How many rewrites a bucket keeps in flight: Little's law, L = rate x latency.
+
+    The latency is the round trip of a request as the service answers it: the least
+    seen over the last WINDOW answers (so it follows a service that slows down within a
+    window) rather than an average, which on a busy client also counts the time answers
+    wait for the interpreter and would grow the flight that makes them wait (measured:
+    150 in flight ran slower than 64). Requests sleeping in a retry's backoff do not
+    count against it: each gets a slot of its own (`backing_off`). HEADROOM covers the
+    jitter; at least MIN, at most `cap` (--concurrency, all buckets together)."""
 
     HEADROOM = 1.25
     MIN = 4
-    SMOOTHING = 0.1  # weight of the newest latency in the moving average
+    WINDOW = 200  # answers per window of the round-trip minimum
 
     def __init__(self, cap: int, rate: Callable[[], float], first_latency: float = 0.05):
         self.cap = max(1, cap)
         self._rate = rate
-        self.latency = first_latency
         self._lock = threading.Lock()
+        self._previous_min = first_latency  # until a window has been seen
+        self._current_min = math.inf
+        self._seen = 0
+        self.backing_off = 0
+
+    @property
+    def latency(self) -> float:
+        return min(self._previous_min, self._current_min)
 
     def observe(self, seconds: float) -> None:
+        """One request's round trip (not its backoff)."""
         with self._lock:
-            self.latency += self.SMOOTHING * (seconds - self.latency)
+            self._current_min = min(self._current_min, seconds)
+            self._seen += 1
+            if self._seen >= self.WINDOW:
+                self._previous_min, self._current_min, self._seen = self._current_min, math.inf, 0
+
+    def backoff(self, started: bool) -> None:
+        """A request began (or ended) sleeping before its retry."""
+        with self._lock:
+            self.backing_off += 1 if started else -1
 
     def limit(self) -> int:
-        wanted = math.ceil(self._rate() * self.latency * self.HEADROOM)
+        wanted = math.ceil(self._rate() * self.latency * self.HEADROOM) + self.backing_off
         return max(min(self.MIN, self.cap), min(self.cap, wanted))
 
 

@@ -115,6 +115,8 @@ class Rewriter:
         self.budget = threading.BoundedSemaphore(self.cap)
         self.report_lock = threading.Lock()  # the journal and the progress lines are shared
         self.rates: dict[str, AdaptiveRate] = {}
+        self.sizers: dict[str, InFlight] = {}
+        self._thread = threading.local()  # backoffs the current thread's object went into
 
     def run(self, buckets: list[Bucket]) -> list[RewriteTally]:
         if not buckets:
@@ -124,7 +126,9 @@ class Rewriter:
             size_pool(self.cap + BUCKETS_AT_ONCE)  # the rewrites and each bucket's listing
         for bucket in buckets:
             # One write rate per bucket (Cloud Storage's guidance), judged on throttling.
-            self.rates[bucket.name] = self.ctx.bucket_rate(self.step.data.get("start_rps", GCS_START_RPS))
+            rate = self.ctx.bucket_rate(self.step.data.get("start_rps", GCS_START_RPS))
+            self.rates[bucket.name] = rate
+            self.sizers[bucket.name] = InFlight(self.cap, _rate_of(rate))
         if hasattr(self.storage, "on_throttle"):
             self.storage.on_throttle = self._throttled
         tallies = [RewriteTally() for _ in buckets]
@@ -140,9 +144,11 @@ class Rewriter:
     def _throttled(self, bucket: str) -> None:
         """A write to `bucket` was throttled; its retry (after the backend's backoff)
         also waits for a token, so a storm slows retries down as well as new writes."""
-        rate = self.rates.get(bucket)
-        if rate is not None:
+        rate, sizer = self.rates.get(bucket), self.sizers.get(bucket)
+        if rate is not None and sizer is not None:
             rate.on_throttled()
+            sizer.backoff(started=True)  # a slot of its own while it sleeps
+            self._thread.backoffs = getattr(self._thread, "backoffs", 0) + 1
             rate.acquire()
 
     def _bucket(self, pool: ThreadPoolExecutor, bucket: Bucket, tally: RewriteTally) -> None:
@@ -153,8 +159,7 @@ class Rewriter:
         bar = ctx.progress_bars(
             f"gs://{bucket.name}", sum(c["objects"] for c in planned), sum(c["bytes"] for c in planned)
         )
-        rate = self.rates[bucket.name]
-        sizer = InFlight(self.cap, lambda: rate.rate)
+        rate, sizer = self.rates[bucket.name], self.sizers[bucket.name]
 
         def one(obj: ObjectInfo) -> None:
             sent = [0.0]
@@ -169,8 +174,11 @@ class Rewriter:
                 )
             finally:
                 self.budget.release()
-            if sent[0]:  # the service's time (with retries), not the wait for a token
-                sizer.observe(time.monotonic() - sent[0])
+                for _ in range(getattr(self._thread, "backoffs", 0)):
+                    sizer.backoff(started=False)
+                self._thread.backoffs = 0
+            if sent[0]:  # the service's time, not the wait for a token (a retried one's
+                sizer.observe(time.monotonic() - sent[0])  # is never the least: no harm)
             with self.report_lock:
                 if outcome == "rewritten":
                     tally.rewritten += 1
@@ -210,6 +218,10 @@ class Rewriter:
         # One page after another is enough here: a page is 1,000 objects, a second's
         # writes at the guidance's rate.
         return iter_objects(self.storage, bucket)
+
+
+def _rate_of(rate: AdaptiveRate) -> Callable[[], float]:
+    return lambda: rate.rate
 
 
 class _Flight:

@@ -160,14 +160,42 @@ def test_little_s_law_sizes_the_requests_in_flight_up_to_the_cap() -> None:
     current = {"rate": 1000.0}
     flight = InFlight(256, lambda: current["rate"], first_latency=0.05)
     assert flight.limit() == math.ceil(1000 * 0.05 * InFlight.HEADROOM)  # 63 at 50 ms
-    for _ in range(200):
-        flight.observe(0.2)  # slower answers (retries, backoff): more in flight, same rate
-    assert abs(flight.latency - 0.2) < 1e-3
+    for _ in range(2 * InFlight.WINDOW):
+        flight.observe(0.2)  # the service got slower: more in flight for the same rate
+    assert flight.latency == 0.2
     assert flight.limit() == 250
-    assert InFlight(64, lambda: current["rate"], first_latency=0.2).limit() == 64  # --concurrency caps it
+    capped = InFlight(64, lambda: current["rate"], first_latency=0.2)
+    assert capped.limit() == 64  # --concurrency caps it
     current["rate"] = FLOOR_RPS  # a throttled bucket needs few
     assert flight.limit() == InFlight.MIN
     assert InFlight(2, lambda: current["rate"]).limit() == 2  # and never more than the cap
+
+
+def test_in_flight_follows_the_round_trip_not_answers_kept_waiting_on_a_busy_client() -> None:
+    """Answers that waited for the interpreter (or a retry's backoff) are slow samples;
+    the least round trip in a window is the service's, and the flight follows it."""
+    flight = InFlight(256, lambda: 1000.0, first_latency=0.05)
+    for i in range(InFlight.WINDOW):
+        flight.observe(0.05 if i % 10 == 0 else 0.4)  # most answers queued behind others
+    assert flight.latency == 0.05 and flight.limit() == 63
+    for _ in range(2 * InFlight.WINDOW):  # a window later only the new round trips count
+        flight.observe(0.1)
+    assert flight.latency == 0.1 and flight.limit() == 125
+
+
+def test_a_request_sleeping_before_its_retry_gets_a_slot_of_its_own() -> None:
+    flight = InFlight(256, lambda: 1000.0, first_latency=0.05)
+    base = flight.limit()
+    for _ in range(30):
+        flight.backoff(started=True)
+    assert flight.limit() == base + 30
+    for _ in range(30):
+        flight.backoff(started=False)
+    assert flight.limit() == base
+    small = InFlight(40, lambda: 1000.0, first_latency=0.05)
+    for _ in range(30):
+        small.backoff(started=True)
+    assert small.limit() == 40  # still within --concurrency
 
 
 def test_adaptive_rate_paces_writes_at_its_rate() -> None:
