@@ -1,9 +1,9 @@
 """The plan-time preflight (issue 12): before any change, every service agent the plan
 relies on holds Encrypter/Decrypter on the key it will use (R5), and the caller holds
 the permission of every change, asked of the APIs that can say (testIamPermissions:
-Cloud KMS keys and Cloud Storage buckets). Anything missing is refused (exit 3) naming
-the member, the role or permission and the resource, and nothing is changed: a plan
-never writes."""
+Cloud KMS keys, Cloud Storage buckets, Cloud Run services, functions). Anything
+missing is refused (exit 3) naming the member, the role or permission and the
+resource, and nothing is changed: a plan never writes."""
 
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ def caller_permissions(change: dict[str, Any]) -> tuple[str, str, list[str]] | N
         )
     if a == "set_default_kms_key":
         return "storage", change["bucket"], ["storage.buckets.update"]
+    if a == "deploy_revision":
+        return "run", change["service"], ["run.services.update"]
+    if a == "redeploy_function":
+        return "functions", change["function"], ["cloudfunctions.functions.update"]
     return None
 
 
@@ -103,6 +107,10 @@ def check_access(ctx: PlanContext, steps: list[PlannedStep]) -> dict[str, Any]:
         ask = sorted(perms)
         if api == "kms":
             held = set(ctx.backend.kms.test_iam_permissions(resource, ask))
+        elif api == "run":
+            held = set(ctx.backend.run.test_iam_permissions(resource, ask))
+        elif api == "functions":
+            held = set(ctx.backend.functions.test_iam_permissions(resource, ask))
         else:
             held = set(ctx.backend.storage.test_iam_permissions(resource.removeprefix("gs://"), ask))
         for p in ask:

@@ -21,9 +21,11 @@ from services_world import (
     ENCRYPTER_DECRYPTER,
     EVENTARC_AGENT,
     FIRESTORE_AGENT,
+    FUNCTION,
     FUNCTIONS_AGENT,
     NEW_KEY,
     RUN_AGENT,
+    SERVICE,
     STORAGE_AGENT,
     kms_key,
     services_world,
@@ -170,4 +172,29 @@ def test_a_caller_who_may_not_destroy_is_refused(tmp_path: Path, monkeypatch: py
         "--out",
         "plan.json",
         needles=("cloudkms.cryptoKeyVersions.destroy", NEW_KEY),
+    )
+
+
+@pytest.mark.parametrize(
+    ("resource", "permission", "step"),
+    [
+        (SERVICE, "run.services.update", "redeploy-run-services"),
+        (FUNCTION, "cloudfunctions.functions.update", "redeploy-functions"),
+    ],
+    ids=["run", "functions"],
+)
+def test_a_caller_who_may_not_redeploy_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resource: str, permission: str, step: str
+) -> None:
+    monkeypatch.setenv("ROTATOR_FAKE_FAULTS", f"deny={resource}")
+    w = WorldCli(tmp_path, _world())
+    _refused(
+        w,
+        "plan",
+        "rotate-key",
+        "--key",
+        APP_KEY,
+        "--out",
+        "plan.json",
+        needles=(permission, resource, step),
     )

@@ -154,6 +154,10 @@ class RunApi(Protocol):
         """Deploy a new revision, under `kms_key` if given (else the current key)."""
         ...
 
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        """The subset of `permissions` the caller holds on it (testIamPermissions)."""
+        ...
+
 
 class FunctionsApi(Protocol):
     def list_functions(self) -> list[CloudFunction]: ...
@@ -176,6 +180,10 @@ class FunctionsApi(Protocol):
         ...
 
     def create_repository(self, repository: str, *, kms_key: str | None) -> None: ...
+
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        """The subset of `permissions` the caller holds on it (testIamPermissions)."""
+        ...
 
 
 class StorageBatchApi(Protocol):

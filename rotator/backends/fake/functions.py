@@ -49,6 +49,11 @@ class FakeFunctions:
         with self.store.read() as c:
             return self._to_function(find(load_docs(c, "functions"), "function", name, "function"))
 
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        """Every permission (ROTATOR_FAKE_FAULTS deny=FUNCTION takes the changes away)."""
+        self.get_function(resource)
+        return list(permissions)
+
     # -- Artifact Registry ---------------------------------------------------------------
     def get_repository_key(self, repository: str) -> str | None:
         with self.store.read() as c:

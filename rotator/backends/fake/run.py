@@ -71,6 +71,11 @@ class FakeRun:
         with self.store.read() as c:
             return self._to_service(find(load_docs(c, "run"), "service", name, "service"))
 
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        """Every permission (ROTATOR_FAKE_FAULTS deny=SERVICE takes the changes away)."""
+        self.get_service(resource)
+        return list(permissions)
+
     def update_service(self, name: str, *, kms_key: str | None = _UNSET) -> RunService:
         """Deploy a new revision (R40): under `kms_key` if given, else the latest
         revision's key, encrypted with that key's current primary (R43). Fails under a

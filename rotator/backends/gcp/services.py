@@ -334,6 +334,15 @@ class GcpRun:
         with translated("get_service", name):
             return self._service(self.retry.call(self.services.get_service, name=name, retry=None))
 
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        with translated("test_iam_permissions", resource):
+            answer = self.retry.call(
+                self.services.test_iam_permissions,
+                request={"resource": resource, "permissions": permissions},
+                retry=None,
+            )
+        return list(answer.permissions)
+
     def update_service(self, name: str, *, kms_key: str | None = _UNSET) -> RunService:
         """A new revision: the template changes (key, and the primary it is deployed
         under, recorded in an annotation so the inventory knows the version, R43)."""
@@ -365,6 +374,15 @@ class GcpFunctions:
     ):
         self.client, self.registry, self.project, self.retry = client, registry, project, retry
         self.primary_of, self.inventory = primary_of, inventory
+
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        with translated("test_iam_permissions", resource):
+            answer = self.retry.call(
+                self.client.test_iam_permissions,
+                request={"resource": resource, "permissions": permissions},
+                retry=None,
+            )
+        return list(answer.permissions)
 
     @staticmethod
     def _fn(f: Any) -> CloudFunction:
