@@ -44,9 +44,15 @@ def _days(delta: timedelta) -> float:
 
 
 def key_entry(
-    backend: Any, key: CryptoKey, project: str, now: datetime, max_age: timedelta | None
+    backend: Any,
+    key: CryptoKey,
+    project: str,
+    now: datetime,
+    max_age: timedelta | None,
+    projects: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    inv = scan_key(backend, key.name, crypto_key=key, projects=(backend.project,))
+    """One key's row: its uses are looked up in every reported project (`projects`)."""
+    inv = scan_key(backend, key.name, crypto_key=key, projects=projects or (backend.project,))
     versions = []
     primary_created: datetime | None = None
     for n, use in sorted(inv.versions.items()):
@@ -104,11 +110,12 @@ def build_report(
     reading = _QuotaBackend(backend, quota)
     now = backend.clock.now()
     keys_by_project = {p: backend.inventory.list_crypto_keys(p) for p in projects}
+    inspected = tuple(dict.fromkeys((backend.project, *projects)))
     on_keys(sum(len(k) for k in keys_by_project.values()))
     keys = []
     for project, found in keys_by_project.items():
         for key in found:
-            keys.append(key_entry(reading, key, project, now, max_age))
+            keys.append(key_entry(reading, key, project, now, max_age, inspected))
             on_key(key.name)
     return {
         "now": format_time(now),
