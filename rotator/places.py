@@ -178,7 +178,7 @@ class _GcsWriter:
         name = f"{self.place.journal_prefix()}{self.seq:08d}.jsonl"
         data = ("\n".join(self.buffer) + "\n").encode()
         try:
-            self.place.storage.upload_bytes(self.place.bucket, name, data, if_generation_match=0)
+            self.place.create(name, data)
         except api.PreconditionFailed:
             raise Refused(
                 f"{self.place.name}: another apply wrote journal batch {self.seq} first; two applies "
@@ -198,6 +198,17 @@ class GcsPlace:
         if not bucket or not obj or obj.endswith("/"):
             raise BadInput(f"{url}: a plan in Cloud Storage is gs://BUCKET/PATH.json", resource=url)
         self.name, self.bucket, self.object, self.storage = url, bucket, obj, storage
+
+    def create(self, name: str, data: bytes) -> int:
+        """Create an object only if it does not exist (ifGenerationMatch=0). A retried
+        create whose first answer was lost finds its own object: the same bytes are ours."""
+        try:
+            return self.storage.upload_bytes(self.bucket, name, data, if_generation_match=0)
+        except api.PreconditionFailed:
+            got = self._get(name)
+            if got is not None and got[0] == data:
+                return got[1]
+            raise
 
     def _get(self, name: str) -> tuple[bytes, int] | None:
         try:
@@ -248,8 +259,7 @@ class GcsPlace:
 
     def append_audit(self, record: dict[str, Any]) -> None:
         name = f"{self.object}.audit/{_stamp().replace(':', '')}-{uuid.uuid4().hex[:8]}.json"
-        data = json.dumps(record, sort_keys=True, default=str).encode()
-        self.storage.upload_bytes(self.bucket, name, data, if_generation_match=0)
+        self.create(name, json.dumps(record, sort_keys=True, default=str).encode())
 
     def move_old_journal(self) -> str | None:
         names = self._journal_objects()
@@ -260,9 +270,7 @@ class GcsPlace:
             got = self._get(name)
             if got is None:
                 continue
-            self.storage.upload_bytes(
-                self.bucket, dest + name.rsplit("/", 1)[1], got[0], if_generation_match=0
-            )
+            self.create(dest + name.rsplit("/", 1)[1], got[0])
             self.storage.delete_object(self.bucket, name, if_generation_match=got[1])
         return f"gs://{self.bucket}/{dest}"
 
@@ -312,9 +320,13 @@ class GcsLock:
         ).encode()
 
     def _put(self, match: int) -> None:
-        self.generation = self.place.storage.upload_bytes(
-            self.place.bucket, self.name, self._body(), if_generation_match=match
-        )
+        body = self._body()
+        if match == 0:
+            self.generation = self.place.create(self.name, body)
+        else:
+            self.generation = self.place.storage.upload_bytes(
+                self.place.bucket, self.name, body, if_generation_match=match
+            )
 
     def acquire(self) -> None:
         where = f"gs://{self.place.bucket}/{self.name}"

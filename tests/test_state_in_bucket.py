@@ -348,3 +348,21 @@ def test_rollback_of_a_plan_in_a_bucket(tmp_path: Path) -> None:
     assert versions_of(w) == {1: "ENABLED", 2: "ENABLED"}
     assert w.status(dk)["state"] == "rolled back"
     assert_failed(w.apply(dk), 4, "stale", dk, "rolled back")
+
+
+def test_a_create_whose_answer_was_lost_is_recognised_as_ours(tmp_path: Path) -> None:
+    """A retried ifGenerationMatch=0 create answers 412 when its first try took effect:
+    the same bytes mean it was this writer's own (a journal batch, an audit record, the
+    lock); other bytes are another writer's and stay refused."""
+    from rotator import apierrors as api
+
+    w = world_with_state(tmp_path)
+    backend = open_world(str(w.path))
+    try:
+        place = GcsPlace(URL, backend.storage)
+        first = backend.storage.upload_bytes(STATE, "plans/x.jsonl", b"mine\n", if_generation_match=0)
+        assert place.create("plans/x.jsonl", b"mine\n") == first  # the lost answer, replayed
+        with pytest.raises(api.PreconditionFailed):
+            place.create("plans/x.jsonl", b"someone else's\n")
+    finally:
+        backend.store.close()
