@@ -34,4 +34,3 @@ _AGENTS: dict[str, tuple[str, ...]] = {
 def agents(service: str, project_number: str) -> list[str]:
     """IAM members ('serviceAccount:...') that need Encrypter/Decrypter for `service`."""
     return [f"serviceAccount:{a.format(n=project_number)}" for a in _AGENTS[service]]
-

@@ -462,7 +462,9 @@ def _elsewhere(name: str, backend: Backend) -> bool:
 def _scan_firestore(
     backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None, now: datetime
 ) -> None:
-    for db in backend.firestore.list_databases():
+    listed = backend.firestore.list_databases()
+    _pin_unlisted(uses, "Firestore databases", listed)
+    for db in listed:
         if _elsewhere(db.name, backend):
             continue
         if db.kms_key == key:
@@ -473,7 +475,7 @@ def _scan_firestore(
                 # Still being re-encrypted away from: frees when the re-encryption is due.
                 leaving = db.reencryption_due is not None and version != db.active_key_versions[-1]
                 use.group(FIRESTORE_ACTIVE, db.name).add(db.name, 0, db.reencryption_due if leaving else None)
-    databases = {db.name: db for db in backend.firestore.list_databases()}
+    databases = {db.name: db for db in listed}
     backups = backend.firestore.list_backups()
     _pin_unlisted(uses, "Firestore backups", backups)
     for backup in backups:

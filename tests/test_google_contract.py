@@ -90,6 +90,7 @@ def test_an_unreachable_location_pins_every_version_of_the_key() -> None:
     for n, use in inv.versions.items():
         unlisted = {g.resource for g in use.pins() if g.kind == UNLISTED}
         assert unlisted == {
+            "Firestore databases in europe-west1",
             "Firestore backups in europe-west1",
             "Dataflow jobs in europe-west1",
             "Cloud Run functions in europe-west1",

@@ -770,8 +770,10 @@ class GrpcServer:
 
     def list_databases(self, req: fs_admin.ListDatabasesRequest) -> fs_admin.ListDatabasesResponse:
         lister = self._lister(req.parent, "project")
+        listing = lister.firestore.list_databases()  # the fake leaves out unreachable ones
         return fs_admin.ListDatabasesResponse(
-            databases=[self._database_pb(d) for d in lister.firestore.list_databases()]
+            databases=[self._database_pb(d) for d in listing],
+            unreachable=[f"{req.parent}/locations/{x}" for x in unreachable_of(listing)],
         )
 
     def get_database(self, req: fs_admin.GetDatabaseRequest) -> fs_database.Database:

@@ -112,10 +112,12 @@ def test_unreachable_locations_come_back_and_pin_every_version(wire: Wire) -> No
     fns = wire.gcp.functions.list_functions()
     assert unreachable_of(fns) == ("europe-west1",)
     assert unreachable_of(wire.gcp.firestore.list_backups()) == ("europe-west1",)
+    assert unreachable_of(wire.gcp.firestore.list_databases()) == ("europe-west1",)
     assert unreachable_of(wire.gcp.dataflow.list_jobs()) == ("europe-west1",)
     inv = scan_key(wire.gcp, APP_KEY)
     for use in inv.versions.values():
         assert {g.resource for g in use.pins() if g.kind == UNLISTED} == {
+            "Firestore databases in europe-west1",
             "Firestore backups in europe-west1",
             "Dataflow jobs in europe-west1",
             "Cloud Run functions in europe-west1",

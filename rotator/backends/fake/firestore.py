@@ -42,9 +42,11 @@ class FakeFirestore:
         )
 
     def list_databases(self) -> list[Database]:
-        """The databases that exist (a `deleted` one is gone; its backups remain)."""
+        """The databases that exist (a `deleted` one is gone; its backups remain), as a
+        partial list when some location is in `unreachable` (ListDatabasesResponse)."""
         with self.store.read() as c:
-            return [self._to_db(d) for d in load_docs(c, "firestore") if not d.get("deleted")]
+            found = [self._to_db(d) for d in load_docs(c, "firestore") if not d.get("deleted")]
+        return Listing([d for d in found if d.location not in self.unreachable], unreachable=self.unreachable)
 
     def get_database(self, name: str) -> Database:
         with self.store.read() as c:

@@ -92,7 +92,11 @@ class GcpFirestore:
     def list_databases(self) -> list[Database]:
         with translated("list_databases", f"projects/{self.project}"):
             resp = self.retry.call(self.client.list_databases, parent=f"projects/{self.project}", retry=None)
-        return [self._db(d) for d in resp.databases]
+        # "In the event that data about individual databases cannot be listed they will be
+        # recorded here" (e.g. projects/P/locations/L): a partial list.
+        return Listing(
+            (self._db(d) for d in resp.databases), unreachable=(_location_of(u) for u in resp.unreachable)
+        )
 
     def get_database(self, name: str) -> Database:
         with translated("get_database", name):
