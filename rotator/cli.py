@@ -404,6 +404,7 @@ def plan(
       rotator --world demo.yaml plan replace-key --key OLD --new-key NEW --out plan.json
       rotator --world demo.yaml plan destroy-versions --key KEY --set versions=1,2
       rotator --world demo.yaml plan rollback --set plan=plan.json
+      rotator plan rotate-key --key KEY --out gs://ops-state/plans/rk.json   # resumable anywhere
     """
     from rotator.plan import build_plan, dumps, resolve_params
     from rotator.planfiles import check_out, move_old_journal, warn_unfinished
@@ -499,6 +500,7 @@ def apply(
       rotator --world demo.yaml apply plan.json --yes
       rotator --world demo.yaml apply plan.json --yes --concurrency 32
       rotator apply plan.json --yes --watch 30m     # re-enable if anything fails (R13.4)
+      rotator apply gs://ops-state/plans/rk.json --yes   # state beside the plan, in the bucket
     """
     from rotator.engine import apply_plan
     from rotator.interrupts import StopRequest, stop_on_signals
@@ -573,6 +575,7 @@ def status(env: Env, plan_file: str | None) -> None:
     \b
     Examples:
       rotator status plan.json
+      rotator status gs://ops-state/plans/rk.json
       rotator status                 # unfinished applies here
     """
     from rotator.journal import APPLYING, plan_life

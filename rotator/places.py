@@ -235,9 +235,13 @@ class GcsPlace:
         return f"{self.object}.journal/"
 
     def _journal_objects(self) -> list[str]:
+        try:
+            names = self.storage.list_names(self.bucket, self.journal_prefix())
+        except api.NotFound:
+            raise BadInput(f"{self.name}: bucket {self.bucket} not found", resource=self.name) from None
         return sorted(
             n
-            for n in self.storage.list_names(self.bucket, self.journal_prefix())
+            for n in names
             if n.endswith(".jsonl") and "/" not in n[len(self.journal_prefix()) :]
         )
 

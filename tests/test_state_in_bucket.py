@@ -366,3 +366,12 @@ def test_a_create_whose_answer_was_lost_is_recognised_as_ours(tmp_path: Path) ->
             place.create("plans/x.jsonl", b"someone else's\n")
     finally:
         backend.store.close()
+
+
+def test_a_plan_in_a_bucket_that_does_not_exist_is_bad_input(tmp_path: Path) -> None:
+    w = world_with_state(tmp_path)
+    assert_failed(
+        w.plan("rotate-key", APP_KEY, out="gs://no-such-bucket/p.json"), 2, "error", "no-such-bucket"
+    )
+    assert_failed(w.apply("gs://no-such-bucket/p.json"), 2, "error", "no-such-bucket")
+    assert_failed(w.plan("rotate-key", APP_KEY, out="gs://ops-state/"), 2, "error", "gs://BUCKET/PATH.json")
