@@ -375,3 +375,41 @@ def test_a_plan_in_a_bucket_that_does_not_exist_is_bad_input(tmp_path: Path) -> 
     )
     assert_failed(w.apply("gs://no-such-bucket/p.json"), 2, "error", "no-such-bucket")
     assert_failed(w.plan("rotate-key", APP_KEY, out="gs://ops-state/"), 2, "error", "gs://BUCKET/PATH.json")
+
+
+def test_status_of_an_apply_on_another_host_is_running_while_its_lock_is_live(tmp_path: Path) -> None:
+    """This host cannot see another's processes: an apply begun on runner-7 shows as
+    applying while its lock in the bucket is live, and as interrupted once it expired."""
+    w = world_with_state(tmp_path)
+    assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
+    digest = w.json("show", URL).json()["digest"].split(":", 1)[1]
+    events = [
+        {"t": "2026-11-22T00:00:00Z", "event": "begin", "plan_sha256": digest},
+        {"t": "2026-11-22T00:00:01Z", "event": "run", "pid": 4242, "host": "runner-7"},
+        {"t": "2026-11-22T00:00:02Z", "event": "start", "step": "new-primary-version"},
+    ]
+    journal = "".join(json.dumps(e) + "\n" for e in events).encode()
+
+    def begun_on_runner_7(backend: Any) -> None:
+        backend.storage.upload_bytes(
+            STATE, "plans/rk.json.journal/00000001.jsonl", journal, if_generation_match=0
+        )
+        backend.storage.upload_bytes(
+            STATE, "plans/rk.json.lock", lock_object("runner-7", 4242, 600), if_generation_match=0
+        )
+
+    w.change(begun_on_runner_7)
+    st = w.status(URL)
+    assert (st["state"], st["life"]["pid"], st["life"]["host"]) == ("applying", 4242, "runner-7")
+    assert "pid 4242 on runner-7" in w("status", URL).stdout
+
+    def expire(backend: Any) -> None:
+        _data, gen = backend.storage.download_bytes(STATE, "plans/rk.json.lock")
+        backend.storage.upload_bytes(
+            STATE, "plans/rk.json.lock", lock_object("runner-7", 4242, -5), if_generation_match=gen
+        )
+
+    w.change(expire)
+    st = w.status(URL)
+    assert st["state"] == "interrupted"
+    assert st["steps"][0]["state"] == "stopped"

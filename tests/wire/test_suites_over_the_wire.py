@@ -32,6 +32,8 @@ SUITES = [
     "test_a_live_lock_refuses_naming_its_owner_and_an_expired_one_is_taken_over",
     "tests/test_state_in_bucket.py::test_rollback_of_a_plan_in_a_bucket",
     "tests/test_state_in_bucket.py::test_a_plan_in_a_bucket_that_does_not_exist_is_bad_input",
+    "tests/test_state_in_bucket.py::"
+    "test_status_of_an_apply_on_another_host_is_running_while_its_lock_is_live",
 ]
 # Two rows of the bad-input table are about the fake's own world, not an input the gcp
 # backend can be given: `--project` against the world's project (over the wire Google
