@@ -270,3 +270,26 @@ def test_with_an_organization_an_inspected_project_is_not_pinned_twice(
     assert both["inventory"]["kms_inventory"]["projects_not_inspected"] == []
     assert w.apply().code == 0
     assert _states(w) == {1: "DISABLED", 2: "ENABLED"}
+
+
+def test_an_unreadable_inventory_refuses_destroy_naming_the_api(
+    tmp_path: Path, no_organization: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROTATOR_FAKE_FAULTS", "deny=inventory")
+    doc = _world(objects=0)
+    doc["kms"] = [key(APP_KEY, {1: "DISABLED", 2: "ENABLED"}, primary=2)]
+    w = WorldCli(tmp_path, doc)
+    r = w("plan", "destroy-versions", "--key", APP_KEY, "--set", "versions=1")
+    assert_failed(r, 3, "refused", "version 1 pinned", "kmsinventory.googleapis.com", "R14")
+    assert _states(w) == {1: "DISABLED", 2: "ENABLED"}
+    ack = w(
+        "plan",
+        "destroy-versions",
+        "--key",
+        APP_KEY,
+        "--set",
+        "versions=1",
+        "--acknowledge-unreadable-inventory",
+    )
+    assert ack.code == 0, ack
+    assert "ACKNOWLEDGED" in ack.stdout and "destroy " in ack.stdout
