@@ -39,6 +39,8 @@ PERMISSIONS = {
     "search_protected_resources": "cloudkms.protectedResources.search",
     "get_protected_resources_summary": "cloudkms.cryptoKeys.get",
     "list_crypto_keys": "cloudkms.cryptoKeys.list",
+    "list_key_rings": "cloudkms.keyRings.list",
+    "list_locations": "cloudkms.locations.list",
     "test_iam_permissions": "(none: any caller may ask what it holds)",
     "write_manifest": "storage.objects.create",
     "list_log_entries": "logging.logEntries.list",

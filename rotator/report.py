@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from rotator import apierrors as api
 from rotator import guards
 from rotator.backends.base import Backend
 from rotator.inventory import INVENTORY_UNREADABLE, KIND_SERVICE, OTHER_PROJECT, UNCOVERED, scan_key
@@ -97,6 +98,25 @@ def key_entry(
     }
 
 
+def _keys_of(backend: Any, project: str, sources: dict[str, str]) -> list[CryptoKey]:
+    """A project's keys from Cloud KMS Inventory's key list (one call, no Cloud KMS read);
+    when it cannot be read, through Cloud KMS itself: locations, key rings, keys (reads
+    that count against the quota)."""
+    try:
+        keys = backend.inventory.list_crypto_keys(project)
+        sources[project] = "Cloud KMS Inventory (KeyDashboardService.ListCryptoKeys)"
+        return list(keys)
+    except api.ApiError as e:
+        sources[project] = f"Cloud KMS (Cloud KMS Inventory could not be read: {e.code})"
+    name = f"projects/{project}"
+    return [
+        key
+        for location in backend.kms.list_locations(name)
+        for ring in backend.kms.list_key_rings(f"{name}/locations/{location}")
+        for key in backend.kms.list_crypto_keys(ring)
+    ]
+
+
 def build_report(
     backend: Backend,
     projects: list[str],
@@ -109,7 +129,8 @@ def build_report(
     quota = quota or PerMinuteQuota()
     reading = _QuotaBackend(backend, quota)
     now = backend.clock.now()
-    keys_by_project = {p: backend.inventory.list_crypto_keys(p) for p in projects}
+    sources: dict[str, str] = {}
+    keys_by_project = {p: _keys_of(reading, p, sources) for p in projects}
     inspected = tuple(dict.fromkeys((backend.project, *projects)))
     on_keys(sum(len(k) for k in keys_by_project.values()))
     keys = []
@@ -122,6 +143,7 @@ def build_report(
         "projects": projects,
         "max_age": format_duration(max_age) if max_age else None,
         "kms_reads_per_minute": quota.limit,
+        "key_list_source": sources,
         "keys": keys,
         "summary": {
             "keys": len(keys),

@@ -170,3 +170,33 @@ def test_under_the_default_quota_500_keys_in_two_projects_do_not_wait() -> None:
     doc = build_report(backend, ["demo", "other"], quota=quota)
     assert doc["summary"]["keys"] == 500 and doc["kms_reads_per_minute"] == 300
     assert quota.waited == 0 and clock.t == 0
+
+
+def test_without_cloud_kms_inventory_the_keys_come_through_cloud_kms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROTATOR_FAKE_FAULTS", "deny=inventory")
+    w = WorldCli(tmp_path, _fleet())
+    r = w.json("report", "--project", "demo", "--project", "other")
+    assert r.code == 0, r
+    doc = r.json()
+    assert [k["key"] for k in doc["keys"]] == [APP_KEY, NEW_KEY, OTHER_KEY]
+    assert all(
+        s.startswith("Cloud KMS (Cloud KMS Inventory could not be read")
+        for s in doc["key_list_source"].values()
+    )
+    # No inventory: every version is assumed in use, none is called safe.
+    assert doc["summary"]["safe_to_disable"] == 0 and doc["summary"]["safe_to_destroy"] == 0
+
+
+def test_the_cloud_kms_key_list_counts_against_the_quota_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rotator.backends.fake.faults import parse, wrap
+
+    backend = FakeBackend.from_dict(_many_keys(40))
+    wrap(backend, parse("deny=inventory"))
+    clock = Clock()
+    quota = PerMinuteQuota(10, clock=clock.now, sleep=clock.sleep)
+    doc = build_report(backend, ["demo", "other"], quota=quota)
+    assert doc["summary"]["keys"] == 40
+    # Per project: 1 location list + 1 key ring list + 1 key list per ring + 20 version lists.
+    assert quota.waited > 0 and clock.t >= 60

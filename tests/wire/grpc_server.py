@@ -17,7 +17,8 @@ grpc's generic handlers: no protoc, no generated servicer code. One server hosts
 every service; `server.env()` gives the ROTATOR_ENDPOINT_* variables of SPEC.
 
 Hosted (service: methods):
-  google.cloud.kms.v1.KeyManagementService: GetCryptoKey, ListCryptoKeyVersions,
+  google.cloud.location.Locations: ListLocations (the KMS client's mixin)
+  google.cloud.kms.v1.KeyManagementService: ListKeyRings, ListCryptoKeys, GetCryptoKey, ListCryptoKeyVersions,
       GetCryptoKeyVersion, CreateCryptoKeyVersion, UpdateCryptoKeyPrimaryVersion,
       UpdateCryptoKeyVersion, DestroyCryptoKeyVersion, RestoreCryptoKeyVersion
   google.iam.v1.IAMPolicy: GetIamPolicy, SetIamPolicy, TestIamPermissions (the KMS client's IAM mixin
@@ -64,6 +65,7 @@ from google.cloud import storagebatchoperations_v1 as batchops
 from google.cloud.firestore_admin_v1.types import backup as fs_backup
 from google.cloud.firestore_admin_v1.types import database as fs_database
 from google.cloud.firestore_admin_v1.types import firestore_admin as fs_admin
+from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
@@ -84,6 +86,7 @@ ARTIFACT_REGISTRY = "google.devtools.artifactregistry.v1.ArtifactRegistry"
 STORAGE_BATCH = "google.cloud.storagebatchoperations.v1.StorageBatchOperations"
 KMS_INVENTORY = "google.cloud.kms.inventory.v1.KeyTrackingService"
 KMS_DASHBOARD = "google.cloud.kms.inventory.v1.KeyDashboardService"
+LOCATIONS = "google.cloud.location.Locations"
 OPERATIONS = "google.longrunning.Operations"
 
 REVISION_VERSION_ANNOTATION = "rotator.kms-key-version"
@@ -366,6 +369,21 @@ class GrpcServer:
     def _methods(self) -> list[tuple[str, str, Any, Any, Callable[[Any], Any]]]:
         return [
             (KMS, "GetCryptoKey", kms.GetCryptoKeyRequest, kms.CryptoKey, self.get_crypto_key),
+            (
+                LOCATIONS,
+                "ListLocations",
+                locations_pb2.ListLocationsRequest,
+                locations_pb2.ListLocationsResponse,
+                self.list_locations,
+            ),
+            (KMS, "ListKeyRings", kms.ListKeyRingsRequest, kms.ListKeyRingsResponse, self.list_key_rings),
+            (
+                KMS,
+                "ListCryptoKeys",
+                kms.ListCryptoKeysRequest,
+                kms.ListCryptoKeysResponse,
+                self.list_kms_crypto_keys,
+            ),
             (
                 KMS,
                 "ListCryptoKeyVersions",
@@ -659,6 +677,29 @@ class GrpcServer:
             primary = self.backend.kms.get_crypto_key_version(f"{k.name}/cryptoKeyVersions/{k.primary}")
             out.primary = self._version_pb(primary, k.protection_level)
         return out
+
+    def list_locations(self, req: locations_pb2.ListLocationsRequest) -> locations_pb2.ListLocationsResponse:
+        """Cloud KMS's locations of a project (the KMS client's Locations mixin)."""
+        ids = self.backend.kms.list_locations(req.name)
+        page, token = _page(ids, req.page_size, req.page_token, self.default_page_size)
+        return locations_pb2.ListLocationsResponse(
+            locations=[locations_pb2.Location(name=f"{req.name}/locations/{i}", location_id=i) for i in page],
+            next_page_token=token,
+        )
+
+    def list_key_rings(self, req: kms.ListKeyRingsRequest) -> kms.ListKeyRingsResponse:
+        rings = self.backend.kms.list_key_rings(req.parent)
+        page, token = _page(rings, req.page_size, req.page_token, self.default_page_size)
+        return kms.ListKeyRingsResponse(
+            key_rings=[kms.KeyRing(name=r) for r in page], next_page_token=token, total_size=len(rings)
+        )
+
+    def list_kms_crypto_keys(self, req: kms.ListCryptoKeysRequest) -> kms.ListCryptoKeysResponse:
+        keys = self.backend.kms.list_crypto_keys(req.parent)
+        page, token = _page(keys, req.page_size, req.page_token, self.default_page_size)
+        return kms.ListCryptoKeysResponse(
+            crypto_keys=[self._key_pb(k) for k in page], next_page_token=token, total_size=len(keys)
+        )
 
     def get_crypto_key(self, req: kms.GetCryptoKeyRequest) -> kms.CryptoKey:
         return self._key_pb(self.backend.kms.get_crypto_key(req.name))

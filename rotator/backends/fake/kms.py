@@ -100,6 +100,26 @@ class FakeKms:
         with self.store.read() as c:
             return self._to_key(self._key_row(c, key))
 
+    def _key_names(self, prefix: str) -> list[str]:
+        with self.store.read() as c:
+            return [
+                r[0]
+                for r in c.execute("SELECT name FROM keys ORDER BY name").fetchall()
+                if r[0].startswith(prefix)
+            ]
+
+    def list_locations(self, name: str) -> list[str]:
+        """The fake offers Cloud KMS where its world has key rings."""
+        return sorted({n.split("/")[3] for n in self._key_names(name.rstrip("/") + "/")})
+
+    def list_key_rings(self, parent: str) -> list[str]:
+        return sorted(
+            {n.rsplit("/cryptoKeys/", 1)[0] for n in self._key_names(parent.rstrip("/") + "/keyRings/")}
+        )
+
+    def list_crypto_keys(self, parent: str) -> list[CryptoKey]:
+        return [self.get_crypto_key(n) for n in self._key_names(parent.rstrip("/") + "/cryptoKeys/")]
+
     def list_crypto_key_versions(self, key: str) -> list[CryptoKeyVersion]:
         key = _key_name(key)
         with self.store.read() as c:

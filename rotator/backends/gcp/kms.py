@@ -52,6 +52,30 @@ class GcpKms:
             ck = self.retry.call(self.client.get_crypto_key, name=name, retry=None)
         return crypto_key(ck)
 
+    def list_locations(self, name: str) -> list[str]:
+        out: list[str] = []
+        token = ""
+        with translated("list_locations", name):
+            while True:
+                page = self.retry.call(
+                    self.client.list_locations, request={"name": name, "page_token": token}, retry=None
+                )
+                out += [loc.location_id for loc in page.locations]
+                token = page.next_page_token
+                if not token:
+                    return out
+
+    def list_key_rings(self, parent: str) -> list[str]:
+        with translated("list_key_rings", parent):
+            return [r.name for r in self.retry.call(self.client.list_key_rings, parent=parent, retry=None)]
+
+    def list_crypto_keys(self, parent: str) -> list[CryptoKey]:
+        with translated("list_crypto_keys", parent):
+            return [
+                crypto_key(k)
+                for k in self.retry.call(self.client.list_crypto_keys, parent=parent, retry=None)
+            ]
+
     def list_crypto_key_versions(self, key: str) -> list[CryptoKeyVersion]:
         with translated("list_crypto_key_versions", key):
             pager = self.retry.call(self.client.list_crypto_key_versions, parent=key, retry=None)
