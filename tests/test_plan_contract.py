@@ -5,6 +5,7 @@ the wire (tests/wire/test_suites_over_the_wire.py lists this file)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +328,17 @@ def test_progress_in_a_log_uses_one_line_format(tmp_path: Path) -> None:
     outcome = [line for line in about if line.startswith("gs://bulk done: 2500 rewritten")]
     assert progress and len(outcome) == 1, about
     assert sorted(progress + outcome) == sorted(about), about
+
+
+def test_show_needs_no_backend(w: WorldCli, monkeypatch: Any) -> None:
+    """Offline: no --world, no credentials, no endpoints; only the file is read."""
+    from helpers import run_cli
+
+    assert w.plan("rotate-key", APP_KEY).code == 0
+    for name in list(os.environ):
+        if name.startswith(("ROTATOR_ENDPOINT", "STORAGE_EMULATOR", "GOOGLE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(w.dir / "no-such-credentials.json"))
+    r = run_cli(["show", "plan.json", "-o", "markdown"], cwd=w.dir)
+    assert r.code == 0, r
+    assert r.stdout.startswith("# Change: `rotate-key`")
