@@ -68,10 +68,12 @@ def to_bucket(b: storage.Bucket) -> Bucket:
 
 
 def to_object(blob: storage.Blob, *, state: str | None = None) -> ObjectInfo:
-    return from_resource(blob.bucket.name, blob._properties, state=state)
+    return from_resource(blob.bucket.name, blob._properties, state=state, name=blob.name)
 
 
-def from_resource(bucket: str, props: dict[str, Any], *, state: str | None = None) -> ObjectInfo:
+def from_resource(
+    bucket: str, props: dict[str, Any], *, state: str | None = None, name: str | None = None
+) -> ObjectInfo:
     """An object from its JSON resource, as listed (no Blob in between: a listing of a
     million objects would spend a dozen seconds building them)."""
     retention = props.get("retention") or {}
@@ -79,7 +81,7 @@ def from_resource(bucket: str, props: dict[str, Any], *, state: str | None = Non
         state = NONCURRENT if props.get("timeDeleted") else LIVE
     return ObjectInfo(
         bucket=bucket,
-        name=props["name"],
+        name=name if name is not None else props["name"],
         generation=int(props.get("generation", 0)),
         kms_key_version=props.get("kmsKeyName") or None,
         size=int(props.get("size", 0)),
