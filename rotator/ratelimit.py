@@ -36,6 +36,7 @@ WINDOW_SECONDS = 0.5  # the throttled share is judged over windows this long...
 WINDOW_MIN_ANSWERS = 10  # ...holding at least this many answers (a longer window otherwise)
 WINDOW_MAX_SECONDS = 5.0  # ...but no longer than this: a trickle is judged too
 THROTTLED_SHARE = 0.25  # above this share of throttled answers the rate halves
+USED_SHARE = 0.8  # a window below this share of the rate does not count toward a doubling
 # --concurrency's default: a cap, not a target. 1,000 writes/s at 100-250 ms an object
 # (a slow region, retries) needs 125-310 in flight; InFlight keeps only what the rate needs.
 DEFAULT_CONCURRENCY = 256
@@ -150,6 +151,11 @@ class AdaptiveRate:
             self._ramped_at = now  # pause the ramp above the sustained rate
         elif rate < self.sustained:
             self._set(min(self.sustained, rate * 2))  # recover quickly: the bucket took it
+        elif sent < USED_SHARE * rate * elapsed:
+            # The bucket is not writing at this rate (too few objects in flight, a slow
+            # listing): the 20 minutes count only while it does, so a doubling never
+            # allows a jump the service has not seen the half of.
+            self._ramped_at = now
         elif now - self._ramped_at >= RAMP_EVERY_SECONDS:
             self.sustained = self._capped(rate * 2)  # the guidance's ramp: 2x per 20 min
             self._set(self.sustained)

@@ -85,6 +85,19 @@ def test_above_what_it_sustained_the_rate_at_most_doubles_every_20_minutes_up_to
     assert seen[-1][1] == 350  # capped by --max-rps
 
 
+def test_a_bucket_that_does_not_write_at_its_rate_earns_no_doubling() -> None:
+    """Going above the rate is for a bucket that has been running at it for 20 minutes,
+    not one that was allowed it while writing a third as fast."""
+    t = FakeTime()
+    rate = AdaptiveRate(300, clock=t.clock, sleep=t.sleep)
+    for _ in range(int(2 * RAMP_EVERY_SECONDS / 0.01)):  # 100 writes/s for 40 minutes
+        rate.acquire()
+        t.now += 0.01
+    assert rate.rate == 300
+    drive(rate, t, RAMP_EVERY_SECONDS + 5, lambda _now: False)  # then 20 minutes at the rate
+    assert rate.rate == 600
+
+
 def test_a_few_throttled_answers_never_slow_the_bucket_down() -> None:
     t = FakeTime()
     rate = AdaptiveRate(800, clock=t.clock, sleep=t.sleep)
