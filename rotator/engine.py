@@ -219,26 +219,34 @@ def check_expectations(backend: Backend, plan: dict[str, Any]) -> None:
 
 def verify_done(ctx: ApplyContext, life: dict[str, Any]) -> dict[str, Any]:
     """A re-apply of a done (or rolled-back) plan: re-check each step's applied effect
-    against the world. Still true: nothing is done. Drifted: Stale, naming what differs."""
+    against the world. Still true: nothing is done. Drifted: Stale, naming what differs.
+    A step with no `done` event was never applied (a plan rolled back before it
+    completed): that is drift too, never "already applied", and never a silent resume."""
     plan, journal = ctx.plan, ctx.journal
     results = {e["step"]: e.get("result") or {} for e in journal.events if e.get("event") == "done"}
-    drift: list[str] = []
     checked: list[str] = []
+    never = [raw["id"] for raw in plan["steps"] if raw["id"] not in results]
+    drift = [f"step{'s' if len(never) > 1 else ''} {', '.join(never)} never ran to the end"] if never else []
     for raw in plan["steps"]:
+        if raw["id"] not in results:
+            continue
         kind = REGISTRY[raw["kind"]]
         if kind.verifies:
             checked.append(raw["id"])
-            drift += kind.verify(ctx, PlannedStep.from_json(raw), results.get(raw["id"], {}))
-    applied = life.get("applied", "?")
-    if drift:
+            drift += kind.verify(ctx, PlannedStep.from_json(raw), results[raw["id"]])
+    applied = life.get("applied")
+    if drift or not applied:
         more = f" (and {len(drift) - 1} more)" if len(drift) > 1 else ""
+        done = f"was applied at {applied}" if applied else "never completed"
+        stopped = f" (it stopped at step {life['at_step']})" if not applied and life.get("at_step") else ""
         why = (
             f"was rolled back at {life['rolled_back']}"
             if life["state"] == ROLLED_BACK
             else "has drifted since"
         )
+        first = drift[0] if drift else "no completed apply is recorded"
         raise Stale(
-            f"{ctx.plan_path} was applied at {applied} but the world {why}: {drift[0]}{more}; "
+            f"{ctx.plan_path} {done}{stopped} and the world {why}: {first}{more}; "
             "nothing was changed; plan again",
             resource=ctx.plan_path,
         )

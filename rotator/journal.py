@@ -241,7 +241,7 @@ def plan_life(
     """Where a plan is in its life: planned, applying (a live process), waiting,
     interrupted (a signal, or a process that died), failed, done, rolled back; with the
     last run's pid/host/since, when it was applied and how many runs it took."""
-    life: dict[str, Any] = {"state": PLANNED, "runs": 0}
+    life: dict[str, Any] = {"state": PLANNED, "runs": 0, "completed": False}
     last_run: dict[str, Any] | None = None
     ended = True
     for e in events:
@@ -257,9 +257,11 @@ def plan_life(
             life["state"], ended = APPLYING, False
             life.pop("error", None)
         elif ev == "complete":
-            life.update(state=DONE, applied=e["t"])
+            life.update(state=DONE, applied=e["t"], completed=True)
             ended = True
         elif ev == "rolled_back":
+            # A plan rolled back before it completed keeps `completed: False` (and where it
+            # stopped): it was never applied, and a re-apply must say so (stale), not resume.
             life.update(state=ROLLED_BACK, rolled_back=e["t"], rolled_back_by=e.get("by"))
         elif ev in ("verified", "interrupted", "failed"):
             ended = True

@@ -217,17 +217,26 @@ def life_line(plan_path: str, life: dict[str, Any]) -> str:
     state = life["state"]
     unfinished = state in ("applying", "waiting", "interrupted", "failed")
     line = f"{plan_path}: {state}{', not complete' if unfinished else ''}"
+    # Never "None" or "?": a fact the journal lacks is left out, or said in words.
     if state == "applying":
-        line += f" (pid {life.get('pid')} on {life.get('host')}, since {life.get('since')})"
+        line += f" (pid {life.get('pid') or 'unknown'} on {life.get('host') or 'an unknown host'}"
+        line += f", since {life['since']})" if life.get("since") else ")"
     elif state == "interrupted":
         at = f" at step {life['at_step']}" if life.get("at_step") else ""
-        line += f" ({life.get('signal')}{at}; run the same apply to resume)"
+        line += f" ({life.get('signal') or 'stopped'}{at}; run the same apply to resume)"
     elif state in ("waiting", "failed") and life.get("error"):
-        line += f" (step {life.get('at_step')}: {life['error']})"
+        at = f"step {life['at_step']}: " if life.get("at_step") else ""
+        line += f" ({at}{life['error']})"
     elif state == "done":
-        line += f" (apply complete at {life.get('applied')})"
+        line += f" (apply complete at {life['applied']})" if life.get("applied") else ""
     elif state == "rolled back":
-        line += f" (applied at {life.get('applied')}, rolled back at {life.get('rolled_back')})"
+        if life.get("applied"):
+            done = f"applied at {life['applied']}"
+        else:
+            done = "never completed" + (f", stopped at step {life['at_step']}" if life.get("at_step") else "")
+        line += f" ({done}, rolled back at {life.get('rolled_back')}" + (
+            f" by {life['rolled_back_by']})" if life.get("rolled_back_by") else ")"
+        )
     if life.get("runs"):
         line += f", {life['runs']} run{'s' if life['runs'] != 1 else ''}"
     return line

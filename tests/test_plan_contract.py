@@ -94,6 +94,33 @@ def test_disable_key_rollback_then_reapply_never_exits_0_with_versions_enabled(w
     assert versions_of(w) == {1: "ENABLED", 2: "ENABLED"}  # and it did not disable them again
 
 
+def test_a_partly_applied_plan_rolled_back_is_never_already_applied(tmp_path: Path) -> None:
+    """rotate-key stopped waiting on Firestore (its disable never ran), then rolled back:
+    applying it again must not say "already applied" with v1 still ENABLED, nor resume
+    silently; it is stale, naming the step that never ran. status never says None or ?."""
+    w = waiting_world(tmp_path)
+    assert w.plan("rotate-key", APP_KEY, out="rk.json").code == 0
+    assert w.apply("rk.json").code == 75
+    assert w("plan", "rollback", "--set", "plan=rk.json", "--out", "rb.json").code == 0
+    assert w.apply("rb.json").code == 0
+    st = w.status("rk.json")
+    assert st["state"] == "rolled back"
+    assert st["life"]["completed"] is False and "applied" not in st["life"]
+    text = w("status", "rk.json").stdout
+    assert "never completed" in text and "None" not in text and "?" not in text
+    assert w("world", "advance", "7h").code == 0
+    before = w.dump()
+
+    r = w.apply("rk.json")
+    line = assert_failed(r, 4, "stale", "rk.json", "rolled back", "never completed", "plan again")
+    assert "disable-old-versions" in line and "already applied" not in r.stdout + r.stderr
+    assert "complete" not in r.stdout
+    assert w.dump() == before  # nothing resumed: v1 still ENABLED, no disable ran
+    assert versions_of(w)[1] == "ENABLED"
+    text = w("status", "rk.json").stdout
+    assert "None" not in text and "?" not in text
+
+
 def test_a_done_plan_applied_again_is_verified_and_does_nothing(w: WorldCli) -> None:
     assert w.plan("rotate-key", APP_KEY).code == 0
     assert w.apply().code == 0

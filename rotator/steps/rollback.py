@@ -157,8 +157,12 @@ class RollbackPlan(StepKind):
         # The rolled-back plan's life ends here: a re-apply of it re-checks the world
         # and finds it drifted, instead of skipping its done steps (issue: honest re-apply).
         original = open_place(step.data["plan"])
-        if original.journal_lines() is not None:
-            append_event(original, {"event": "rolled_back", "by": ctx.plan_path})
+        events = events_of(original)
+        if events:
+            # `completed` keeps visible whether the plan ever finished: one rolled back
+            # part-way was never applied, and a re-apply of it is stale, not "already applied".
+            completed = any(e.get("event") == "complete" for e in events)
+            append_event(original, {"event": "rolled_back", "by": ctx.plan_path, "completed": completed})
         return {"restored": restored, "enabled": enabled}
 
     verifies = True
