@@ -20,7 +20,7 @@ from rotator.errors import BadInput, Failure, RotatorError
 from rotator.journal import events_of, step_states
 from rotator.names import parse_key
 from rotator.output_schemas import stamp
-from rotator.places import open_place
+from rotator.places import open_place, refuse_state_under_plan_key
 from rotator.ratelimit import DEFAULT_CONCURRENCY
 from rotator.render import colour
 from rotator.timeutil import parse_duration
@@ -424,6 +424,8 @@ def plan(
         acknowledged=acknowledge,
         projects=env.projects(),
     )
+    if out:
+        refuse_state_under_plan_key(open_place(out), doc)
     for warning in warn_unfinished(params["key"], out):
         env.say(warning)
     if out:

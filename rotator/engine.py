@@ -21,7 +21,7 @@ from rotator.errors import BadInput, Failure, Interrupted, RotatorError, Stale
 from rotator.interrupts import StopRequest
 from rotator.inventory import KeyInventory, scan_key
 from rotator.journal import DONE, ROLLED_BACK, Journal, plan_life, progress_across_runs
-from rotator.places import LocalPlace, Place
+from rotator.places import LocalPlace, Place, refuse_state_under_plan_key
 from rotator.progress import NoProgress, ProgressFactory
 from rotator.ratelimit import DEFAULT_CONCURRENCY, AdaptiveRate
 from rotator.steps import REGISTRY, PlannedStep
@@ -317,6 +317,7 @@ def apply_plan(
     key = plan["params"]["key"]
     stop = stop or StopRequest()
     place = place or LocalPlace(plan_path)
+    refuse_state_under_plan_key(place, plan)
     with backend.apply_lock(key), place.lock(emit):
         journal = Journal(place, plan_sha256)
         earlier = journal.events[: journal.earlier_count]

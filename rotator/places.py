@@ -424,6 +424,40 @@ def _dead_because(held: dict[str, Any]) -> str | None:
     return None
 
 
+def keys_put_at_risk(plan: dict[str, Any]) -> set[str]:
+    """The keys a plan acts on and whose versions it disables or destroys."""
+    keys = {str(plan["params"]["key"])}
+    for step in plan.get("steps", []):
+        for change in step.get("changes", []):
+            if change.get("action") in ("disable", "destroy") and change.get("version"):
+                keys.add(str(change["version"]).split("/cryptoKeyVersions/")[0])
+    return keys
+
+
+def refuse_state_under_plan_key(place: Place, plan: dict[str, Any]) -> None:
+    """R14: a plan's state must not live in a bucket protected by the key the plan
+    disables or destroys: the version would be disabled, then the journal write fail and
+    status and rollback could no longer read the plan. Checked before anything changes."""
+    if not isinstance(place, GcsPlace):
+        return
+    try:
+        default = place.storage.get_bucket(place.bucket).default_kms_key
+    except api.NotFound:
+        raise BadInput(f"{place.name}: bucket {place.bucket} not found", resource=place.name) from None
+    if not default:
+        return
+    default_key = default.split("/cryptoKeyVersions/")[0]
+    if default_key in keys_put_at_risk(plan):
+        raise BadInput(
+            f"{place.name}: bucket gs://{place.bucket} is protected by {default_key} (its default "
+            "key), the key this plan acts on: once its versions are disabled the plan, its journal "
+            "and its lock there become unreadable; keep plans in a bucket no key you rotate "
+            "protects (docs/state.md); nothing was changed",
+            resource=f"gs://{place.bucket}",
+            rule="R14",
+        )
+
+
 # -- opening a place -----------------------------------------------------------------------------
 # The command line sets how a gs:// place reaches Cloud Storage: through the backend it
 # uses (the real one, or the fake world's buckets), made only when a gs:// path needs it.

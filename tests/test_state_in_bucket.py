@@ -350,6 +350,37 @@ def test_rollback_of_a_plan_in_a_bucket(tmp_path: Path) -> None:
     assert_failed(w.apply(dk), 4, "stale", dk, "rolled back")
 
 
+@pytest.mark.parametrize("playbook", ["disable-key", "rotate-key"])
+def test_state_in_a_bucket_protected_by_the_plans_key_is_refused_at_plan_time(
+    tmp_path: Path, playbook: str
+) -> None:
+    """R14: the plan's own journal must not live under the key it disables: refused before
+    anything is written or changed, naming the bucket, the key and the rule."""
+    doc = make_world(storage=[bucket(BUCKET, [obj(OBJECT, v(APP_KEY, 1))]), bucket(STATE, [])])
+    doc["kms"][0]["iam"][ENCRYPTER_DECRYPTER].append(FIRESTORE_AGENT)
+    w = WorldCli(tmp_path, doc)
+    assert w.bucket_of(STATE)["default_kms_key"] == APP_KEY
+    before = w.dump()
+    line = assert_failed(w.plan(playbook, APP_KEY, out=f"gs://{STATE}/dk.json"), 2, "error", "R14")
+    assert f"gs://{STATE}" in line and APP_KEY in line
+    assert w.dump() == before and state_objects(w) == []
+
+
+def test_state_in_a_bucket_protected_by_the_plans_key_is_refused_at_apply_time(tmp_path: Path) -> None:
+    """The bucket's default key was switched to the plan's key after planning: apply
+    refuses before the lock, the journal or any version changes."""
+    w = world_with_state(tmp_path)
+    dk = f"gs://{STATE}/dk.json"
+    assert w.plan("disable-key", APP_KEY, out=dk).code == 0
+    w.change(lambda b: b.storage.patch_bucket_default_kms_key(STATE, APP_KEY))
+    before = w.dump()
+    line = assert_failed(w.apply(dk), 2, "error", f"gs://{STATE}", APP_KEY, "R14")
+    assert w.dump() == before
+    assert state_objects(w) == ["dk.json"]  # no journal, no lock
+    assert versions_of(w) == {1: "ENABLED", 2: "ENABLED"}
+    assert line.count("\n") == 0
+
+
 def test_a_create_whose_answer_was_lost_is_recognised_as_ours(tmp_path: Path) -> None:
     """A retried ifGenerationMatch=0 create answers 412 when its first try took effect:
     the same bytes mean it was this writer's own (a journal batch, an audit record, the
