@@ -173,7 +173,11 @@ PIN_KINDS: dict[str, PinKind] = {
         "R13", True, True, "it is moved off the key by hand (rotator does not cover its product)"
     ),
     OTHER_PROJECT: PinKind(
-        "R13", True, True, "its project is inspected too (--project), or it is moved off the key by hand"
+        "R13",
+        True,
+        True,
+        "its project is inspected too (--project) and rotator lists it there, or an organization "
+        "(ROTATOR_ORGANIZATION) lets the search name its project, or it is moved off the key by hand",
     ),
     INVENTORY_UNREADABLE: PinKind(
         "R14",
@@ -200,6 +204,14 @@ class PinGroup:
     dateless: bool = False  # some member frees on an event with no date (hold, lifecycle)
     examples: list[str] = field(default_factory=list)
     detail: str = ""
+    # Members whose key rotator inferred (e.g. a backup of a deleted database: "may be any
+    # key"): they pin, but do not show the key in use in their project.
+    inferred: int = 0
+
+    @property
+    def named(self) -> int:
+        """Members that name this key (or one of its versions) themselves."""
+        return self.count - self.inferred
 
     @property
     def spec(self) -> PinKind:
@@ -318,8 +330,16 @@ ProgressFn = Callable[[str, int], None]
 
 
 def _uses_found(uses: dict[int, VersionUse]) -> int:
-    """How many uses rotator's own listing found (services' pins, not the primary)."""
-    return sum(g.count for u in uses.values() for g in u.pins() if g.kind in KIND_SERVICE)
+    """How many uses naming this key rotator's own listing found (services' pins, not the
+    primary, nor a use that only may be under the key: that says nothing of its project)."""
+    return sum(g.named for u in uses.values() for g in u.pins() if g.kind in KIND_SERVICE)
+
+
+def _services_found(uses: dict[int, VersionUse]) -> set[str]:
+    """The services where rotator's own listing found a use naming this key."""
+    return {
+        KIND_SERVICE[g.kind] for u in uses.values() for g in u.pins() if g.kind in KIND_SERVICE and g.named
+    }
 
 
 def _scan_project(
@@ -408,7 +428,13 @@ def scan_key(
         if _uses_found(uses) > before:
             found.add(other)
     view = read_kms_inventory(
-        backend, key_name, uses, projects=inspected, acknowledged=acknowledged, found=found
+        backend,
+        key_name,
+        uses,
+        projects=inspected,
+        acknowledged=acknowledged,
+        found=found,
+        services=services,
     )
     uninspected = [s for s in SERVICES if s not in services]
     return KeyInventory(crypto_key, now, uses, buckets, default_for, uninspected, view)
@@ -481,20 +507,28 @@ def _scan_firestore(
     for backup in backups:
         if _elsewhere(backup.name, backend):
             continue
-        for use in _versions_used(uses, key, backup.kms_key_version, _backup_key(backup, databases, key)):
-            use.group(FIRESTORE_BACKUP, backup.database).add(backup.name, 0, backup.expire_time)
+        source, known = _backup_key(backup, databases)
+        # Neither a version nor a database names the key: it may be any key (the safe side),
+        # which pins, but is no evidence the key is in use in this project.
+        inferred = not known and _version_use(uses, key, backup.kms_key_version) is None
+        for use in _versions_used(uses, key, backup.kms_key_version, source if known else key):
+            g = use.group(FIRESTORE_BACKUP, backup.database)
+            g.add(backup.name, 0, backup.expire_time)
+            g.inferred += inferred
 
 
-def _backup_key(backup: Backup, databases: dict[str, Database], key: str) -> str | None:
-    """The key a backup is under. The Backup resource names only its database (R24): the
-    database's key when that database still exists (a key is fixed at creation, R20).
-    A database deleted, or deleted and created again under the same name (another
-    uid), says nothing about its backups: they may be under `key` (the safe side)."""
+def _backup_key(backup: Backup, databases: dict[str, Database]) -> tuple[str | None, bool]:
+    """The key a backup is under (None: Google default encryption), and whether anything
+    says so. The Backup resource names
+    only its database (R24): the database's key when that database still exists (a key is
+    fixed at creation, R20). A database deleted, or deleted and created again under the
+    same name (another uid), says nothing about its backups: the caller takes them to be
+    under the key it inspects (the safe side), without counting that as a use it found."""
     source = databases.get(backup.database)
     same = source is not None and (
         not backup.database_uid or not source.uid or source.uid == backup.database_uid
     )
-    return source.kms_key if source is not None and same else key
+    return (source.kms_key, True) if source is not None and same else (None, False)
 
 
 def _scan_dataflow(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:
@@ -671,12 +705,14 @@ def read_kms_inventory(
     projects: tuple[str, ...],
     acknowledged: bool = False,
     found: set[str] | None = None,
+    services: Iterable[str] = SERVICES,
 ) -> KmsInventoryView:
     """Read the per-key summary (always) and the search (with an organization). A
     resource of a product rotator does not cover pins the versions it lists (every
     version when its versions are not listed, as in the summary); resources in projects
     rotator did not inspect pin the same way; and when neither can be read, every
-    version is assumed in use (R14) unless the operator acknowledged it."""
+    version is assumed in use (R14) unless the operator acknowledged it. `found`: the
+    inspected projects where rotator's listing found a use naming this key."""
     view = KmsInventoryView(key, projects=projects, acknowledged=acknowledged)
     try:
         view.summary = backend.inventory.get_protected_resources_summary(key)
@@ -699,7 +735,7 @@ def read_kms_inventory(
         _pin_from_search(view, key, uses, projects)
     else:
         _pin_from_summary(view, key, uses, projects, found if found is not None else set(projects[:1]))
-    _compare_products(view, uses)
+    _compare_products(view, uses, projects, list(services))
     return view
 
 
@@ -746,12 +782,12 @@ def _pin_from_summary(
             g = use.group(UNCOVERED, rtype)
             g.count += count
             g.dateless = True
-    if view.uncovered:
-        return  # every version is pinned already
-    # Where rotator's listing found the key in use, it knows every use; the summary counting
-    # more projects than those means uses in a project rotator did not inspect.
-    if s.project_count > len(found):
-        missing = s.project_count - len(found)
+    # Where rotator's listing found a use naming the key, it knows every use; the
+    # uncovered resources (pinned above) may account for one project each; the summary
+    # counting more projects than those means uses in a project rotator did not inspect.
+    explained = sum(view.uncovered.values())
+    missing = s.project_count - len(found) - explained
+    if missing > 0:
         view.other_projects.append(f"{missing} project(s) the summary counts")
         for use in uses.values():
             g = use.group(OTHER_PROJECT, f"{missing} other project(s)")
@@ -761,30 +797,92 @@ def _pin_from_summary(
                 f"Cloud KMS Inventory counts resources in {s.project_count} project(s); rotator found "
                 f"the key in use in {len(found)} of those it inspected ({', '.join(projects)})"
             )
+            if explained:
+                g.detail += f", and {explained} resource(s) of products it does not cover may be in others"
 
 
-def _compare_products(view: KmsInventoryView, uses: dict[int, VersionUse]) -> None:
-    """Say where Cloud KMS Inventory and rotator's listing disagree on the five products
-    (the listing wins: the inventory is built from snapshots and can lag)."""
-    listed: set[str] = set()
-    types = (
-        [r.resource_type for r in view.resources]
-        if view.resources is not None
-        else list(view.summary.resource_types)
-        if view.summary
-        else []
-    )
-    for t in types:
-        listed.update(s for s, prefixes in _OWN_TYPES.items() if t.startswith(prefixes))
-    found = {KIND_SERVICE[g.kind] for u in uses.values() for g in u.pins() if g.kind in KIND_SERVICE}
+def _service_of(resource_type: str) -> str | None:
+    """The service of rotator's five that lists a resource type, if any."""
+    for service, prefixes in _OWN_TYPES.items():
+        if resource_type.startswith(prefixes):
+            return service
+    return None
+
+
+def _compare_products(
+    view: KmsInventoryView,
+    uses: dict[int, VersionUse],
+    projects: tuple[str, ...],
+    services: list[str],
+) -> None:
+    """Say where Cloud KMS Inventory and rotator's listing disagree on the five products.
+    The listing is the authority for what it can see (the inventory is built from
+    snapshots and can lag); but a resource the inventory counts that the listing cannot
+    place may be in a project rotator did not inspect. With the search, its project is
+    named (pinned by _pin_from_search when not inspected); with only the summary, nothing
+    says, so it pins every version (the safe side) until its project is inspected or an
+    organization lets the search place it."""
+    found = _services_found(uses)
+    listed: dict[str, dict[str, int]] = {}  # service -> resource type -> count (inspected)
+    elsewhere: dict[str, set[str]] = {}  # service -> projects not inspected (the search)
+    if view.resources is not None:
+        for r in view.resources:
+            service = _service_of(r.resource_type)
+            if service is None:
+                continue
+            if r.project and r.project not in projects:
+                elsewhere.setdefault(service, set()).add(r.project)
+            else:
+                types = listed.setdefault(service, {})
+                types[r.resource_type] = types.get(r.resource_type, 0) + 1
+    elif view.summary is not None:
+        for rtype, count in view.summary.resource_types.items():
+            service = _service_of(rtype)
+            if service is not None and count > 0:
+                listed.setdefault(service, {})[rtype] = count
+    inspected = ", ".join(projects)
     for service in SERVICES:
-        if service in listed and service not in found:
+        if service in elsewhere:
             view.notes.append(
-                f"Cloud KMS Inventory lists {service} resources on the key that rotator's listing "
-                "did not find; rotator's listing is the authority (the inventory can lag)"
+                f"Cloud KMS Inventory lists {service} resources on the key in project(s) rotator did "
+                f"not inspect ({', '.join(sorted(elsewhere[service]))}): they pin the versions they "
+                "use until that project is inspected too (--project)"
             )
-        elif service in found and service not in listed:
+        if service in found:
+            if service not in listed and service not in elsewhere:
+                view.notes.append(
+                    f"rotator found {service} resources on the key that Cloud KMS Inventory does not "
+                    "list yet (it can lag); rotator's listing is the authority"
+                )
+            continue
+        if service not in listed:
+            continue
+        if service not in services:
             view.notes.append(
-                f"rotator found {service} resources on the key that Cloud KMS Inventory does not "
-                "list yet (it can lag); rotator's listing is the authority"
+                f"Cloud KMS Inventory lists {service} resources on the key; rotator did not inspect "
+                f"{service} (--services)"
             )
+        elif view.resources is not None:
+            view.notes.append(
+                f"Cloud KMS Inventory lists {service} resources on the key in the inspected project(s) "
+                f"({inspected}) that rotator's listing did not find; rotator's listing is the "
+                "authority there (the inventory can lag)"
+            )
+        else:
+            view.notes.append(
+                f"Cloud KMS Inventory lists {service} resources on the key that rotator's listing did "
+                f"not find in the inspected project(s) ({inspected}): rotator's listing is the "
+                "authority there (the inventory can lag), but the summary does not say which project "
+                "they are in and they may be in one rotator did not inspect, so every version stays "
+                f"pinned (inspect it with --project, or set {ORGANIZATION_ENV} to search)"
+            )
+            for rtype, count in sorted(listed[service].items()):
+                for use in uses.values():
+                    g = use.group(OTHER_PROJECT, rtype)
+                    g.count += count
+                    g.dateless = True
+                    g.detail = (
+                        f"Cloud KMS Inventory counts {count} on the key; rotator's listing found none in "
+                        f"the inspected project(s) ({inspected}): it may be in a project rotator did "
+                        "not inspect"
+                    )

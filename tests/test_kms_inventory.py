@@ -293,3 +293,111 @@ def test_an_unreadable_inventory_refuses_destroy_naming_the_api(
     )
     assert ack.code == 0, ack
     assert "ACKNOWLEDGED" in ack.stdout and "destroy " in ack.stdout
+
+
+LEGACY_KEY = APP_KEY.replace("/app", "/legacy")
+FIRESTORE_AGENT = "serviceAccount:service-111111111111@gcp-sa-firestore.iam.gserviceaccount.com"
+API = "projects/other/locations/us-east1/services/api"
+
+
+def _world_with_a_backup_that_names_no_key() -> dict[str, Any]:
+    """Review repro: version 1 of APP_KEY is primary; demo has a deleted database (under
+    another key) whose backup names no key version, so it may be under any key; project
+    `other`, not inspected, has a Cloud Run service serving 100% on version 1."""
+    doc = make_world(
+        kms=[
+            key(APP_KEY, {1: "ENABLED"}, primary=1, members=(STORAGE_AGENT, FIRESTORE_AGENT)),
+            key(LEGACY_KEY, {1: "ENABLED"}, primary=1, members=()),
+        ],
+        storage=[],
+    )
+    doc["firestore"] = [
+        {
+            "database": "projects/demo/databases/gone",
+            "location": "us-east1",
+            "kms_key": LEGACY_KEY,
+            "active_key_versions": [v(LEGACY_KEY, 1)],
+            "deleted": True,
+            "backups": [
+                {
+                    "backup": "projects/demo/locations/us-east1/backups/b1",
+                    "snapshot_time": "2026-11-01T00:00:00Z",
+                    "expire_time": "2027-11-01T00:00:00Z",
+                }
+            ],
+        }
+    ]
+    doc["run"] = [
+        {
+            "service": API,
+            "revisions": [
+                {
+                    "revision": "api-00001",
+                    "kms_key": APP_KEY,
+                    "kms_key_version": v(APP_KEY, 1),
+                    "traffic_percent": 100,
+                }
+            ],
+        }
+    ]
+    return doc
+
+
+def test_a_backup_that_may_be_under_any_key_does_not_hide_a_use_in_another_project(
+    tmp_path: Path, no_organization: None
+) -> None:
+    """The backup pins every version (it may be under the key) but is no evidence that
+    rotator found the key in use in demo: the summary's one project is then one rotator
+    did not inspect, and version 1 stays enabled for the other project's service."""
+    w = WorldCli(tmp_path, _world_with_a_backup_that_names_no_key())
+    plan = _rotate(w)
+    inv = plan["inventory"]["kms_inventory"]
+    assert inv["summary"]["project_count"] == 1 and inv["projects_not_inspected"]
+    disable = next(s for s in plan["steps"] if s["kind"] == "kms.disable_versions")
+    keep = disable["data"]["keep"]["1"]
+    assert any("other project(s)" in r and "R13" in r for r in keep), keep
+    # The Cloud Run service is not dismissed as the inventory lagging: the note says why it pins.
+    assert any("run resources" in n and "not inspect" in n and "--project" in n for n in inv["notes"])
+    assert _states(w) == {1: "ENABLED", 2: "ENABLED"}
+
+
+def _world_with_a_run_service_rotator_cannot_list() -> dict[str, Any]:
+    """Objects of demo under version 1 (rotator finds the key in use in demo), and a
+    Cloud Run service the inventory counts in demo that rotator's listing does not see
+    (the inventory lagging, or, for all the summary says, a service of another project)."""
+    ghost = {
+        "name": "//run.googleapis.com/projects/demo/locations/us-east1/services/ghost",
+        "type": "run.googleapis.com/Service",
+        "key": APP_KEY,
+        "versions": [1],
+    }
+    return _world(ghost, objects=3)
+
+
+def test_a_covered_type_the_summary_counts_but_rotator_cannot_place_pins_every_version(
+    tmp_path: Path, no_organization: None
+) -> None:
+    w = WorldCli(tmp_path, _world_with_a_run_service_rotator_cannot_list())
+    text = w.plan("rotate-key", APP_KEY)
+    assert text.code == 0, text
+    assert "run.googleapis.com/Service may use any version" in text.stdout
+    assert "--project" in text.stdout and "ROTATOR_ORGANIZATION" in text.stdout
+    plan = _rotate(w)
+    inv = plan["inventory"]["kms_inventory"]
+    assert inv["summary"]["project_count"] == 1
+    assert any("run resources" in n and "may be in one rotator did not inspect" in n for n in inv["notes"])
+    disable = next(s for s in plan["steps"] if s["kind"] == "kms.disable_versions")
+    assert any("run.googleapis.com/Service" in r for r in disable["data"]["keep"]["1"])
+    assert _objects_under(w, 1) == 0 and _states(w) == {1: "ENABLED", 2: "ENABLED"}
+
+
+def test_with_an_organization_a_covered_type_in_an_inspected_project_is_the_inventory_lagging(
+    tmp_path: Path, organization: None
+) -> None:
+    """The search names the service's project, demo, which rotator inspected: its listing
+    is the authority there (the inventory lags), and version 1 is disabled."""
+    w = WorldCli(tmp_path, _world_with_a_run_service_rotator_cannot_list())
+    plan = _rotate(w)
+    inv = plan["inventory"]["kms_inventory"]
+    assert any("run resources" in n and "inspected project(s) (demo)" in n for n in inv["notes"])
+    assert _states(w) == {1: "DISABLED", 2: "ENABLED"}
