@@ -318,7 +318,7 @@ def apply_plan(
     stop = stop or StopRequest()
     place = place or LocalPlace(plan_path)
     refuse_state_under_plan_key(place, plan)
-    with backend.apply_lock(key), place.lock(emit):
+    with backend.apply_lock(key), place.lock(emit, on_lost=stop.abort):
         journal = Journal(place, plan_sha256)
         earlier = journal.events[: journal.earlier_count]
         life = plan_life(earlier)

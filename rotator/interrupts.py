@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from rotator.errors import Interrupted
+from rotator.errors import Interrupted, RotatorError
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
@@ -22,6 +22,14 @@ class StopRequest:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal_number: int | None = None
+        self.abort_error: RotatorError | None = None
+
+    def abort(self, error: RotatorError) -> None:
+        """Stop for a reason other than a signal (the gs:// lock was lost): no new work
+        starts, and where the apply stops it raises `error` instead of Interrupted."""
+        if self.abort_error is None:
+            self.abort_error = error
+        self._event.set()
 
     def request(self, signal_number: int) -> None:
         self.signal_number = signal_number
@@ -39,7 +47,9 @@ class StopRequest:
     def signal_name(self) -> str:
         return signal.Signals(self.signal_number).name if self.signal_number else "signal"
 
-    def error(self, where: str, plan_path: str) -> Interrupted:
+    def error(self, where: str, plan_path: str) -> RotatorError:
+        if self.abort_error is not None:
+            return self.abort_error
         return Interrupted(
             f"interrupted by {self.signal_name} {where}; calls in flight ended and were journaled; "
             f"run the same apply to resume: rotator apply {plan_path}",

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rotator import apierrors as api
-from rotator.errors import BadInput, Refused
+from rotator.errors import BadInput, Refused, RotatorError
 
 if TYPE_CHECKING:
     from rotator.backends.base import Backend, StorageApi
@@ -74,7 +74,10 @@ class Place(Protocol):
 
     def move_old_journal(self) -> str | None: ...
 
-    def lock(self, emit: Callable[[str], None]) -> Any: ...
+    def lock(self, emit: Callable[[str], None], on_lost: Callable[[RotatorError], None] | None = None) -> Any:
+        """The plan's apply lock, held for the block; `on_lost` is called (from another
+        thread) if it is lost to another apply while held."""
+        ...
 
 
 # -- local files -------------------------------------------------------------------------------
@@ -152,7 +155,9 @@ class LocalPlace:
         return dest
 
     @contextmanager
-    def lock(self, emit: Callable[[str], None]) -> Iterator[None]:
+    def lock(
+        self, emit: Callable[[str], None], on_lost: Callable[[RotatorError], None] | None = None
+    ) -> Iterator[None]:
         yield  # the backend's per-key lock is the local one
 
 
@@ -175,6 +180,10 @@ class _GcsWriter:
         self.last_flush = time.monotonic()
         if not self.buffer:
             return
+        held = self.place.held_lock
+        if held is not None and held.lost is not None:
+            # Another apply owns the plan now: not one more event from this one.
+            raise Refused(held.lost.message, resource=held.lost.resource)
         name = f"{self.place.journal_prefix()}{self.seq:08d}.jsonl"
         data = ("\n".join(self.buffer) + "\n").encode()
         try:
@@ -198,6 +207,9 @@ class GcsPlace:
         if not bucket or not obj or obj.endswith("/"):
             raise BadInput(f"{url}: a plan in Cloud Storage is gs://BUCKET/PATH.json", resource=url)
         self.name, self.bucket, self.object, self.storage = url, bucket, obj, storage
+        # The apply lock this process holds on the plan, while it holds it: a journal
+        # write after the lock was lost to another apply is refused.
+        self.held_lock: GcsLock | None = None
 
     def create(self, name: str, data: bytes) -> int:
         """Create an object only if it does not exist (ifGenerationMatch=0). A retried
@@ -290,8 +302,10 @@ class GcsPlace:
             return None
 
     @contextmanager
-    def lock(self, emit: Callable[[str], None]) -> Iterator[None]:
-        lock = GcsLock(self, emit)
+    def lock(
+        self, emit: Callable[[str], None], on_lost: Callable[[RotatorError], None] | None = None
+    ) -> Iterator[None]:
+        lock = GcsLock(self, emit, ttl=LOCK_TTL_SECONDS, on_lost=on_lost)
         lock.acquire()
         try:
             yield
@@ -304,11 +318,21 @@ class GcsLock:
     and until when; renewed in the background while the apply runs; taken over (with a
     message) when it expired or its process is gone; a live one refuses (exit 3)."""
 
-    def __init__(self, place: GcsPlace, emit: Callable[[str], None], ttl: float = LOCK_TTL_SECONDS):
+    def __init__(
+        self,
+        place: GcsPlace,
+        emit: Callable[[str], None],
+        ttl: float = LOCK_TTL_SECONDS,
+        on_lost: Callable[[RotatorError], None] | None = None,
+    ):
         self.place, self.emit, self.ttl = place, emit, ttl
+        self.on_lost = on_lost
         self.name = f"{place.object}.lock"
         self.owner = uuid.uuid4().hex
         self.generation: int | None = None
+        # Set once renewal found the lock owned by another apply (or deleted): the apply
+        # must stop, and every journal write from then on raises it.
+        self.lost: Refused | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -360,6 +384,7 @@ class GcsLock:
                 break
         else:
             raise Refused(f"{self.place.name}: could not take the lock {where}; try again", resource=where)
+        self.place.held_lock = self
         self._thread = threading.Thread(target=self._renew, name="rotator-lock-renewal", daemon=True)
         self._thread.start()
 
@@ -370,16 +395,40 @@ class GcsLock:
             except api.PreconditionFailed:
                 # Rewritten under us (e.g. by a rewrite of the bucket) or taken over: only
                 # the owner field tells.
-                got = self.place._get(self.name)
+                try:
+                    got = self.place._get(self.name)
+                except api.ApiError:
+                    continue  # transient: look again at the next renewal
                 if got is not None and _parse_lock(got[0]).get("owner") == self.owner:
                     self.generation = got[1]
                     continue
-                self.emit(f"lost the lock gs://{self.place.bucket}/{self.name} to another apply")
+                self._lose(_parse_lock(got[0]) if got is not None else None)
                 return
             except api.ApiError:
                 continue  # transient: the next renewal tries again before the lock expires
 
+    def _lose(self, holder: dict[str, Any] | None) -> None:
+        """Another apply holds the lock now (it took it over): this one stops. No new work
+        starts, the next journal write is refused, and the apply exits 3 naming both."""
+        where = f"gs://{self.place.bucket}/{self.name}"
+        who = (
+            f"pid {holder.get('pid')} on {holder.get('host')} (owner {holder.get('owner')})"
+            if holder
+            else "nobody: it was deleted"
+        )
+        self.lost = Refused(
+            f"{self.place.name}: lost the lock {where}; it is now held by {who}; this apply "
+            "stopped (no new work, no more journal writes); check `rotator status "
+            f"{self.place.name}` before running it again",
+            resource=where,
+        )
+        self.emit(f"lost the lock {where} to {who}: stopping")
+        if self.on_lost is not None:
+            self.on_lost(self.lost)
+
     def release(self) -> None:
+        if self.place.held_lock is self:
+            self.place.held_lock = None
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)

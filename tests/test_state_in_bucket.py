@@ -381,6 +381,100 @@ def test_state_in_a_bucket_protected_by_the_plans_key_is_refused_at_apply_time(t
     assert line.count("\n") == 0
 
 
+def test_an_apply_that_loses_its_lock_stops_and_writes_no_more_journal(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Another machine took the lock over (this one stalled past the TTL): the apply stops
+    starting work, its next journal write is refused, and it ends `refused:` (exit 3)
+    naming the lock object and the new owner. The disable after the wait never runs."""
+    import threading
+    from datetime import timedelta
+
+    from rotator import places
+    from rotator.engine import apply_plan
+    from rotator.errors import RotatorError
+    from rotator.interrupts import StopRequest
+    from rotator.plan import load_plan
+
+    w = world_with_state(tmp_path, firestore=[database(active=[v(APP_KEY, 2)])])
+    assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
+    monkeypatch.setattr(places, "LOCK_TTL_SECONDS", 0.9)
+    monkeypatch.setattr(places, "_backend", [])  # use_backend below is undone after the test
+    backend, other = open_world(str(w.path)), open_world(str(w.path))
+    try:
+        places.use_backend(lambda: backend)
+        doc, sha = load_plan(URL)
+        outcome: dict[str, Any] = {}
+        messages: list[str] = []
+
+        def run() -> None:
+            try:
+                outcome["result"] = apply_plan(
+                    backend,
+                    doc,
+                    sha,
+                    URL,
+                    wait=timedelta(hours=1),
+                    stop=StopRequest(),
+                    place=GcsPlace(URL, backend.storage),
+                    emit=messages.append,
+                )
+            except RotatorError as e:
+                outcome["error"] = e
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        seen = GcsPlace(URL, other.storage)
+        deadline = time.monotonic() + 60
+        while not any("wait-firestore-reencryption" in line for line in seen.journal_lines() or []):
+            assert time.monotonic() < deadline and thread.is_alive(), (outcome, messages)
+            time.sleep(0.05)
+        _data, gen = other.storage.download_bytes(STATE, "plans/rk.json.lock")
+        other.storage.upload_bytes(
+            STATE, "plans/rk.json.lock", lock_object("runner-7", 4242, 600), if_generation_match=gen
+        )
+        batches = [n for n in state_objects(w) if ".journal/" in n]
+        thread.join(30)
+        assert not thread.is_alive()
+        err = outcome.get("error")
+        assert isinstance(err, Refused) and err.exit_code == 3, (outcome, messages)
+        assert "gs://ops-state/plans/rk.json.lock" in err.message and "pid 4242 on runner-7" in err.message
+        assert "\n" not in err.line()
+        assert [n for n in state_objects(w) if ".journal/" in n] == batches  # not one more batch
+        assert json.loads(other.storage.download_bytes(STATE, "plans/rk.json.lock")[0])["host"] == "runner-7"
+        assert versions_of(w)[2] == "ENABLED"  # the disable after the wait never ran
+    finally:
+        backend.store.close()
+        other.store.close()
+
+
+def test_a_lost_lock_refuses_the_next_journal_write(tmp_path: Path) -> None:
+    """/tmp/review/lostlock.py: renewal finds another owner; the writer refuses."""
+    w = world_with_state(tmp_path)
+    backend = open_world(str(w.path))
+    try:
+        from rotator.places import GcsLock
+
+        place = GcsPlace(URL, backend.storage)
+        lost: list[Any] = []
+        lock = GcsLock(place, lambda _m: None, ttl=0.6, on_lost=lost.append)
+        lock.acquire()
+        _data, gen = backend.storage.download_bytes(STATE, "plans/rk.json.lock")
+        backend.storage.upload_bytes(
+            STATE, "plans/rk.json.lock", lock_object("runner-7", 4242, 600), if_generation_match=gen
+        )
+        deadline = time.monotonic() + 10
+        while not lost and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lost and "pid 4242 on runner-7" in lost[0].message
+        with pytest.raises(Refused, match="lost the lock gs://ops-state/plans/rk.json.lock"):
+            place.journal_writer().write('{"event": "record", "disabled": 1}', sync=True)
+        assert place.journal_lines() is None
+        lock.release()
+    finally:
+        backend.store.close()
+
+
 def test_a_create_whose_answer_was_lost_is_recognised_as_ours(tmp_path: Path) -> None:
     """A retried ifGenerationMatch=0 create answers 412 when its first try took effect:
     the same bytes mean it was this writer's own (a journal batch, an audit record, the

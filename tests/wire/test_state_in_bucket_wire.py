@@ -129,3 +129,42 @@ def test_two_machines_one_gs_plan_one_refuses_then_takes_over_after_a_kill(
     assert rewritten(world) == {2: TOTAL}  # every object rewritten exactly once
     versions = next(k for k in world_dump(world)["kms"] if k["key"] == APP_KEY)["versions"]
     assert {int(n): s for n, s in versions.items()} == {1: "DISABLED", 2: "DISABLED", 3: "ENABLED"}
+
+
+def test_a_lock_lost_over_the_wire_refuses_the_next_journal_write(tmp_path: Path, monkeypatch: Any) -> None:
+    """The gcp backend's renewal meets a 412 from Cloud Storage (another machine took the
+    lock over): it tells the apply to stop, and the next journal batch is refused."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from rotator.backends.gcp.retry import RetryPolicy
+    from rotator.backends.gcp.storage import GcpStorage
+    from rotator.errors import Refused
+    from rotator.places import GcsLock, GcsPlace
+
+    world = write_world(
+        tmp_path / "world.yaml",
+        make_world(storage=[bucket("ops-state", [], default_kms_key=None)]),
+    )
+    with serve_world_file(world, tmp_path / "server-cache") as (servers, _storage, _grpc):
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", servers["STORAGE_EMULATOR_HOST"])
+        client = storage.Client(project="demo", credentials=AnonymousCredentials())
+        gcs = GcpStorage(client, "demo", RetryPolicy(sleep=lambda _s: None))
+        place = GcsPlace(URL, gcs)
+        lost: list[Refused] = []
+        lock = GcsLock(place, lambda _m: None, ttl=0.6, on_lost=lost.append)
+        lock.acquire()
+        _data, gen = gcs.download_bytes("ops-state", "plans/rk.json.lock")
+        taken = {"owner": "B", "host": "runner-7", "pid": 4242, "expires": time.time() + 600}
+        gcs.upload_bytes(
+            "ops-state", "plans/rk.json.lock", json.dumps(taken).encode(), if_generation_match=gen
+        )
+        deadline = time.monotonic() + 20
+        while not lost and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lost and "pid 4242 on runner-7" in lost[0].message
+        with pytest.raises(Refused, match="lost the lock gs://ops-state/plans/rk.json.lock"):
+            place.journal_writer().write('{"event": "record", "disabled": 1}', sync=True)
+        assert place.journal_lines() is None
+        lock.release()
+        assert json.loads(gcs.download_bytes("ops-state", "plans/rk.json.lock")[0])["host"] == "runner-7"
