@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 from rotator import apierrors as api
@@ -38,7 +39,18 @@ def project_of(name: str, default: str) -> str:
 
 class FakeInventory:
     def __init__(self, store: Store, backend: Any):
-        self.store, self.backend = store, backend
+        # The services as they are inside the cloud, taken before any fault layer wraps
+        # the backend: Cloud KMS Inventory's own reads are not rotator's calls.
+        self.store = store
+        self.backend = SimpleNamespace(
+            project=backend.project,
+            kms=backend.kms,
+            storage=backend.storage,
+            firestore=backend.firestore,
+            dataflow=backend.dataflow,
+            run=backend.run,
+            functions=backend.functions,
+        )
 
     # -- KeyTrackingService -------------------------------------------------------------
     def get_protected_resources_summary(self, key: str) -> ProtectedResourcesSummary:
@@ -92,8 +104,9 @@ class FakeInventory:
         def mine(versions: Iterable[str | None]) -> tuple[str, ...]:
             return tuple(sorted({v for v in versions if v and v.startswith(under)}, key=_number))
 
+        under_key = self._versions_by_bucket(under)
         for bucket in b.storage.list_buckets():
-            versions = mine(o.kms_key_version for o in _all_objects(b.storage, bucket.name))
+            versions = mine(under_key.get(bucket.name, ()))
             if versions or bucket.default_kms_key == key:
                 yield ProtectedResource(
                     f"//storage.googleapis.com/projects/_/buckets/{bucket.name}",
@@ -169,16 +182,20 @@ class FakeInventory:
             )
 
 
+    def _versions_by_bucket(self, under: str) -> dict[str, list[str]]:
+        """bucket -> the versions under `under` its generations (live, noncurrent,
+        soft-deleted) are encrypted with: one query, not a listing per key."""
+        out: dict[str, list[str]] = {}
+        with self.store.read() as c:
+            rows = c.execute(
+                "SELECT DISTINCT bucket, kms_key_version FROM objects "
+                "WHERE kms_key_version >= ? AND kms_key_version < ?",
+                (under, under + "\uffff"),
+            ).fetchall()
+        for bucket, version in rows:
+            out.setdefault(bucket, []).append(version)
+        return out
+
+
 def _number(version: str) -> int:
     return int(version.rsplit("/", 1)[1])
-
-
-def _all_objects(storage: Any, bucket: str) -> Iterator[Any]:
-    for kw in ({"versions": True}, {"soft_deleted": True}):
-        token = None
-        while True:
-            page = storage.list_objects(bucket, page_token=token, page_size=1000, **kw)
-            yield from page.items
-            token = page.next_page_token
-            if not token:
-                break
