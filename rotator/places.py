@@ -456,6 +456,11 @@ def _when(expires: Any) -> str:
         return "?"
 
 
+def lock_is_live(held: dict[str, Any]) -> bool:
+    """May the apply holding this lock be running (not expired, not a dead process here)?"""
+    return _dead_because(held) is None
+
+
 def _dead_because(held: dict[str, Any]) -> str | None:
     """Why a held lock may be taken over, or None when its apply may be alive."""
     from rotator.journal import process_alive

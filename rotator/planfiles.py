@@ -9,9 +9,9 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from rotator.errors import BadInput, RotatorError
-from rotator.journal import UNFINISHED, events_of, plan_life, process_alive
-from rotator.places import GcsPlace, Place, is_gcs, open_place
+from rotator.errors import BadInput, Refused, RotatorError
+from rotator.journal import APPLYING, UNFINISHED, events_of, plan_life, process_alive
+from rotator.places import GcsPlace, Place, is_gcs, lock_is_live, open_place
 
 
 def life_of(plan_path: str) -> dict[str, Any]:
@@ -43,13 +43,40 @@ def check_out(out: str, force: bool, formats: Iterable[str]) -> None:
         )
     if not is_gcs(out) and os.path.isdir(out):
         raise BadInput(f"--out {out} is a directory", resource=out)
-    life = life_of(out)
+    place = open_place(out)
+    life = plan_life(events_of(place), alive=place_alive(place))
+    refuse_live_apply(place, life, f"--out {out}", "nothing was written")
     if life["state"] in UNFINISHED and not force:
         raise BadInput(
             f"--out {out}: the plan there has an unfinished apply ({life['state']}); nothing was "
             f"written; finish it with `rotator apply {out}`, write the new plan to another file, "
             "or pass --force (its journal is then kept beside it)",
             resource=out,
+        )
+
+
+def live_holder(place: Place, life: dict[str, Any]) -> str | None:
+    """Who is applying the plan right now (a live process of its last run, or a live lock
+    object in the bucket), or None."""
+    if isinstance(place, GcsPlace):
+        held = place.lock_holder()
+        if held is not None and lock_is_live(held):
+            return (
+                f"pid {held.get('pid')} on {held.get('host')} (lock gs://{place.bucket}/{place.object}.lock)"
+            )
+    if life["state"] == APPLYING:
+        return f"pid {life.get('pid')} on {life.get('host')}"
+    return None
+
+
+def refuse_live_apply(place: Place, life: dict[str, Any], what: str, unchanged: str) -> None:
+    """A plan a live apply holds is not written over nor appended to, --force or not."""
+    holder = live_holder(place, life)
+    if holder is not None:
+        raise Refused(
+            f"{what}: {place.name} is being applied by {holder} now; {unchanged}; wait for it "
+            f"to end (`rotator status {place.name}`)",
+            resource=place.name,
         )
 
 

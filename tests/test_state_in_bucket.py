@@ -475,6 +475,44 @@ def test_a_lost_lock_refuses_the_next_journal_write(tmp_path: Path) -> None:
         backend.store.close()
 
 
+def test_out_force_over_a_plan_a_live_apply_holds_is_refused(tmp_path: Path) -> None:
+    """`plan --out X --force` while X is being applied by a live process (here, on this
+    machine, polling a wait step): refused (exit 3) naming the owner; nothing written."""
+    w = world_with_state(tmp_path, firestore=[database(active=[v(APP_KEY, 2)])])
+    assert w.plan("rotate-key", APP_KEY).code == 0
+    _folder, env = machine(tmp_path, "here")
+    proc = rotator(w.path, w.dir, "apply", "plan.json", "--yes", "--wait=1h", env=env)
+    try:
+        wait_until(lambda: w.status()["state"] == "applying", proc, "a live apply")
+        plan, journal = (w.dir / "plan.json").read_bytes(), (w.dir / "plan.json.journal").read_bytes()
+        r = w.plan("rotate-key", APP_KEY, "--force")
+        assert_failed(r, 3, "refused", "plan.json", f"pid {proc.pid}", "being applied")
+        assert (w.dir / "plan.json").read_bytes() == plan
+        assert (w.dir / "plan.json.journal").read_bytes() == journal
+        assert not [p for p in w.dir.iterdir() if p.name.endswith(".old")]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 143
+
+
+def test_out_force_over_a_bucket_plan_with_a_live_lock_is_refused(tmp_path: Path) -> None:
+    """The same for a gs:// plan whose lock another machine holds and renews."""
+    w = world_with_state(tmp_path, firestore=[database(active=[v(APP_KEY, 2)])])
+    assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
+    assert w.apply(URL).code == 75
+    w.change(
+        lambda b: b.storage.upload_bytes(
+            STATE, "plans/rk.json.lock", lock_object("runner-7", 4242, 600), if_generation_match=0
+        )
+    )
+    before = state_objects(w)
+    r = w.plan("rotate-key", APP_KEY, "--force", out=URL)
+    assert_failed(r, 3, "refused", URL, "pid 4242 on runner-7", "plans/rk.json.lock")
+    assert state_objects(w) == before
+    assert w.status(URL)["state"] == "waiting"
+
+
 def test_a_create_whose_answer_was_lost_is_recognised_as_ours(tmp_path: Path) -> None:
     """A retried ifGenerationMatch=0 create answers 412 when its first try took effect:
     the same bytes mean it was this writer's own (a journal batch, an audit record, the
