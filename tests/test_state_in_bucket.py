@@ -513,6 +513,59 @@ def test_out_force_over_a_bucket_plan_with_a_live_lock_is_refused(tmp_path: Path
     assert w.status(URL)["state"] == "waiting"
 
 
+def test_rollback_takes_the_rolled_back_plans_lock(tmp_path: Path) -> None:
+    """A rollback appends to the rolled-back plan's journal: while another machine holds
+    that plan's lock it is refused (exit 3) naming the owner, before any change; once the
+    lock is free it takes it, and releases it at the end."""
+    w = world_with_state(tmp_path)
+    dk, rb = f"gs://{STATE}/plans/dk.json", f"gs://{STATE}/plans/rb.json"
+    assert w.plan("disable-key", APP_KEY, out=dk).code == 0
+    assert w.apply(dk).code == 0
+    assert w("plan", "rollback", "--set", f"plan={dk}", "--out", rb).code == 0
+    w.change(
+        lambda b: b.storage.upload_bytes(
+            STATE, "plans/dk.json.lock", lock_object("runner-7", 4242, 600), if_generation_match=0
+        )
+    )
+    r = w.apply(rb)
+    assert_failed(r, 3, "refused", dk, "pid 4242 on runner-7")
+    assert versions_of(w) == {1: "DISABLED", 2: "DISABLED"}  # nothing changed
+    assert w.status(dk)["state"] == "done"  # no rolled_back event written
+
+    def expire(backend: Any) -> None:
+        _data, gen = backend.storage.download_bytes(STATE, "plans/dk.json.lock")
+        backend.storage.upload_bytes(
+            STATE, "plans/dk.json.lock", lock_object("runner-7", 4242, -5), if_generation_match=gen
+        )
+
+    w.change(expire)
+    r = w.apply(rb)
+    assert r.code == 0, r
+    assert "took over the lock" in r.stderr and "plans/dk.json.lock" in r.stderr
+    assert versions_of(w) == {1: "ENABLED", 2: "ENABLED"}
+    assert w.status(dk)["state"] == "rolled back"
+    assert "plans/dk.json.lock" not in state_objects(w)  # released
+
+
+def test_rollback_of_a_local_plan_a_live_apply_holds_is_refused(tmp_path: Path) -> None:
+    """Locally too: a rollback never appends to the journal of a plan being applied now."""
+    w = world_with_state(tmp_path, firestore=[database(active=[v(APP_KEY, 2)])])
+    assert w.plan("rotate-key", APP_KEY, out="rk.json").code == 0
+    assert w.apply("rk.json").code == 75
+    assert w("plan", "rollback", "--set", "plan=rk.json", "--out", "rb.json").code == 0
+    _folder, env = machine(tmp_path, "here")
+    proc = rotator(w.path, w.dir, "apply", "rk.json", "--yes", "--wait=1h", env=env)
+    try:
+        wait_until(lambda: w.status("rk.json")["state"] == "applying", proc, "a live apply")
+        journal = (w.dir / "rk.json.journal").read_bytes()
+        assert_failed(w.apply("rb.json"), 3, "refused")
+        assert (w.dir / "rk.json.journal").read_bytes() == journal
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert w.status("rk.json")["state"] == "interrupted"
+
+
 def test_a_create_whose_answer_was_lost_is_recognised_as_ours(tmp_path: Path) -> None:
     """A retried ifGenerationMatch=0 create answers 412 when its first try took effect:
     the same bytes mean it was this writer's own (a journal batch, an audit record, the

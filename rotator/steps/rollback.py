@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.errors import BadInput, Refused
-from rotator.journal import append_event, events_of
+from rotator.journal import append_event, events_of, plan_life
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
-from rotator.places import open_place
+from rotator.places import Place, open_place
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.timeutil import format_time
 
@@ -137,6 +137,18 @@ class RollbackPlan(StepKind):
         )
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
+        from rotator.planfiles import place_alive, refuse_live_apply
+
+        # The rolled-back plan's journal is appended to: hold that plan's lock (a gs:// lock
+        # object; locally the key's lock this apply holds) so a live apply of it, here or on
+        # another machine, can never race the rollback. Refused before anything changes.
+        original = open_place(step.data["plan"])
+        life = plan_life(events_of(original), alive=place_alive(original))
+        refuse_live_apply(original, life, f"rollback of {original.name}", "nothing was changed")
+        with original.lock(ctx.emit, on_lost=ctx.stop.abort):
+            return self._roll_back(ctx, step, original)
+
+    def _roll_back(self, ctx: ApplyContext, step: PlannedStep, original: Place) -> dict[str, Any]:
         kms = ctx.backend.kms
         restored, enabled = [], []
         for name in step.data["restore"]:
@@ -156,7 +168,6 @@ class RollbackPlan(StepKind):
                 ctx.emit(f"{name}: ENABLED")
         # The rolled-back plan's life ends here: a re-apply of it re-checks the world
         # and finds it drifted, instead of skipping its done steps (issue: honest re-apply).
-        original = open_place(step.data["plan"])
         events = events_of(original)
         if events:
             # `completed` keeps visible whether the plan ever finished: one rolled back

@@ -31,6 +31,7 @@ SUITES = [
     "tests/test_state_in_bucket.py::"
     "test_a_live_lock_refuses_naming_its_owner_and_an_expired_one_is_taken_over",
     "tests/test_state_in_bucket.py::test_rollback_of_a_plan_in_a_bucket",
+    "tests/test_state_in_bucket.py::test_rollback_takes_the_rolled_back_plans_lock",
     "tests/test_state_in_bucket.py::test_out_force_over_a_bucket_plan_with_a_live_lock_is_refused",
     "tests/test_state_in_bucket.py::test_state_in_a_bucket_protected_by_the_plans_key_is_refused_at_plan_time",
     "tests/test_state_in_bucket.py::test_state_in_a_bucket_protected_by_the_plans_key_is_refused_at_apply_time",
