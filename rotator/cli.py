@@ -45,8 +45,13 @@ class Env:
     _backend: Any = field(default=None, repr=False)
 
     def projects(self) -> tuple[str, ...]:
-        """Every project to inspect, the backend's first, each once."""
-        return tuple(dict.fromkeys((self.backend().project, *self.more_projects)))
+        """Every project to inspect, the backend's first, each once; an unknown one is
+        bad input (check_project)."""
+        backend = self.backend()
+        chosen = tuple(dict.fromkeys((backend.project, *self.more_projects)))
+        for project in chosen:
+            check_project(backend, project)
+        return chosen
 
     def backend(self) -> Backend:
         if self._backend is None:
@@ -94,6 +99,32 @@ class Env:
             click.echo(csv)
         else:
             click.echo(colour(text))
+
+
+def check_project(backend: Backend, project: str) -> None:
+    """A project rotator is asked to look into must exist, or it would be reported as one
+    with nothing in it: bad input naming it. The fake knows the projects its world names;
+    Google answers the project's Cloud Storage service agent only for a project the caller
+    can see (404 or 403 otherwise, which are the same to a caller)."""
+    if project in (backend.project, backend.project_number):
+        return
+    world_projects = getattr(backend, "projects", None)  # the fake: those its world names
+    if world_projects is not None:
+        known: set[str] = world_projects()
+        if project not in known:
+            raise BadInput(
+                f"--project {project}: project {project} not found (the world names "
+                f"{', '.join(sorted(known))})",
+                resource=f"projects/{project}",
+            )
+        return
+    try:
+        backend.for_project(project)
+    except (api.NotFound, api.PermissionDenied) as e:
+        raise BadInput(
+            f"--project {project}: project {project} not found or not visible to the caller ({e})",
+            resource=f"projects/{project}",
+        ) from None
 
 
 pass_env = click.make_pass_decorator(Env)
@@ -334,6 +365,8 @@ def report(env: Env, projects: tuple[str, ...], max_age: str | None, kms_reads_p
     age = parse_duration(max_age, field="--max-age") if max_age else None
     backend = env.backend()
     chosen = list(dict.fromkeys(projects)) or list(env.projects())
+    for project in chosen:
+        check_project(backend, project)
     bars = factory_for(quiet=env.quiet, json_output=env.output in ("json", "csv"), unit="keys")
     progress: list[Any] = []
 

@@ -200,3 +200,20 @@ def test_the_cloud_kms_key_list_counts_against_the_quota_too(monkeypatch: pytest
     assert doc["summary"]["keys"] == 40
     # Per project: 1 location list + 1 key ring list + 1 key list per ring + 20 version lists.
     assert quota.waited > 0 and clock.t >= 60
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("report", "--project", "nope"),
+        ("report", "--project", "demo", "--project", "nope"),
+        ("--project", "demo", "--project", "nope", "report"),
+    ],
+    ids=["report-option", "report-option-second", "global-second"],
+)
+def test_report_of_a_project_that_does_not_exist_is_bad_input(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Not a report of a project with no keys: exit 2, one line naming the project."""
+    w = WorldCli(tmp_path, _fleet())
+    r = w(*args)
+    assert_failed(r, 2, "error", "--project nope", "project nope not found")
+    assert r.stdout == ""
