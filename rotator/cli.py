@@ -168,7 +168,7 @@ def parse_services(value: str) -> list[str]:
     type=click.Choice(OUTPUT_FORMATS),
     default="text",
     show_default=True,
-    help="json: one JSON document on stdout; messages go to stderr.",
+    help="json: one JSON document on stdout; messages go to stderr. csv: report only.",
 )
 @click.option("-v", "--verbose", count=True, help="More detail; tracebacks on internal errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
@@ -794,7 +794,7 @@ def _global_options() -> list[click.Option]:
             type=click.Choice(OUTPUT_FORMATS),
             expose_value=False,
             callback=_into_env("output"),
-            help="As before the subcommand: text, json or markdown.",
+            help="As before the subcommand: text, json, markdown (csv: report only).",
         ),
         click.Option(
             ["-v", "--verbose"],
@@ -813,6 +813,27 @@ def _global_options() -> list[click.Option]:
     ]
 
 
+# The commands that render csv; any other refuses `--output csv` before it does anything.
+CSV_COMMANDS = ("report",)
+
+
+def _refuse_csv(command: click.Command) -> None:
+    callback = command.callback
+    if callback is None or command.name in CSV_COMMANDS:
+        return
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        env = click.get_current_context().find_object(Env)
+        if env is not None and env.output == "csv":
+            raise BadInput(
+                f"--output csv is for report; {command.name} prints text, json or markdown; nothing was done",
+                resource="--output",
+            )
+        return callback(*args, **kwargs)
+
+    command.callback = checked
+
+
 def _accept_global_options(group: click.Group) -> None:
     for command in group.commands.values():
         if isinstance(command, click.Group):
@@ -820,6 +841,7 @@ def _accept_global_options(group: click.Group) -> None:
             continue
         taken = {o for p in command.params for o in getattr(p, "opts", [])}
         command.params += [o for o in _global_options() if not taken & set(o.opts)]
+        _refuse_csv(command)
 
 
 _accept_global_options(cli)

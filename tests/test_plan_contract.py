@@ -252,6 +252,31 @@ def test_global_options_after_the_subcommand(w: WorldCli) -> None:
     assert r.code == 2 and r.json()["error"]["resource"] == "plan.json"
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_csv_is_for_report_only(w: WorldCli, where: str) -> None:
+    """`-o csv` on a command without csv is bad input (exit 2), refused before the command
+    does anything: apply changes nothing, plan writes nothing."""
+    assert w.plan("rotate-key", APP_KEY).code == 0
+    before = w.dump()
+
+    def run(*args: str) -> Any:
+        return w("-o", "csv", *args) if where == "before" else w(*args, "-o", "csv")
+
+    for args in (
+        ("plan", "rotate-key", "--key", APP_KEY, "--out", "other.json"),
+        ("show", "plan.json"),
+        ("inventory", APP_KEY),
+        ("apply", "plan.json", "--yes"),
+        ("status", "plan.json"),
+        ("status",),
+    ):
+        assert_failed(run(*args), 2, "error", "csv is for report", args[0])
+    assert w.dump() == before
+    assert not (w.dir / "plan.json.journal").exists() and not (w.dir / "other.json").exists()
+    r = run("report")
+    assert r.code == 0 and r.stdout.count(",") > 3, r
+
+
 def test_world_after_the_subcommand(tmp_path: Path) -> None:
     from helpers import run_cli, write_world
 
