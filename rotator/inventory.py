@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from rotator import apierrors as api
 from rotator.agents import DATAFLOW, FIRESTORE, FUNCTIONS, RUN, SERVICES, STORAGE
@@ -27,6 +27,7 @@ from rotator.model import (
     CryptoKey,
     CryptoKeyVersion,
     Database,
+    Listing,
     ObjectInfo,
     ProtectedResource,
     ProtectedResourcesSummary,
@@ -342,6 +343,127 @@ def _services_found(uses: dict[int, VersionUse]) -> set[str]:
     }
 
 
+# What one bucket's objects hold, by (version name, pin kind as if the version were
+# ENABLED): a group per version and kind, with the bucket's few examples, never every
+# object. `classify` depends on the version's state only to tell a live object from an
+# unreadable one, so the same groups serve every key (report: one listing per bucket).
+BucketUses = dict[tuple[str, str], PinGroup]
+
+
+def bucket_uses(
+    storage: Any, bucket: Bucket, now: datetime, prefix: str | None, progress: ProgressFn | None
+) -> BucketUses:
+    """One streamed pass over a bucket (live + noncurrent, then soft-deleted): the groups
+    of every version named `prefix...` (None: of every key)."""
+    out: BucketUses = {}
+    seen = 0
+    for soft in (False, True):
+        for obj in iter_objects_parallel(storage, bucket.name, versions=not soft, soft_deleted=soft):
+            seen += 1
+            if progress and seen % 10000 == 0:
+                progress(bucket.name, seen)
+            kv = obj.kms_key_version
+            if not kv or (prefix is not None and not kv.startswith(prefix)):
+                continue
+            kind, frees, detail = classify(obj, bucket, ENABLED, now)
+            group = out.get((kv, kind))
+            if group is None:
+                group = out[(kv, kind)] = PinGroup(kind, f"gs://{bucket.name}")
+            if detail and not group.detail:
+                group.detail = detail
+            name = obj.name if obj.state == LIVE else f"{obj.name}#{obj.generation}"
+            group.add(name, obj.size, frees)
+    if progress:
+        progress(bucket.name, seen)
+    return out
+
+
+def _attribute(found: BucketUses, key_name: str, uses: dict[int, VersionUse]) -> None:
+    """The groups of `found` under versions of this key, into its uses (a live object
+    under a version that is not ENABLED cannot be read: R14)."""
+    prefix = key_name + "/cryptoKeyVersions/"
+    for (kv, kind), part in found.items():
+        if not kv.startswith(prefix):
+            continue
+        use = uses.get(int(kv[len(prefix) :]))
+        if use is None:
+            continue
+        detail = part.detail
+        if kind == LIVE_OBJECT and use.version.state != ENABLED:
+            kind, detail = UNREADABLE_OBJECT, f"version is {use.version.state}"
+        group = use.group(kind, part.resource)
+        if detail and not group.detail:
+            group.detail = detail
+        group.count += part.count
+        group.bytes += part.bytes
+        group.dateless = group.dateless or part.dateless
+        if part.frees_at is not None and (group.frees_at is None or part.frees_at > group.frees_at):
+            group.frees_at = part.frees_at
+        group.examples += part.examples[: EXAMPLES - len(group.examples)]
+
+
+class ScanCache:
+    """What `report` reads once per project for all its keys, not once per key: each
+    bucket's objects (as bucket_uses groups, bounded by versions, not objects) and each
+    list of the other services. A plan reads the world afresh (no cache)."""
+
+    def __init__(self) -> None:
+        self._views: dict[str, _ListedOnce] = {}
+        self._buckets: dict[tuple[str, str], BucketUses] = {}
+
+    def view(self, backend: Backend) -> Backend:
+        if backend.project not in self._views:
+            self._views[backend.project] = _ListedOnce(backend)
+        return cast(Backend, self._views[backend.project])
+
+    def bucket_uses(self, backend: Backend, bucket: Bucket, now: datetime) -> BucketUses:
+        if (backend.project, bucket.name) not in self._buckets:
+            self._buckets[(backend.project, bucket.name)] = bucket_uses(
+                backend.storage, bucket, now, None, None
+            )
+        return self._buckets[(backend.project, bucket.name)]
+
+
+class _Once:
+    """A service whose `names` calls are made once per arguments; the rest pass through."""
+
+    def __init__(self, inner: Any, names: frozenset[str]):
+        self._inner, self._names = inner, names
+        self._answers: dict[tuple[str, tuple[Any, ...]], Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name not in self._names:
+            return value
+
+        def once(*args: Any) -> Any:
+            if (name, args) not in self._answers:
+                found = value(*args)
+                if name.startswith("list_"):  # an iterator is read once: keep what it gave
+                    found = Listing(list(found), unreachable=unreachable_of(found))
+                self._answers[(name, args)] = found
+            return self._answers[(name, args)]
+
+        return once
+
+
+class _ListedOnce:
+    """A project as ScanCache shows it: the same, with every list a scan makes read once."""
+
+    def __init__(self, backend: Backend):
+        self._backend = backend
+        self.storage = _Once(backend.storage, frozenset({"list_buckets"}))
+        self.firestore = _Once(backend.firestore, frozenset({"list_databases", "list_backups"}))
+        self.dataflow = _Once(backend.dataflow, frozenset({"list_jobs"}))
+        self.run = _Once(backend.run, frozenset({"list_services"}))
+        self.functions = _Once(
+            backend.functions, frozenset({"list_functions", "list_repositories", "get_repository_key"})
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
 def _scan_project(
     backend: Backend,
     key_name: str,
@@ -350,8 +472,11 @@ def _scan_project(
     now: datetime,
     services: list[str],
     progress: ProgressFn | None,
+    cache: ScanCache | None = None,
 ) -> tuple[list[Bucket], list[str]]:
     """One project's services: its buckets (and which default to the key), then the rest."""
+    if cache is not None:
+        backend = cache.view(backend)
     buckets = list(backend.storage.list_buckets()) if STORAGE in services else []
     default_for = []
     prefix = key_name + "/cryptoKeyVersions/"
@@ -360,28 +485,12 @@ def _scan_project(
             default_for.append(bucket.name)
             if primary in uses:
                 uses[primary].group(BUCKET_DEFAULT, f"gs://{bucket.name}").add(bucket.name)
-        seen = 0
-        for soft in (False, True):
-            for obj in iter_objects_parallel(
-                backend.storage, bucket.name, versions=not soft, soft_deleted=soft
-            ):
-                seen += 1
-                if progress and seen % 10000 == 0:
-                    progress(bucket.name, seen)
-                kv = obj.kms_key_version
-                if not kv or not kv.startswith(prefix):
-                    continue
-                use = uses.get(int(kv[len(prefix) :]))
-                if use is None:
-                    continue
-                kind, frees, detail = classify(obj, bucket, use.version.state, now)
-                group = use.group(kind, f"gs://{bucket.name}")
-                if detail and not group.detail:
-                    group.detail = detail
-                name = obj.name if obj.state == LIVE else f"{obj.name}#{obj.generation}"
-                group.add(name, obj.size, frees)
-        if progress:
-            progress(bucket.name, seen)
+        found = (
+            cache.bucket_uses(backend, bucket, now)
+            if cache is not None
+            else bucket_uses(backend.storage, bucket, now, prefix, progress)
+        )
+        _attribute(found, key_name, uses)
     if FIRESTORE in services:
         _scan_firestore(backend, key_name, uses, primary, now)
     if DATAFLOW in services:
@@ -402,11 +511,13 @@ def scan_key(
     projects: Iterable[str] = (),
     acknowledged: bool = False,
     crypto_key: CryptoKey | None = None,
+    cache: ScanCache | None = None,
 ) -> KeyInventory:
     """Inventory one key across the project's services (those in `services`), and what
     Cloud KMS Inventory says of every product. `projects`: those rotator inspected (the
     backend's by default); `acknowledged`: the operator accepted an unreadable Cloud KMS
-    Inventory (plan --acknowledge-unreadable-inventory)."""
+    Inventory (plan --acknowledge-unreadable-inventory); `cache`: lists already read for
+    another key of the same report (ScanCache)."""
     projects = tuple(projects)
     services = list(services)
     key_name = str(key)
@@ -419,12 +530,16 @@ def scan_key(
         uses[crypto_key.primary].group(PRIMARY, key_name).add(key_name)
     inspected = projects or (backend.project,)
     found: set[str] = set()  # the inspected projects where rotator's listing found the key in use
-    buckets, default_for = _scan_project(backend, key_name, uses, crypto_key.primary, now, services, progress)
+    buckets, default_for = _scan_project(
+        backend, key_name, uses, crypto_key.primary, now, services, progress, cache
+    )
     if _uses_found(uses):
         found.add(backend.project)
     for other in inspected[1:]:
         before = _uses_found(uses)
-        _scan_project(backend.for_project(other), key_name, uses, crypto_key.primary, now, services, progress)
+        _scan_project(
+            backend.for_project(other), key_name, uses, crypto_key.primary, now, services, progress, cache
+        )
         if _uses_found(uses) > before:
             found.add(other)
     view = read_kms_inventory(

@@ -5,7 +5,8 @@ and bytes; other products from Cloud KMS Inventory) and which versions nothing p
 (safe to disable, then destroy). Cloud KMS reads go through a per-project quota
 (Cloud KMS allows 300 read requests per minute per project by default).
 
-One key's inventory is the same `scan_key` plan and `inventory` use, so the report and
+One key's inventory is the same `scan_key` plan and `inventory` use (with a ScanCache:
+each bucket and service listed once per project for all its keys), so the report and
 a plan never disagree on what pins a version.
 """
 
@@ -20,7 +21,14 @@ from typing import Any
 from rotator import apierrors as api
 from rotator import guards
 from rotator.backends.base import Backend
-from rotator.inventory import INVENTORY_UNREADABLE, KIND_SERVICE, OTHER_PROJECT, UNCOVERED, scan_key
+from rotator.inventory import (
+    INVENTORY_UNREADABLE,
+    KIND_SERVICE,
+    OTHER_PROJECT,
+    UNCOVERED,
+    ScanCache,
+    scan_key,
+)
 from rotator.model import CryptoKey
 from rotator.ratelimit import PerMinuteQuota, QuotaKms
 from rotator.render import human_bytes
@@ -51,9 +59,12 @@ def key_entry(
     now: datetime,
     max_age: timedelta | None,
     projects: tuple[str, ...] = (),
+    cache: ScanCache | None = None,
 ) -> dict[str, Any]:
-    """One key's row: its uses are looked up in every reported project (`projects`)."""
-    inv = scan_key(backend, key.name, crypto_key=key, projects=projects or (backend.project,))
+    """One key's row: its uses are looked up in every reported project (`projects`);
+    `cache` keeps what was listed for the report's other keys (each bucket and service
+    listed once per project, not once per key)."""
+    inv = scan_key(backend, key.name, crypto_key=key, projects=projects or (backend.project,), cache=cache)
     versions = []
     primary_created: datetime | None = None
     for n, use in sorted(inv.versions.items()):
@@ -134,9 +145,10 @@ def build_report(
     inspected = tuple(dict.fromkeys((backend.project, *projects)))
     on_keys(sum(len(k) for k in keys_by_project.values()))
     keys = []
+    cache = ScanCache()
     for project, found in keys_by_project.items():
         for key in found:
-            keys.append(key_entry(reading, key, project, now, max_age, inspected))
+            keys.append(key_entry(reading, key, project, now, max_age, inspected, cache))
             on_key(key.name)
     return {
         "now": format_time(now),
