@@ -199,6 +199,8 @@ class RunRevision:
     tags: tuple[str, ...] = ()
     # Its share is assigned by name, not by "latest": a new revision does not take it.
     pinned: bool = False
+    # When it was deployed (Revision.create_time); None: not known (a world file's own).
+    deployed: datetime | None = None
 
     @property
     def serving(self) -> bool:
@@ -226,6 +228,8 @@ class CloudFunction:
     kms_key: str | None
     kms_key_version: str | None
     docker_repository: str | None
+    # When it was last deployed (Function.update_time); None: not known (a world file's own).
+    deployed: datetime | None = None
 
     @property
     def region(self) -> str:

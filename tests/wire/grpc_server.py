@@ -51,7 +51,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import grpc
@@ -132,6 +132,8 @@ _REBUILDING_FIELDS = {
     "kms_key_name",
 }
 
+# A deploy time for the world file's own revisions and functions, which have none.
+_LONG_AGO = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _TERMINAL_JOB_STATES = {"DONE", "FAILED", "CANCELLED", "UPDATED", "DRAINED"}
 
 
@@ -969,8 +971,10 @@ class GrpcServer:
 
     def _revision_pb(self, s: Any, index: int) -> run.Revision:
         r = s.revisions[index]
-        # The fake keeps no deploy times: revision i of n was created n-1-i minutes ago.
-        created = self._now() - timedelta(minutes=len(s.revisions) - 1 - index)
+        # The fake's deploy time; a world file's own revision has none: then revision i
+        # was created i minutes after an instant long before any key version (the order
+        # Cloud Run lists them in, outside every KMS propagation window, as on the fake).
+        created = r.deployed or _LONG_AGO + timedelta(minutes=index)
         out = run.Revision(
             name=self._revision_name(s.name, r.name),
             service=s.name.rsplit("/", 1)[1],
@@ -1086,7 +1090,7 @@ class GrpcServer:
             ),
             state=functions.Function.State.ACTIVE,
             environment=functions.Environment.GEN_2,
-            update_time=self._now(),
+            update_time=f.deployed or _LONG_AGO,  # a world file's own: long before any version
         )
         if f.kms_key_version:
             out.labels[FUNCTION_VERSION_LABEL] = f.kms_key_version.rsplit("/", 1)[1]

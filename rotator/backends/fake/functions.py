@@ -20,6 +20,7 @@ from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.model import CloudFunction, Listing
+from rotator.timeutil import format_time, parse_time
 
 _UNSET: Any = object()
 
@@ -35,7 +36,11 @@ class FakeFunctions:
     @staticmethod
     def _to_function(d: dict[str, Any]) -> CloudFunction:
         return CloudFunction(
-            d["function"], d.get("kms_key"), d.get("kms_key_version"), d.get("docker_repository")
+            d["function"],
+            d.get("kms_key"),
+            d.get("kms_key_version"),
+            d.get("docker_repository"),
+            deployed=parse_time(d["deployed"]) if d.get("deployed") else None,
         )
 
     def list_functions(self) -> list[CloudFunction]:
@@ -117,7 +122,12 @@ class FakeFunctions:
                         rule="R42",
                     )
                 version = encrypt_version(c, self.kms, key, self.agents, service="Cloud Run functions")
-            d.update(kms_key=key, kms_key_version=version, docker_repository=repo)
+            d.update(
+                kms_key=key,
+                kms_key_version=version,
+                docker_repository=repo,
+                deployed=format_time(self.store.now()),  # Function.update_time
+            )
             save_docs(c, "functions", docs)
             if repo and version:  # the new image is pushed under the primary of now (R42)
                 repos = load_docs(c, "artifact_registry")

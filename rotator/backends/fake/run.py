@@ -22,6 +22,7 @@ from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.locations import is_region
 from rotator.model import RunRevision, RunService
+from rotator.timeutil import format_time, parse_time
 
 _UNSET: Any = object()
 
@@ -44,6 +45,7 @@ class FakeRun:
                     r.get("traffic_percent", 0),
                     tags=(r["tag"],) if r.get("tag") else (),
                     pinned=bool(r.get("pinned")),
+                    deployed=parse_time(r["deployed"]) if r.get("deployed") else None,
                 )
                 for r in d.get("revisions", [])
             ),
@@ -110,6 +112,7 @@ class FakeRun:
                 "kms_key": key,
                 "kms_key_version": version,
                 "traffic_percent": 0,
+                "deployed": format_time(self.store.now()),  # Revision.create_time
             }
             if latest is not None and not latest.get("pinned"):
                 # The traffic that followed the latest revision follows the new one; a

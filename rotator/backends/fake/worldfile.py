@@ -210,6 +210,9 @@ _RUN = _obj(
                     # "latest", so a new revision does not take it.
                     "tag": {"type": "string"},
                     "pinned": _BOOL,
+                    # When it was deployed; omitted: before the world's clock (no KMS
+                    # propagation window of a primary change can hold it).
+                    "deployed": _TIME,
                 },
                 ["revision"],
             ),
@@ -223,6 +226,7 @@ _FUNCTIONS = _obj(
         "kms_key": _KEY,
         "kms_key_version": _KEY,
         "docker_repository": {"type": "string"},
+        "deployed": _TIME,  # when it was last deployed; omitted: as a revision's
     },
     ["function"],
 )
@@ -452,6 +456,8 @@ class _Checker:
         for i, r in enumerate(self.doc.get("run", [])):
             region = r["service"].split("/")[3]
             for k, rev in enumerate(r.get("revisions", [])):
+                if "deployed" in rev:
+                    self.time(f"run[{i}].revisions[{k}].deployed", rev["deployed"])
                 if rev.get("kms_key") and region_of(rev["kms_key"]) != region:
                     raise self.fail(
                         f"run[{i}].revisions[{k}].kms_key",
@@ -473,6 +479,8 @@ class _Checker:
                     f"{f['docker_repository']} is not under artifact_registry",
                 )
         for i, f in enumerate(self.doc.get("functions", [])):
+            if "deployed" in f:
+                self.time(f"functions[{i}].deployed", f["deployed"])
             region = f["function"].split("/")[3]
             if f.get("kms_key") and region_of(f["kms_key"]) != region:
                 raise self.fail(

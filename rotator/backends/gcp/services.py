@@ -52,6 +52,11 @@ _ENDED = {
 PrimaryOf = Callable[[str], int | None]
 
 
+def _time(value: Any) -> datetime | None:
+    """An output-only timestamp; an unset one (None, or the epoch) is not known."""
+    return value if value and value.timestamp() > 0 else None
+
+
 def _version_name(key: str | None, recorded: str | None) -> str | None:
     """The version an annotation/label records: a number, or a full version name."""
     if not key or not recorded:
@@ -320,6 +325,7 @@ class GcpRun:
                     traffic.get(short, 0),
                     tags=tuple(tags.get(short, ())),
                     pinned=short in by_name,
+                    deployed=_time(r.create_time),  # "The creation time."
                 )
             )
         action = (
@@ -393,7 +399,13 @@ class GcpFunctions:
         key = f.kms_key_name or None
         repo = f.build_config.docker_repository if f.build_config else None
         return CloudFunction(
-            f.name, key, _version_name(key, f.labels.get(FUNCTION_VERSION_LABEL)), repo or None
+            f.name,
+            key,
+            _version_name(key, f.labels.get(FUNCTION_VERSION_LABEL)),
+            repo or None,
+            # "The last update timestamp of a Cloud Function": any update moves it, so a
+            # later metadata-only update hides an earlier deploy (CONTRACT.md).
+            deployed=_time(f.update_time),
         )
 
     def list_functions(self) -> list[CloudFunction]:
