@@ -106,7 +106,20 @@ class ApplyContext:
             services=self.plan.get("services", SERVICES),
             projects=tuple(self.plan.get("projects") or (self.backend.project,)),
             acknowledged=any(a.get("key") == key for a in self.plan.get("acknowledgements", [])),
+            replaced=self.rotation(key),
         )
+
+    def rotation(self, key: str) -> tuple[int, int] | None:
+        """(the primary this apply made for `key`, the one it replaced), from the plan and
+        the journal: then a fresh redeploy pins exactly the replaced one (primary_window)."""
+        for step in self.plan["steps"]:
+            data = step.get("data") or {}
+            if step.get("kind") == "kms.create_primary_version" and data.get("key") == key:
+                made = self.journal.value(step["id"], "created_version")
+                before = data.get("primary_before")
+                if made is not None and before is not None:
+                    return int(made), int(before)
+        return None
 
     def progress(self, step_id: str, bucket: str) -> Progress:
         """A callback for per-object counters: a journal checkpoint at most every

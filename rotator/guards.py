@@ -18,6 +18,7 @@ from rotator.inventory import (
     FIRESTORE_KEY,
     FUNCTION,
     FUNCTION_KEY,
+    FUNCTION_WINDOW,
     INVENTORY_UNREADABLE,
     OTHER_PROJECT,
     PRIMARY,
@@ -26,6 +27,7 @@ from rotator.inventory import (
     RUN_IDLE,
     RUN_KEY,
     RUN_SERVING,
+    RUN_WINDOW,
     UNCOVERED,
     UNLISTED,
     KeyInventory,
@@ -89,6 +91,8 @@ def describe_pin(p: PinGroup) -> str:
         RUN_IDLE: f"revision {names} (no traffic)",
         FUNCTION: "is deployed under this version",
         FIRESTORE_BACKUP: f"backup {names}",
+        RUN_WINDOW: f"{names} {p.detail}",
+        FUNCTION_WINDOW: p.detail,
     }.get(p.kind)
     if p.kind in (UNCOVERED, OTHER_PROJECT, INVENTORY_UNREADABLE):
         text = _describe_inventory_pin(p)
@@ -97,7 +101,7 @@ def describe_pin(p: PinGroup) -> str:
     elif about:
         text = (
             f"{p.resource}: {about}"
-            if p.kind != DATAFLOW_JOB and p.kind != FUNCTION
+            if p.kind not in (DATAFLOW_JOB, FUNCTION, FUNCTION_WINDOW)
             else f"{p.resource} {about}"
         )
     else:
@@ -109,7 +113,7 @@ def describe_pin(p: PinGroup) -> str:
         if p.examples:
             text += " e.g. " + ", ".join(p.examples[:3])
     frees = p.frees_on()
-    when = f"frees {format_time(frees)}" if frees else f"frees when {p.spec.frees_when}"
+    when = f"frees {format_time(frees)}" if frees else f"frees when {p.frees_when}"
     return f"{text} [{p.rule}; {when}]"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from rotator import apierrors as api
@@ -36,6 +36,7 @@ from rotator.model import (
 )
 from rotator.names import KeyName
 from rotator.storage_rules import locked, overwrite_blocker, retention_expiry
+from rotator.timeutil import format_time
 
 EXAMPLES = 5
 
@@ -69,6 +70,9 @@ RUN_SERVING = "run_serving_revision"
 RUN_IDLE = "run_idle_revision"
 FUNCTION_KEY = "function_key"
 FUNCTION = "function"
+# Deployed while the key's current primary was still propagating (R2, R43): see PROPAGATION.
+RUN_WINDOW = "run_revision_in_propagation_window"
+FUNCTION_WINDOW = "function_in_propagation_window"
 REPOSITORY_KEY = "repository_key"
 REPOSITORY_IMAGES = "repository_images"
 UNCOVERED = "uncovered_resource"
@@ -84,6 +88,16 @@ COVERED_PRODUCTS = {
     "cloudfunctions.googleapis.com",
     "artifactregistry.googleapis.com",
 }
+
+# A new primary takes effect eventually, not at once. Cloud KMS resource consistency page
+# (rotator/backends/gcp/CONTRACT.md, UpdateCryptoKeyPrimaryVersion): "While such
+# eventually-consistent changes propagate, Encrypt operations for a CryptoKey might use
+# the CryptoKey's previous primary version"; changes "typically propagate within 1
+# minute, but may take up to 3 hours in exceptional cases". So a revision or function
+# deployed within this bound of a primary change may be under the previous primary,
+# whatever KMS says is primary now (R43 with R2).
+PROPAGATION = timedelta(hours=3)
+PROPAGATION_TEXT = f"{PROPAGATION.total_seconds() / 3600:g} h"
 
 # Key-level uses: the resource encrypts new data with whatever version is primary, so
 # they pin the primary, and move with it when a rotation makes another version primary.
@@ -106,8 +120,10 @@ KIND_SERVICE = {
     RUN_KEY: RUN,
     RUN_SERVING: RUN,
     RUN_IDLE: RUN,
+    RUN_WINDOW: RUN,
     FUNCTION_KEY: FUNCTIONS,
     FUNCTION: FUNCTIONS,
+    FUNCTION_WINDOW: FUNCTIONS,
     REPOSITORY_KEY: FUNCTIONS,
     REPOSITORY_IMAGES: FUNCTIONS,
 }
@@ -131,8 +147,10 @@ IMPACT = {
     RUN_KEY: "deploying a new revision fails (R41)",
     RUN_SERVING: "no new instance starts; existing ones follow the revocation action (R40, R41)",
     RUN_IDLE: "the revision can never serve again (R41)",
+    RUN_WINDOW: "no new instance starts; existing ones follow the revocation action (R40, R41)",
     FUNCTION_KEY: "deploying fails; new executions fail while the key is unusable (R41, R42)",
     FUNCTION: "executions in progress finish, but every new execution fails (R41, R42)",
+    FUNCTION_WINDOW: "executions in progress finish, but every new execution fails (R41, R42)",
     REPOSITORY_KEY: "images in the repository cannot be pulled (R42)",
     REPOSITORY_IMAGES: "images pushed under it cannot be pulled: redeploying an old revision fails (R42)",
     UNCOVERED: "its data becomes unreadable (a product rotator does not cover)",
@@ -160,8 +178,12 @@ PIN_KINDS: dict[str, PinKind] = {
     RUN_KEY: PinKind("R41", True, True, "the service is redeployed under another key"),
     RUN_SERVING: PinKind("R43", True, True, "a new revision under another version takes its traffic"),
     RUN_IDLE: PinKind("R43", False, True, "the revision is deleted"),
+    # "{after}": the end of the window (PinGroup.frees_when); a redeploy before it is in
+    # the window again.
+    RUN_WINDOW: PinKind("R43", True, True, "the service is redeployed after {after}"),
     FUNCTION_KEY: PinKind("R42", True, True, "the function is redeployed under another key"),
     FUNCTION: PinKind("R42", True, True, "the function is redeployed under another version"),
+    FUNCTION_WINDOW: PinKind("R43", True, True, "the function is redeployed after {after}"),
     REPOSITORY_KEY: PinKind(
         "R42", True, True, "the repository is deleted (its images are encrypted with the key)"
     ),
@@ -208,6 +230,9 @@ class PinGroup:
     # Members whose key rotator inferred (e.g. a backup of a deleted database: "may be any
     # key"): they pin, but do not show the key in use in their project.
     inferred: int = 0
+    # The end of the KMS propagation window a deploy fell in (RUN_WINDOW, FUNCTION_WINDOW);
+    # None there: the window of a primary not made yet (a plan's own rotation).
+    after: datetime | None = None
 
     @property
     def named(self) -> int:
@@ -217,6 +242,16 @@ class PinGroup:
     @property
     def spec(self) -> PinKind:
         return PIN_KINDS[self.kind]
+
+    @property
+    def frees_when(self) -> str:
+        """The event that frees the group, with the date it waits for when it has one."""
+        after = (
+            format_time(self.after)
+            if self.after
+            else f"the new primary's propagation window ({PROPAGATION_TEXT} from its creation)"
+        )
+        return self.spec.frees_when.format(after=after)
 
     @property
     def rule(self) -> str:
@@ -247,7 +282,7 @@ class PinGroup:
             "blocks_disable": self.spec.blocks_disable,
             "blocks_destroy": self.spec.blocks_destroy,
             "frees_at": frees.strftime("%Y-%m-%dT%H:%M:%SZ") if frees else None,
-            "frees_when": self.spec.frees_when,
+            "frees_when": self.frees_when,
             "examples": self.examples,
             "detail": self.detail,
         }
@@ -328,6 +363,80 @@ def classify(
 
 
 ProgressFn = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class PrimaryWindow:
+    """The propagation window of the key's current primary (PROPAGATION). A serving
+    revision or a function that KMS's word puts under `primary` (rotator recorded the
+    primary of its deploy) but that was deployed before `ends` may be under one of
+    `previous` instead, so it pins them too, until it is redeployed after `ends`."""
+
+    primary: str  # the primary version's name
+    number: int
+    ends: datetime | None  # None: the primary's create time is unknown (the safe side: open)
+    previous: tuple[int, ...]
+
+    def holds(self, version: str | None, deployed: datetime | None) -> bool:
+        """Deployed under the primary by KMS's word, while the change still propagated.
+        No deploy time: a world file's own resource, deployed before its clock started."""
+        return (
+            version == self.primary and deployed is not None and (self.ends is None or deployed < self.ends)
+        )
+
+    def pin(self, uses: dict[int, VersionUse], kind: str, resource: str, what: str) -> None:
+        for n in self.previous:
+            group = uses[n].group(kind, resource)
+            group.add(what)
+            group.after = self.ends
+            group.detail = (
+                ("serves traffic and " if kind == RUN_WINDOW else "")
+                + f"was deployed within {PROPAGATION_TEXT} of version {self.number} becoming primary, "
+                "so it may be under this version (Cloud KMS propagation)"
+            )
+
+
+def redeploy_window_pin(kind: str, resource: str, what: str) -> PinGroup:
+    """What a redeploy right after a plan's own rotation will pin: the primary it
+    replaces, until a redeploy after the new primary's window (whose end is known only
+    once the apply made it; PinGroup.frees_when)."""
+    group = PinGroup(kind, resource)
+    group.add(what)
+    group.detail = (
+        "will be deployed right after this plan makes a new primary, so it may be under this "
+        f"version (Cloud KMS propagation, up to {PROPAGATION_TEXT})"
+    )
+    return group
+
+
+def primary_window(
+    crypto_key: CryptoKey, versions: list[CryptoKeyVersion], replaced: tuple[int, int] | None = None
+) -> PrimaryWindow | None:
+    """The window of the current primary, or None when nothing came before it. The
+    versions that may have been primary meanwhile: the one it replaced when rotator's own
+    apply made it primary (`replaced` = (made, replaced)); otherwise every ENABLED version
+    created before it (numbers follow creation), the safe side. When it became primary
+    is read as its create time: a lower bound, right for rotator's rotations (created and
+    made primary at once); a version made primary by hand long after its creation opens
+    a later window that rotator does not see (README, "real Google Cloud backend")."""
+    current = next((v for v in versions if v.number == crypto_key.primary), None)
+    if current is None:
+        return None
+    made, before = replaced or (None, None)
+    previous: tuple[int, ...]
+    if (
+        made == current.number
+        and before is not None
+        and before != made
+        and any(v.number == before for v in versions)
+    ):
+        previous = (before,)
+    else:
+        previous = tuple(v.number for v in versions if v.number < current.number and v.state == ENABLED)
+    if not previous:
+        return None
+    ends = current.create_time + PROPAGATION if current.create_time else None
+    return PrimaryWindow(current.name, current.number, ends, previous)
 
 
 def _uses_found(uses: dict[int, VersionUse]) -> int:
@@ -473,6 +582,7 @@ def _scan_project(
     services: list[str],
     progress: ProgressFn | None,
     cache: ScanCache | None = None,
+    window: PrimaryWindow | None = None,
 ) -> tuple[list[Bucket], list[str]]:
     """One project's services: its buckets (and which default to the key), then the rest."""
     if cache is not None:
@@ -496,9 +606,9 @@ def _scan_project(
     if DATAFLOW in services:
         _scan_dataflow(backend, key_name, uses, primary)
     if RUN in services:
-        _scan_run(backend, key_name, uses, primary)
+        _scan_run(backend, key_name, uses, primary, window)
     if FUNCTIONS in services:
-        _scan_functions(backend, key_name, uses, primary)
+        _scan_functions(backend, key_name, uses, primary, window)
     return buckets, default_for
 
 
@@ -512,12 +622,14 @@ def scan_key(
     acknowledged: bool = False,
     crypto_key: CryptoKey | None = None,
     cache: ScanCache | None = None,
+    replaced: tuple[int, int] | None = None,
 ) -> KeyInventory:
     """Inventory one key across the project's services (those in `services`), and what
     Cloud KMS Inventory says of every product. `projects`: those rotator inspected (the
     backend's by default); `acknowledged`: the operator accepted an unreadable Cloud KMS
     Inventory (plan --acknowledge-unreadable-inventory); `cache`: lists already read for
-    another key of the same report (ScanCache)."""
+    another key of the same report (ScanCache); `replaced`: (the primary rotator's own
+    apply made, the version it replaced), see primary_window."""
     projects = tuple(projects)
     services = list(services)
     key_name = str(key)
@@ -530,15 +642,24 @@ def scan_key(
         uses[crypto_key.primary].group(PRIMARY, key_name).add(key_name)
     inspected = projects or (backend.project,)
     found: set[str] = set()  # the inspected projects where rotator's listing found the key in use
+    window = primary_window(crypto_key, versions, replaced)
     buckets, default_for = _scan_project(
-        backend, key_name, uses, crypto_key.primary, now, services, progress, cache
+        backend, key_name, uses, crypto_key.primary, now, services, progress, cache, window
     )
     if _uses_found(uses):
         found.add(backend.project)
     for other in inspected[1:]:
         before = _uses_found(uses)
         _scan_project(
-            backend.for_project(other), key_name, uses, crypto_key.primary, now, services, progress, cache
+            backend.for_project(other),
+            key_name,
+            uses,
+            crypto_key.primary,
+            now,
+            services,
+            progress,
+            cache,
+            window,
         )
         if _uses_found(uses) > before:
             found.add(other)
@@ -675,7 +796,13 @@ def inspected_run_services(backend: Backend, key: str, projects: Iterable[str]) 
     return out
 
 
-def _scan_run(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:
+def _scan_run(
+    backend: Backend,
+    key: str,
+    uses: dict[int, VersionUse],
+    primary: int | None,
+    window: PrimaryWindow | None = None,
+) -> None:
     for service in run_services(backend, key):
         if _elsewhere(service.name, backend):
             continue
@@ -686,9 +813,17 @@ def _scan_run(backend: Backend, key: str, uses: dict[int, VersionUse], primary: 
             kind = RUN_SERVING if rev.serving else RUN_IDLE  # a tag's URL serves too
             for use in _versions_used(uses, key, rev.kms_key_version, rev.kms_key):
                 use.group(kind, service.name).add(rev.name)
+            if rev.serving and window is not None and window.holds(rev.kms_key_version, rev.deployed):
+                window.pin(uses, RUN_WINDOW, service.name, rev.name)
 
 
-def _scan_functions(backend: Backend, key: str, uses: dict[int, VersionUse], primary: int | None) -> None:
+def _scan_functions(
+    backend: Backend,
+    key: str,
+    uses: dict[int, VersionUse],
+    primary: int | None,
+    window: PrimaryWindow | None = None,
+) -> None:
     repositories: set[str] = set()
     functions = backend.functions.list_functions()
     _pin_unlisted(uses, "Cloud Run functions", functions)
@@ -701,6 +836,8 @@ def _scan_functions(backend: Backend, key: str, uses: dict[int, VersionUse], pri
             repositories.add(fn.docker_repository)
         for use in _versions_used(uses, key, fn.kms_key_version, fn.kms_key):
             use.group(FUNCTION, fn.name).add(fn.name)
+        if window is not None and window.holds(fn.kms_key_version, fn.deployed):
+            window.pin(uses, FUNCTION_WINDOW, fn.name, fn.name)
     for repo in sorted(repositories):
         if backend.functions.get_repository_key(repo) == key:
             _pin_primary(uses, primary, REPOSITORY_KEY, repo)

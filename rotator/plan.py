@@ -16,7 +16,7 @@ from rotator.access import check_access
 from rotator.agents import SERVICES
 from rotator.backends.base import Backend
 from rotator.errors import BadInput
-from rotator.inventory import KeyInventory, scan_key
+from rotator.inventory import KeyInventory, PinGroup, scan_key
 from rotator.names import parse_key
 from rotator.playbooks import Playbook
 from rotator.schemacheck import validate
@@ -42,6 +42,11 @@ class PlanContext:
     resolved: set[str] = field(default_factory=set)
     # The same, for single uses: (pin kind, resource), e.g. one Cloud Run service.
     resolved_uses: set[tuple[str, str]] = field(default_factory=set)
+    # key -> the primary an earlier step of this plan replaces (a rotation, R2).
+    replaced_primary: dict[str, int] = field(default_factory=dict)
+    # Pins that earlier steps of this plan will add: (key, version) -> groups. A revision
+    # deployed right after the plan's own rotation pins the replaced primary (PROPAGATION).
+    added_pins: dict[tuple[str, int], list[PinGroup]] = field(default_factory=dict)
     _inventories: dict[str, KeyInventory] = field(default_factory=dict)
 
     def param(self, name: str) -> Any:

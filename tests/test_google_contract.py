@@ -3,8 +3,9 @@ same findings are shown over the wire in tests/wire/test_rpc_contract.py."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +45,17 @@ from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
 from rotator.inventory import (
     FIRESTORE_BACKUP,
+    FUNCTION_WINDOW,
     PIN_KINDS,
     REPOSITORY_IMAGES,
     RUN_IDLE,
     RUN_SERVING,
+    RUN_WINDOW,
     UNLISTED,
     run_services,
     scan_key,
 )
+from rotator.inventory import FUNCTION as FUNCTION_PIN
 from rotator.locations import key_location_for_bucket
 from rotator.storage_rules import retention_expiry
 
@@ -362,3 +366,136 @@ def retained_world() -> dict[str, Any]:
     held = bucket("held", [obj("ledger", v(HELPERS_APP_KEY, 1), created="2026-10-01T00:00:00Z")])
     held["retention"] = {"period": "30d", "locked": True}
     return make_world(storage=[held])
+
+
+# -- A new primary propagates (up to 3 h): what is deployed meanwhile keeps the old one ----------
+# Cloud KMS resource consistency: "While such eventually-consistent changes propagate,
+# Encrypt operations for a CryptoKey might use the CryptoKey's previous primary version";
+# they "may take up to 3 hours in exceptional cases" (rotator.inventory.PROPAGATION).
+PRIMARY_MADE = "2026-11-12T00:00:00Z"  # version 3 of APP_KEY, ten days before `now`
+
+
+def window_world(deployed: str) -> dict[str, Any]:
+    """Versions 1-3 ENABLED, 3 primary since PRIMARY_MADE; the serving revision api-00002
+    and the function are recorded under version 3 (KMS's word) and were deployed at
+    `deployed`."""
+    app = kms_key(APP_KEY, {1: "ENABLED", 2: "ENABLED", 3: "ENABLED"}, primary=3)
+    app["created"] = {1: "2026-01-01T00:00:00Z", 2: "2026-06-01T00:00:00Z", 3: PRIMARY_MADE}
+    old = revision("api-00001", v(APP_KEY, 2), 0)
+    new = dict(revision("api-00002", v(APP_KEY, 3), 100), deployed=deployed)
+    fn = dict(function(version=v(APP_KEY, 3)), deployed=deployed)
+    world = services_world(storage=[], firestore=[], dataflow=[], run=[service(revisions=[old, new])])
+    world["functions"] = [fn]
+    world["kms"] = [app if k["key"] == APP_KEY else k for k in world["kms"]]
+    return world
+
+
+def window_pins(inv: Any) -> dict[int, set[tuple[str, str]]]:
+    """version -> the (kind, resource) of its propagation-window pins."""
+    return {
+        n: {(g.kind, g.resource) for g in u.pins() if g.kind in (RUN_WINDOW, FUNCTION_WINDOW)}
+        for n, u in inv.versions.items()
+    }
+
+
+IN_WINDOW = window_world("2026-11-12T01:00:00Z")  # an hour after version 3 became primary
+AFTER_WINDOW = window_world("2026-11-13T00:00:00Z")  # a day after
+
+
+def check_in_window(inv: Any) -> None:
+    """Not knowing which version 3 replaced, every older ENABLED one is pinned, from
+    disable and destroy, until a redeploy after the window's end."""
+    both = {(RUN_WINDOW, SERVICE), (FUNCTION_WINDOW, FUNCTION)}
+    assert window_pins(inv) == {1: both, 2: both, 3: set()}
+    for n in (1, 2):
+        pins = [g for g in inv.version(n).pins() if g.kind in (RUN_WINDOW, FUNCTION_WINDOW)]
+        assert all(g.spec.blocks_disable and g.spec.blocks_destroy and g.rule == "R43" for g in pins)
+        assert {g.frees_when for g in pins} == {
+            "the service is redeployed after 2026-11-12T03:00:00Z",
+            "the function is redeployed after 2026-11-12T03:00:00Z",
+        }
+        assert any(g.examples == ["api-00002"] for g in pins)
+
+
+def check_after_window(inv: Any) -> None:
+    """Deployed long after the change: KMS's word stands, each pins only its own version."""
+    assert window_pins(inv) == {1: set(), 2: set(), 3: set()}
+    assert {g.kind for g in inv.version(3).pins()} >= {RUN_SERVING, FUNCTION_PIN}
+    assert RUN_SERVING not in {g.kind for g in inv.version(1).pins()}
+
+
+def test_a_deploy_within_3_hours_of_a_primary_change_pins_the_older_versions() -> None:
+    check_in_window(scan_key(FakeBackend.from_dict(IN_WINDOW), APP_KEY))
+
+
+def test_a_deploy_long_after_the_primary_change_pins_only_its_own_version() -> None:
+    check_after_window(scan_key(FakeBackend.from_dict(AFTER_WINDOW), APP_KEY))
+
+
+def test_the_replaced_primary_when_known_is_the_only_version_the_window_pins() -> None:
+    """Rotator's own apply knows which version its new primary replaced (plan + journal)."""
+    b = FakeBackend.from_dict(IN_WINDOW)
+    pins = window_pins(scan_key(b, APP_KEY, replaced=(3, 2)))
+    assert pins == {1: set(), 2: {(RUN_WINDOW, SERVICE), (FUNCTION_WINDOW, FUNCTION)}, 3: set()}
+    # Knowledge of another change (not the current primary's) is not used: the safe side.
+    assert window_pins(scan_key(b, APP_KEY, replaced=(4, 3)))[1]
+
+
+def redeploy_across_the_window(backend: Any, advance: Any) -> None:
+    """Rotate by hand, redeploy at once (in the window), then again 4 hours later."""
+    b = backend
+    made = b.kms.create_crypto_key_version(APP_KEY).number
+    b.kms.update_crypto_key_primary_version(APP_KEY, v(APP_KEY, made))
+    b.run.update_service(SERVICE)
+    b.functions.redeploy_function(FUNCTION)
+    inv = scan_key(b, APP_KEY)
+    assert window_pins(inv)[3] == {(RUN_WINDOW, SERVICE), (FUNCTION_WINDOW, FUNCTION)}
+    assert window_pins(inv)[made] == set()
+    advance(timedelta(hours=4))
+    b.run.update_service(SERVICE)
+    b.functions.redeploy_function(FUNCTION)
+    assert window_pins(scan_key(b, APP_KEY)) == {n: set() for n in inv.versions}
+
+
+def test_a_redeploy_after_the_window_frees_the_replaced_primary() -> None:
+    b = FakeBackend.from_dict(services_world(storage=[], firestore=[], dataflow=[]))
+    redeploy_across_the_window(b, b.advance)
+
+
+def test_rotate_key_keeps_the_replaced_primary_until_a_redeploy_after_the_window(
+    backend_kind: str, tmp_path: Path
+) -> None:
+    """The Cloud Run service and the function are redeployed right after the new primary
+    is made, so they may be under the primary it replaced (version 3): rotate-key keeps
+    it enabled, says why and when it frees; the next rotation, past the window, frees it."""
+    path = write_world(tmp_path / "world.yaml", services_world(storage=[], firestore=[], dataflow=[]))
+    w = ["--world", str(path)]
+
+    def versions() -> dict[int, str]:
+        world = yaml.safe_load(run_cli([*w, "world", "dump"], tmp_path).stdout)
+        return {k["key"]: k["versions"] for k in world["kms"]}[APP_KEY]  # type: ignore[no-any-return]
+
+    r = run_cli([*w, "plan", "rotate-key", "--key", APP_KEY, "--out", "p.json"], tmp_path)
+    assert r.code == 0, r
+    keep = r.stdout.split("! keep version 3: pinned", 1)[1]
+    assert f"{SERVICE}: its new revision will be deployed right after this plan makes a new primary" in keep
+    assert f"{FUNCTION} will be deployed right after this plan makes a new primary" in keep
+    assert "[R43; frees when the service is redeployed after the new primary's propagation window" in keep
+    r = run_cli([*w, "apply", "p.json", "--yes"], tmp_path)
+    assert r.code == 0, r
+    assert versions() == {1: "DISABLED", 2: "DISABLED", 3: "ENABLED", 4: "ENABLED"}
+    r = run_cli([*w, "-o", "json", "inventory", APP_KEY], tmp_path)
+    assert r.code == 0, r
+    (v3,) = [x for x in json.loads(r.stdout)["versions"] if x["number"] == 3]
+    frees = {p["frees_when"] for p in v3["uses"] if p["kind"] in (RUN_WINDOW, FUNCTION_WINDOW)}
+    assert frees == {
+        "the service is redeployed after 2026-11-22T03:00:00Z",
+        "the function is redeployed after 2026-11-22T03:00:00Z",
+    }
+    assert run_cli([*w, "world", "advance", "4h"], tmp_path).code == 0
+    r = run_cli([*w, "plan", "rotate-key", "--key", APP_KEY, "--out", "p2.json"], tmp_path)
+    assert r.code == 0, r
+    assert "- disable " + v(APP_KEY, 3) in r.stdout
+    assert run_cli([*w, "apply", "p2.json", "--yes"], tmp_path).code == 0
+    # Version 3 frees; version 4, the primary this rotation replaced, is kept in its turn.
+    assert versions() == {1: "DISABLED", 2: "DISABLED", 3: "DISABLED", 4: "ENABLED", 5: "ENABLED"}

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
-from rotator.inventory import FUNCTION, FUNCTION_KEY
+from rotator.inventory import FUNCTION, FUNCTION_KEY, FUNCTION_WINDOW, redeploy_window_pin
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 
 if TYPE_CHECKING:
@@ -52,7 +52,15 @@ class RedeployFunctions(StepKind):
                 {"action": "redeploy_function", "function": fn.name, "to_key": dest, "repository": repo}
             )
             moves.append({"function": fn.name, "repository": repo})
-            ctx.resolved_uses.update({(FUNCTION, fn.name), (FUNCTION_KEY, fn.name)})
+            ctx.resolved_uses.update(
+                {(FUNCTION, fn.name), (FUNCTION_KEY, fn.name), (FUNCTION_WINDOW, fn.name)}
+            )
+            replaced = ctx.replaced_primary.get(key)
+            if dest == key and replaced is not None:
+                # Redeployed right after this plan's rotation: it may still be built under
+                # the primary that rotation replaces (Cloud KMS propagation, R43).
+                pin = redeploy_window_pin(FUNCTION_WINDOW, fn.name, fn.name)
+                ctx.added_pins.setdefault((key, replaced), []).append(pin)
         old_repos = sorted(
             {
                 fn.docker_repository

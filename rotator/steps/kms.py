@@ -51,6 +51,8 @@ class CreatePrimaryVersion(StepKind):
         # The old primary stops being primary, and bucket defaults follow the key's
         # primary (R2, R12), so neither pins the old versions once this step ran.
         ctx.resolved.update({PRIMARY, *KEY_LEVEL})
+        if inv.key.primary is not None:
+            ctx.replaced_primary[key] = inv.key.primary
         return PlannedStep(
             id=step_id,
             kind=self.name,
@@ -151,7 +153,7 @@ class DisableVersions(StepKind):
                     guards.disable_blockers(use, retiring_key=retiring_key), ctx.resolved, versioned
                 )
                 if (p.kind, p.resource) not in ctx.resolved_uses
-            ]
+            ] + ctx.added_pins.get((key, n), [])
             if inv.uninspected:
                 # What was not looked at may still use the version: the safe side (rotator.rules).
                 keep[n] = [

@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rotator.errors import Stale
-from rotator.inventory import RUN_KEY, RUN_SERVING, inspected_run_services
+from rotator.inventory import (
+    RUN_KEY,
+    RUN_SERVING,
+    RUN_WINDOW,
+    inspected_run_services,
+    redeploy_window_pin,
+)
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 
 if TYPE_CHECKING:
@@ -67,7 +73,13 @@ class RedeployServices(StepKind):
                     "--update-tags) and plan again (R43)"
                 )
             else:
-                ctx.resolved_uses.add((RUN_SERVING, svc.name))
+                ctx.resolved_uses.update({(RUN_SERVING, svc.name), (RUN_WINDOW, svc.name)})
+            replaced = ctx.replaced_primary.get(key)
+            if dest == key and replaced is not None:
+                # Deployed right after this plan's rotation: the new revision may still be
+                # encrypted under the primary it replaces (Cloud KMS propagation, R43).
+                pin = redeploy_window_pin(RUN_WINDOW, svc.name, "its new revision")
+                ctx.added_pins.setdefault((key, replaced), []).append(pin)
         return PlannedStep(
             id=step_id,
             kind=self.name,

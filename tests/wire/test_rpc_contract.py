@@ -14,14 +14,19 @@ import yaml
 from google.api_core import exceptions as gexc
 from google.cloud import dataflow_v1beta3 as dataflow
 from grpc_server import GrpcServer
-from harness import serve_world_file
+from harness import serve_world_file, world_advance
 from helpers import APP_KEY as HELPERS_APP_KEY
 from services_world import APP_KEY, FUNCTION, INGEST, OLD_BACKUP, SERVICE, services_world
 from storage_http import StorageServer
 from test_google_contract import (
+    AFTER_WINDOW,
+    IN_WINDOW,
     backup_pins,
+    check_after_window,
+    check_in_window,
     deleted_database_world,
     recreated_database_world,
+    redeploy_across_the_window,
     retained_world,
     run_pins,
     tagged_world,
@@ -217,3 +222,19 @@ def test_rotate_key_keeps_the_version_of_a_function_that_was_not_rebuilt(wire: W
         messages[-1].startswith("stale:")
         and "functions/resize is deployed under this version" in messages[-1]
     )
+
+
+# -- A new primary propagates (up to 3 h): Revision.create_time / Function.update_time ----------
+@pytest.mark.parametrize("world_doc", [IN_WINDOW])
+def test_a_deploy_within_3_hours_of_a_primary_change_pins_the_older_versions(wire: Wire) -> None:
+    check_in_window(scan_key(wire.gcp, APP_KEY))
+
+
+@pytest.mark.parametrize("world_doc", [AFTER_WINDOW])
+def test_a_deploy_long_after_the_primary_change_pins_only_its_own_version(wire: Wire) -> None:
+    check_after_window(scan_key(wire.gcp, APP_KEY))
+
+
+@pytest.mark.parametrize("world_doc", [services_world(storage=[], firestore=[], dataflow=[])])
+def test_a_redeploy_after_the_window_frees_the_replaced_primary(wire: Wire) -> None:
+    redeploy_across_the_window(wire.gcp, lambda delta: world_advance(wire.world, delta))
