@@ -115,7 +115,10 @@ class ApplyContext:
         for step in self.plan["steps"]:
             data = step.get("data") or {}
             if step.get("kind") == "kms.create_primary_version" and data.get("key") == key:
+                # Recorded when it was created, or (a version adopted after a crash) in the result.
                 made = self.journal.value(step["id"], "created_version")
+                if made is None:
+                    made = (self.journal.value(step["id"], "result") or {}).get("version")
                 before = data.get("primary_before")
                 if made is not None and before is not None:
                     return int(made), int(before)
