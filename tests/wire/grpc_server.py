@@ -29,8 +29,8 @@ Hosted (service: methods):
   google.cloud.run.v2.Services: ListServices, GetService, UpdateService (LRO)
   google.cloud.run.v2.Revisions: ListRevisions
   google.cloud.functions.v2.FunctionService: ListFunctions, GetFunction, UpdateFunction (LRO)
-  google.cloud.kms.inventory.v1.KeyTrackingService: SearchProtectedResources (only for an
-      organization scope), GetProtectedResourcesSummary (KEY/protectedResourcesSummary)
+  google.cloud.kms.inventory.v1.KeyTrackingService: SearchProtectedResources (an
+      organization or a project scope), GetProtectedResourcesSummary (KEY/protectedResourcesSummary)
   google.cloud.kms.inventory.v1.KeyDashboardService: ListCryptoKeys
   google.longrunning.Operations: GetOperation (every LRO here is returned done)
 
@@ -45,6 +45,7 @@ How the fake's hidden facts appear on the wire (the gcp backend reads them there
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 import traceback
@@ -135,6 +136,76 @@ _REBUILDING_FIELDS = {
 # A deploy time for the world file's own revisions and functions, which have none.
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _TERMINAL_JOB_STATES = {"DONE", "FAILED", "CANCELLED", "UPDATED", "DRAINED"}
+
+
+# The request fields each hosted method requires ("Required." in the request's field
+# docstrings) and the names they must match; a missing or malformed one is refused
+# INVALID_ARGUMENT before the method runs (rotator/backends/gcp/CONTRACT.md).
+_P = "projects/[^/]+"
+_L = f"{_P}/locations/[^/]+"
+_KEY = f"{_L}/keyRings/[^/]+/cryptoKeys/[^/]+"
+_VERSION = f"{_KEY}/cryptoKeyVersions/[0-9]+"
+_ANY = ".+"
+REQUIRED: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    (LOCATIONS, "ListLocations"): (("name", _P),),
+    (KMS, "ListKeyRings"): (("parent", _L),),
+    (KMS, "ListCryptoKeys"): (("parent", f"{_L}/keyRings/[^/]+"),),
+    (KMS, "GetCryptoKey"): (("name", _KEY),),
+    (KMS, "ListCryptoKeyVersions"): (("parent", _KEY),),
+    (KMS, "GetCryptoKeyVersion"): (("name", _VERSION),),
+    (KMS, "CreateCryptoKeyVersion"): (("parent", _KEY),),
+    (KMS, "UpdateCryptoKeyPrimaryVersion"): (("name", _KEY), ("crypto_key_version_id", "[0-9]+")),
+    (KMS, "UpdateCryptoKeyVersion"): (("crypto_key_version.name", _VERSION),),
+    (KMS, "DestroyCryptoKeyVersion"): (("name", _VERSION),),
+    (KMS, "RestoreCryptoKeyVersion"): (("name", _VERSION),),
+    (IAM, "GetIamPolicy"): (("resource", _ANY),),
+    (IAM, "SetIamPolicy"): (("resource", _ANY),),
+    (IAM, "TestIamPermissions"): (("resource", _ANY),),
+    (FIRESTORE_ADMIN, "ListDatabases"): (("parent", _P),),
+    (FIRESTORE_ADMIN, "GetDatabase"): (("name", f"{_P}/databases/[^/]+"),),
+    (FIRESTORE_ADMIN, "ListBackups"): (("parent", _L),),
+    (FIRESTORE_ADMIN, "RestoreDatabase"): (
+        ("parent", _P),
+        ("database_id", _ANY),
+        ("backup", f"{_L}/backups/[^/]+"),
+    ),
+    (DATAFLOW_JOBS, "AggregatedListJobs"): (("project_id", _ANY),),
+    (DATAFLOW_JOBS, "GetJob"): (("project_id", _ANY), ("job_id", _ANY)),
+    (DATAFLOW_JOBS, "SnapshotJob"): (("project_id", _ANY), ("job_id", _ANY)),
+    (DATAFLOW_SNAPSHOTS, "ListSnapshots"): (("project_id", _ANY),),
+    (RUN_SERVICES, "ListServices"): (("parent", _L),),
+    (RUN_SERVICES, "GetService"): (("name", f"{_L}/services/[^/]+"),),
+    (RUN_SERVICES, "UpdateService"): (("service.name", f"{_L}/services/[^/]+"),),
+    (RUN_SERVICES, "TestIamPermissions"): (("resource", _ANY),),
+    (RUN_REVISIONS, "ListRevisions"): (("parent", f"{_L}/services/[^/]+"),),
+    (FUNCTIONS, "ListFunctions"): (("parent", _L),),
+    (FUNCTIONS, "GetFunction"): (("name", f"{_L}/functions/[^/]+"),),
+    (FUNCTIONS, "UpdateFunction"): (("function.name", f"{_L}/functions/[^/]+"),),
+    (ARTIFACT_REGISTRY, "GetRepository"): (("name", f"{_L}/repositories/[^/]+"),),
+    (ARTIFACT_REGISTRY, "ListRepositories"): (("parent", _L),),
+    (ARTIFACT_REGISTRY, "CreateRepository"): (("parent", _L), ("repository_id", _ANY)),
+    (KMS_INVENTORY, "SearchProtectedResources"): (
+        ("scope", "(organizations|projects)/[^/]+"),
+        ("crypto_key", f"{_KEY}(/cryptoKeyVersions/[0-9]+)?"),
+    ),
+    (KMS_INVENTORY, "GetProtectedResourcesSummary"): (("name", f"{_KEY}/protectedResourcesSummary"),),
+    (KMS_DASHBOARD, "ListCryptoKeys"): (("parent", _P),),
+    (STORAGE_BATCH, "CreateJob"): (("parent", _L),),
+    (STORAGE_BATCH, "GetJob"): (("name", f"{_L}/jobs/[^/]+"),),
+    (OPERATIONS, "GetOperation"): (("name", _ANY),),
+}
+
+
+def check_required(service: str, method: str, request: Any) -> None:
+    """Refuse, as Google does, a request whose required field is missing or malformed."""
+    for path, pattern in REQUIRED.get((service, method), ()):
+        value: Any = request
+        for part in path.split("."):
+            value = getattr(value, part)
+        if not value:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"{path} is required")
+        if not re.fullmatch(pattern, str(value)):
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"{path}: invalid resource name {value!r}")
 
 
 def status_for(error: api.ApiError) -> grpc.StatusCode:
@@ -347,6 +418,7 @@ class GrpcServer:
                 hook("before", label)
             code, message, response = None, "", None
             try:
+                check_required(service, method, request)
                 response = impl(request)
             except RpcAbort as e:
                 code, message = e.code, e.message
@@ -1222,20 +1294,16 @@ class GrpcServer:
     def search_protected_resources(
         self, req: inventory.SearchProtectedResourcesRequest
     ) -> inventory.SearchProtectedResourcesResponse:
-        if not req.scope.startswith("organizations/") or req.scope == "organizations/":
-            raise RpcAbort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"scope must be organizations/ORG, not {req.scope!r}"
-            )
-        if "/cryptoKeys/" not in req.crypto_key:
-            raise RpcAbort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"crypto_key must name a key: {req.crypto_key!r}"
-            )
+        # scope (checked by REQUIRED): an organization, or a project by id or number.
+        kind, _, scope_id = req.scope.partition("/")
         key = req.crypto_key.split("/cryptoKeyVersions/")[0]
         only_version = req.crypto_key if "/cryptoKeyVersions/" in req.crypto_key else None
         found = []
         # The fake's own inventory (one place knows what a key protects), then any extras.
-        listed = self.backend.inventory.search_protected_resources(req.scope.split("/", 1)[1], key)
+        listed = self.backend.inventory.search_protected_resources(scope_id, key)
         for resource in [*map(self._resource_pb, listed), *self.extra_protected.get(key, [])]:
+            if kind == "projects" and scope_id not in (resource.project_id, _seg(resource.project, 1)):
+                continue  # a project scope lists that project's resources only
             if only_version and only_version not in resource.crypto_key_versions:
                 continue
             if req.resource_types and not any(

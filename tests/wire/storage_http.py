@@ -531,7 +531,9 @@ class StorageServer:
         except api.ApiError as e:
             status = e.http_status
             reason = _REASON_BY_ERROR.get(type(e)) or REASONS.get(status, "unknown")
-            return status, error_body(status, e.message, reason)
+            # A failed precondition carries Google's words, not the fake's (CONTRACT.md).
+            message = _DEFAULT_MESSAGES[412] if status == 412 else e.message
+            return status, error_body(status, message, reason)
         except Exception as e:  # a bug here or in the fake: visible to tests
             with self._lock:
                 self.errors.append(e)
@@ -554,6 +556,9 @@ class StorageServer:
             return self._patch_bucket(route.bucket or "", q, _json_body(body))
         if route.op == "objects.download" or (route.op == "objects.get" and q.get("alt") == "media"):
             data, generation = self.backend.storage.download_bytes(route.bucket or "", route.object or "")
+            wanted = _int_param(q, "ifGenerationMatch")
+            if wanted is not None and wanted != generation:  # replaced since it was read
+                raise HttpError(412, _DEFAULT_MESSAGES[412])
             return {"__media__": data, "generation": generation}
         if route.op == "objects.delete":
             self.backend.storage.delete_object(

@@ -660,8 +660,14 @@ def test_search_protected_resources_filters_and_pages(
     )
     assert first.project_id == PROJECT and first.resource_type == "storage.googleapis.com/Bucket"
     assert first.crypto_key_version == v(APP_KEY, 1)
+    # SearchProtectedResourcesRequest.scope: organizations/N, projects/ID or projects/NUMBER
+    # are allowed; anything else is refused.
+    by_project = inventory_client.search_protected_resources(
+        request={"scope": f"projects/{PROJECT}", "crypto_key": APP_KEY}
+    )
+    assert {r.project_id for r in by_project} == {PROJECT}
     with pytest.raises(gexc.InvalidArgument):
-        _search_scope(inventory_client, "projects/demo")
+        _search_scope(inventory_client, "folders/1")
     with pytest.raises(gexc.NotFound):
         _search(inventory_client, f"{APP_KEY}-missing")
 
