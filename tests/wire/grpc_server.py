@@ -847,16 +847,25 @@ class GrpcServer:
         self, req: iam_policy_pb2.TestIamPermissionsRequest
     ) -> iam_policy_pb2.TestIamPermissionsResponse:
         # The IAM mixin serves KMS keys and (the functions client's mixin) functions.
-        if "/functions/" in req.resource:
-            held = self.backend.functions.test_iam_permissions(req.resource, list(req.permissions))
-        else:
-            held = self.backend.kms.test_iam_permissions(self._iam_key(req.resource), list(req.permissions))
+        # iam_policy.proto: "If the resource does not exist, this will return an empty set
+        # of permissions, not a `NOT_FOUND` error."
+        try:
+            if "/functions/" in req.resource:
+                held = self.backend.functions.test_iam_permissions(req.resource, list(req.permissions))
+            else:
+                key = self._iam_key(req.resource)
+                held = self.backend.kms.test_iam_permissions(key, list(req.permissions))
+        except api.NotFound:
+            held = []
         return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
 
     def test_run_iam_permissions(
         self, req: iam_policy_pb2.TestIamPermissionsRequest
     ) -> iam_policy_pb2.TestIamPermissionsResponse:
-        held = self.backend.run.test_iam_permissions(req.resource, list(req.permissions))
+        try:  # a missing service: no permissions, not NOT_FOUND (as IAM's TestIamPermissions)
+            held = self.backend.run.test_iam_permissions(req.resource, list(req.permissions))
+        except api.NotFound:
+            held = []
         return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
 
     def set_iam_policy(self, req: iam_policy_pb2.SetIamPolicyRequest) -> policy_pb2.Policy:

@@ -396,6 +396,19 @@ def test_iam_answers_the_subset_held(c: Clients) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "resource",
+    [f"{APP_KEY}-missing", f"{SERVICE}-missing", f"{FUNCTION}-missing"],
+    ids=["kms", "run", "functions"],
+)
+def test_iam_test_permissions_of_a_missing_resource_is_an_empty_set(c: Clients, resource: str) -> None:
+    """iam_policy.proto TestIamPermissions: "If the resource does not exist, this will
+    return an empty set of permissions, not a `NOT_FOUND` error." """
+    client = c.services if "/services/" in resource else c.functions if "/functions/" in resource else c.kms
+    answer = client.test_iam_permissions(request={"resource": resource, "permissions": ["a.b.c"]})
+    assert list(answer.permissions) == []
+
+
 def test_firestore_database_answer(c: Clients) -> None:
     db = c.firestore.get_database(name=DB)
     assert db.cmek_config.kms_key_name == APP_KEY and db.cmek_config.active_key_version
