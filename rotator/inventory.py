@@ -79,14 +79,16 @@ UNCOVERED = "uncovered_resource"
 OTHER_PROJECT = "other_project_resource"
 INVENTORY_UNREADABLE = "inventory_unreadable"
 UNLISTED = "unlisted_location"
-# Products rotator inspects itself; anything else Cloud KMS Inventory lists is reported.
+# Products rotator inspects itself, and which of its five services lists each (its own
+# listing is the authority there: Cloud KMS Inventory is built from snapshots and can
+# lag); anything else Cloud KMS Inventory lists is reported and pins (UNCOVERED).
 COVERED_PRODUCTS = {
-    "storage.googleapis.com",
-    "firestore.googleapis.com",
-    "dataflow.googleapis.com",
-    "run.googleapis.com",
-    "cloudfunctions.googleapis.com",
-    "artifactregistry.googleapis.com",
+    "storage.googleapis.com": STORAGE,
+    "firestore.googleapis.com": FIRESTORE,
+    "dataflow.googleapis.com": DATAFLOW,
+    "run.googleapis.com": RUN,
+    "cloudfunctions.googleapis.com": FUNCTIONS,
+    "artifactregistry.googleapis.com": FUNCTIONS,
 }
 
 # A new primary takes effect eventually, not at once. Cloud KMS resource consistency page
@@ -867,15 +869,6 @@ SUMMARY_NEEDS = "cloudkms.cryptoKeys.get on the key (roles/cloudkms.viewer)"
 SEARCH_NEEDS = (
     "cloudkms.protectedResources.search on the organization (roles/cloudkms.protectedResourcesViewer)"
 )
-# Resource types of the products rotator lists itself: its own listing is the authority
-# for them (the summary is built from snapshots and can lag).
-_OWN_TYPES = {
-    "storage": ("storage.googleapis.com/",),
-    "firestore": ("firestore.googleapis.com/",),
-    "dataflow": ("dataflow.googleapis.com/",),
-    "run": ("run.googleapis.com/",),
-    "functions": ("cloudfunctions.googleapis.com/", "artifactregistry.googleapis.com/"),
-}
 
 
 @dataclass
@@ -938,8 +931,13 @@ class KmsInventoryView:
         }
 
 
+def _service_of(resource_type: str) -> str | None:
+    """The service of rotator's five that lists a resource type (`PRODUCT/Type`), if any."""
+    return COVERED_PRODUCTS.get(resource_type.split("/", 1)[0])
+
+
 def _covered(resource_type: str) -> bool:
-    return resource_type.split("/", 1)[0] in COVERED_PRODUCTS
+    return _service_of(resource_type) is not None
 
 
 def _unreadable(api_name: str, needs: str, error: api.ApiError) -> str:
@@ -1051,14 +1049,6 @@ def _pin_from_summary(
             )
             if explained:
                 g.detail += f", and {explained} resource(s) of products it does not cover may be in others"
-
-
-def _service_of(resource_type: str) -> str | None:
-    """The service of rotator's five that lists a resource type, if any."""
-    for service, prefixes in _OWN_TYPES.items():
-        if resource_type.startswith(prefixes):
-            return service
-    return None
 
 
 def _compare_products(
