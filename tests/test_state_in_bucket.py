@@ -475,6 +475,12 @@ def test_a_lost_lock_refuses_the_next_journal_write(tmp_path: Path) -> None:
         backend.store.close()
 
 
+def _polling(status: dict[str, Any], step: str) -> bool:
+    """A live apply that has started `step` and is polling it."""
+    states = {s["id"]: s["state"] for s in status["steps"]}
+    return status["state"] == "applying" and states.get(step) == "running"
+
+
 def test_out_force_over_a_plan_a_live_apply_holds_is_refused(tmp_path: Path) -> None:
     """`plan --out X --force` while X is being applied by a live process (here, on this
     machine, polling a wait step): refused (exit 3) naming the owner; nothing written."""
@@ -483,7 +489,9 @@ def test_out_force_over_a_plan_a_live_apply_holds_is_refused(tmp_path: Path) -> 
     _folder, env = machine(tmp_path, "here")
     proc = rotator(w.path, w.dir, "apply", "plan.json", "--yes", "--wait=1h", env=env)
     try:
-        wait_until(lambda: w.status()["state"] == "applying", proc, "a live apply")
+        # Not just "applying": the apply writes the journal until it reaches its wait
+        # step, where it polls (--wait) without writing; copy the journal only then.
+        wait_until(lambda: _polling(w.status(), "wait-firestore-reencryption"), proc, "a polling apply")
         plan, journal = (w.dir / "plan.json").read_bytes(), (w.dir / "plan.json.journal").read_bytes()
         r = w.plan("rotate-key", APP_KEY, "--force")
         assert_failed(r, 3, "refused", "plan.json", f"pid {proc.pid}", "being applied")
