@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
@@ -64,3 +64,16 @@ def call(
 ) -> T:
     with translated(method, resource):
         return policy_call(fn, *a, **kw)
+
+
+def tested_permissions(retry: Any, client: Any, resource: str, permissions: list[str]) -> list[str]:
+    """The caller's permissions on `resource` among `permissions`: the TestIamPermissions
+    call that Cloud KMS, Cloud Run and Cloud Run functions share (iam_policy.proto). It
+    only reads, so the RetryPolicy may repeat it."""
+    with translated("test_iam_permissions", resource):
+        answer = retry.call(
+            client.test_iam_permissions,
+            request={"resource": resource, "permissions": permissions},
+            retry=None,
+        )
+    return list(answer.permissions)

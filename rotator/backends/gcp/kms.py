@@ -7,7 +7,7 @@ from datetime import timedelta
 from google.cloud import kms_v1
 from google.iam.v1 import policy_pb2
 
-from rotator.backends.gcp.errors import translated
+from rotator.backends.gcp.errors import tested_permissions, translated
 from rotator.backends.gcp.retry import RetryPolicy
 from rotator.model import CryptoKey, CryptoKeyVersion, IamPolicy
 
@@ -134,13 +134,7 @@ class GcpKms:
         return IamPolicy(bindings=bindings, etag=policy.etag.hex())
 
     def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
-        with translated("test_iam_permissions", resource):
-            answer = self.retry.call(
-                self.client.test_iam_permissions,
-                request={"resource": resource, "permissions": permissions},
-                retry=None,
-            )
-        return list(answer.permissions)
+        return tested_permissions(self.retry, self.client, resource, permissions)
 
     def set_iam_policy(self, key: str, policy: IamPolicy) -> IamPolicy:
         body = policy_pb2.Policy(

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rotator import apierrors as api
-from rotator.backends.gcp.errors import translated
+from rotator.backends.gcp.errors import tested_permissions, translated
 from rotator.backends.gcp.retry import RetryPolicy
 from rotator.model import (
     Backup,
@@ -345,13 +345,7 @@ class GcpRun:
             return self._service(self.retry.call(self.services.get_service, name=name, retry=None))
 
     def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
-        with translated("test_iam_permissions", resource):
-            answer = self.retry.call(
-                self.services.test_iam_permissions,
-                request={"resource": resource, "permissions": permissions},
-                retry=None,
-            )
-        return list(answer.permissions)
+        return tested_permissions(self.retry, self.services, resource, permissions)
 
     def update_service(self, name: str, *, kms_key: str | None = _UNSET) -> RunService:
         """A new revision: the template changes (key, and the primary it is deployed
@@ -386,13 +380,7 @@ class GcpFunctions:
         self.primary_of, self.inventory = primary_of, inventory
 
     def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
-        with translated("test_iam_permissions", resource):
-            answer = self.retry.call(
-                self.client.test_iam_permissions,
-                request={"resource": resource, "permissions": permissions},
-                retry=None,
-            )
-        return list(answer.permissions)
+        return tested_permissions(self.retry, self.client, resource, permissions)
 
     @staticmethod
     def _fn(f: Any) -> CloudFunction:
