@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -494,11 +495,14 @@ class Zygote:
         if kill_after is not None:
             done = self._read(kill_after)
             if done is None:
-                os.kill(pid, signal.SIGKILL)  # the child of our zygote, by its id
+                # The child of our zygote, by its id; it may have ended on its own since.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         if done is None:
             done = self._read(self.TIMEOUT)
         if done is None:
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # not a reason to hide the timeout
+                os.kill(pid, signal.SIGKILL)
             raise AssertionError(f"rotator {' '.join(argv)} did not finish in {self.TIMEOUT}s")
         # A kill from outside can land before the child opened its output files.
         out = Path(paths["stdout"]).read_text() if os.path.exists(paths["stdout"]) else ""
