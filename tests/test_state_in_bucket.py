@@ -564,7 +564,10 @@ def test_rollback_of_a_local_plan_a_live_apply_holds_is_refused(tmp_path: Path) 
     _folder, env = machine(tmp_path, "here")
     proc = rotator(w.path, w.dir, "apply", "rk.json", "--yes", "--wait=1h", env=env)
     try:
-        wait_until(lambda: w.status("rk.json")["state"] == "applying", proc, "a live apply")
+        # Copy the journal only once the resumed apply polls its wait step (see _polling).
+        wait_until(
+            lambda: _polling(w.status("rk.json"), "wait-firestore-reencryption"), proc, "a polling apply"
+        )
         journal = (w.dir / "rk.json.journal").read_bytes()
         assert_failed(w.apply("rb.json"), 3, "refused")
         assert (w.dir / "rk.json.journal").read_bytes() == journal
