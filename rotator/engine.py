@@ -111,7 +111,7 @@ class ApplyContext:
 
     def rotation(self, key: str) -> tuple[int, int] | None:
         """(the primary this apply made for `key`, the one it replaced), from the plan and
-        the journal: then a fresh redeploy pins exactly the replaced one (primary_window)."""
+        the journal: then a fresh redeploy pins exactly the replaced one (primary_windows)."""
         for step in self.plan["steps"]:
             data = step.get("data") or {}
             if step.get("kind") == "kms.create_primary_version" and data.get("key") == key:

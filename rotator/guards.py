@@ -25,6 +25,7 @@ from rotator.inventory import (
     REPOSITORY_IMAGES,
     REPOSITORY_KEY,
     RUN_IDLE,
+    RUN_IDLE_WINDOW,
     RUN_KEY,
     RUN_SERVING,
     RUN_WINDOW,
@@ -92,6 +93,7 @@ def describe_pin(p: PinGroup) -> str:
         FUNCTION: "is deployed under this version",
         FIRESTORE_BACKUP: f"backup {names}",
         RUN_WINDOW: f"{names} {p.detail}",
+        RUN_IDLE_WINDOW: f"revision {names} {p.detail}",
         FUNCTION_WINDOW: p.detail,
     }.get(p.kind)
     if p.kind in (UNCOVERED, OTHER_PROJECT, INVENTORY_UNREADABLE):

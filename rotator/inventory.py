@@ -70,9 +70,12 @@ RUN_SERVING = "run_serving_revision"
 RUN_IDLE = "run_idle_revision"
 FUNCTION_KEY = "function_key"
 FUNCTION = "function"
-# Deployed while the key's current primary was still propagating (R2, R43): see PROPAGATION.
+# Deployed while the primary it was recorded under was still propagating (R2, R43): see
+# PROPAGATION. Each is the window counterpart of a direct kind (WINDOW_OF).
 RUN_WINDOW = "run_revision_in_propagation_window"
+RUN_IDLE_WINDOW = "run_idle_revision_in_propagation_window"
 FUNCTION_WINDOW = "function_in_propagation_window"
+WINDOW_OF = {RUN_SERVING: RUN_WINDOW, RUN_IDLE: RUN_IDLE_WINDOW, FUNCTION: FUNCTION_WINDOW}
 REPOSITORY_KEY = "repository_key"
 REPOSITORY_IMAGES = "repository_images"
 UNCOVERED = "uncovered_resource"
@@ -123,6 +126,7 @@ KIND_SERVICE = {
     RUN_SERVING: RUN,
     RUN_IDLE: RUN,
     RUN_WINDOW: RUN,
+    RUN_IDLE_WINDOW: RUN,
     FUNCTION_KEY: FUNCTIONS,
     FUNCTION: FUNCTIONS,
     FUNCTION_WINDOW: FUNCTIONS,
@@ -149,10 +153,8 @@ IMPACT = {
     RUN_KEY: "deploying a new revision fails (R41)",
     RUN_SERVING: "no new instance starts; existing ones follow the revocation action (R40, R41)",
     RUN_IDLE: "the revision can never serve again (R41)",
-    RUN_WINDOW: "no new instance starts; existing ones follow the revocation action (R40, R41)",
     FUNCTION_KEY: "deploying fails; new executions fail while the key is unusable (R41, R42)",
     FUNCTION: "executions in progress finish, but every new execution fails (R41, R42)",
-    FUNCTION_WINDOW: "executions in progress finish, but every new execution fails (R41, R42)",
     REPOSITORY_KEY: "images in the repository cannot be pulled (R42)",
     REPOSITORY_IMAGES: "images pushed under it cannot be pulled: redeploying an old revision fails (R42)",
     UNCOVERED: "its data becomes unreadable (a product rotator does not cover)",
@@ -160,6 +162,8 @@ IMPACT = {
     INVENTORY_UNREADABLE: "whatever else uses the key stops working (Cloud KMS Inventory could not say)",
     UNLISTED: "not inspected: whatever there uses the key stops working (assumed in use)",
 }
+# A use in a propagation window stops working as its direct kind does.
+IMPACT.update({window: IMPACT[direct] for direct, window in WINDOW_OF.items()})
 
 PIN_KINDS: dict[str, PinKind] = {
     PRIMARY: PinKind("R3", True, True, "another version is primary"),
@@ -183,6 +187,8 @@ PIN_KINDS: dict[str, PinKind] = {
     # "{after}": the end of the window (PinGroup.frees_when); a redeploy before it is in
     # the window again.
     RUN_WINDOW: PinKind("R43", True, True, "the service is redeployed after {after}"),
+    # Idle: blocks destroy only, as RUN_IDLE does; a redeploy does not free it.
+    RUN_IDLE_WINDOW: PinKind("R43", False, True, "the revision is deleted"),
     FUNCTION_KEY: PinKind("R42", True, True, "the function is redeployed under another key"),
     FUNCTION: PinKind("R42", True, True, "the function is redeployed under another version"),
     FUNCTION_WINDOW: PinKind("R43", True, True, "the function is redeployed after {after}"),
@@ -369,33 +375,62 @@ ProgressFn = Callable[[str, int], None]
 
 @dataclass(frozen=True)
 class PrimaryWindow:
-    """The propagation window of the key's current primary (PROPAGATION). A serving
-    revision or a function that KMS's word puts under `primary` (rotator recorded the
-    primary of its deploy) but that was deployed before `ends` may be under one of
-    `previous` instead, so it pins them too, until it is redeployed after `ends`."""
+    """The propagation window of one version (PROPAGATION from when it became primary).
+    A revision (serving or idle) or a function that KMS's word puts under `primary`
+    (rotator recorded the primary of its deploy) but that was deployed before `ends` may
+    be under one of `previous` instead, so it pins them too: until it is redeployed after
+    `ends` (serving, a function), or deleted (idle)."""
 
-    primary: str  # the primary version's name
+    primary: str  # the version's name
     number: int
-    ends: datetime | None  # None: the primary's create time is unknown (the safe side: open)
+    ends: datetime | None  # None: the version's create time is unknown (the safe side: open)
     previous: tuple[int, ...]
+    starts: datetime | None = None  # its create time (None: unknown)
 
     def holds(self, version: str | None, deployed: datetime | None) -> bool:
         """Deployed under the primary by KMS's word, while the change still propagated.
-        No deploy time: a world file's own resource, deployed before its clock started."""
+        No deploy time: a world file's own resource, deployed before its clock started;
+        deployed before the version existed: not in its window (a deploy that did not
+        change the version, e.g. a function update that did not rebuild)."""
         return (
-            version == self.primary and deployed is not None and (self.ends is None or deployed < self.ends)
+            version == self.primary
+            and deployed is not None
+            and (self.starts is None or deployed >= self.starts)
+            and (self.ends is None or deployed < self.ends)
         )
 
     def pin(self, uses: dict[int, VersionUse], kind: str, resource: str, what: str) -> None:
         for n in self.previous:
             group = uses[n].group(kind, resource)
             group.add(what)
-            group.after = self.ends
+            # Several windows may pin the same group: it frees after the last one.
+            if group.after is None or (self.ends is not None and self.ends > group.after):
+                group.after = self.ends
             group.detail = (
-                ("serves traffic and " if kind == RUN_WINDOW else "")
+                {RUN_WINDOW: "serves traffic and ", RUN_IDLE_WINDOW: "has no traffic and "}.get(kind, "")
                 + f"was deployed within {PROPAGATION_TEXT} of version {self.number} becoming primary, "
                 "so it may be under this version (Cloud KMS propagation)"
             )
+
+
+# The windows of a key's versions, by version name (a resource's recorded version).
+Windows = dict[str, PrimaryWindow]
+
+
+def _pin_window(
+    windows: Windows | None,
+    uses: dict[int, VersionUse],
+    direct: str,
+    version: str | None,
+    deployed: datetime | None,
+    resource: str,
+    what: str,
+) -> None:
+    """A use recorded under a version and deployed in that version's window also pins
+    the versions that may have been primary before it, as the window kind of `direct`."""
+    window = (windows or {}).get(version or "")
+    if window is not None and window.holds(version, deployed):
+        window.pin(uses, WINDOW_OF[direct], resource, what)
 
 
 def redeploy_window_pin(kind: str, resource: str, what: str) -> PinGroup:
@@ -411,34 +446,39 @@ def redeploy_window_pin(kind: str, resource: str, what: str) -> PinGroup:
     return group
 
 
-def primary_window(
+def primary_windows(
     crypto_key: CryptoKey, versions: list[CryptoKeyVersion], replaced: tuple[int, int] | None = None
-) -> PrimaryWindow | None:
-    """The window of the current primary, or None when nothing came before it. The
-    versions that may have been primary meanwhile: the one it replaced when rotator's own
-    apply made it primary (`replaced` = (made, replaced)); otherwise every ENABLED version
-    created before it (numbers follow creation), the safe side. When it became primary
-    is read as its create time: a lower bound, right for rotator's rotations (created and
-    made primary at once); a version made primary by hand long after its creation opens
-    a later window that rotator does not see (README, "real Google Cloud backend")."""
-    current = next((v for v in versions if v.number == crypto_key.primary), None)
-    if current is None:
-        return None
+) -> Windows:
+    """The window of every version that had one (some version may have been primary
+    before it), whatever its state now and whether it is still primary: a deploy in a
+    version's window pins what may have been primary before, after the primary moved on.
+    The versions that may have been primary meanwhile: the one it replaced when rotator's
+    own apply made it primary (`replaced` = (made, replaced)); otherwise every ENABLED
+    version created before it (numbers follow creation), the safe side. When a version
+    became primary is read as its create time: a lower bound, right for rotator's
+    rotations (created and made primary at once); a version made primary by hand long
+    after its creation opens a later window that rotator does not see (README, "real
+    Google Cloud backend")."""
     made, before = replaced or (None, None)
-    previous: tuple[int, ...]
-    if (
-        made == current.number
-        and before is not None
-        and before != made
-        and any(v.number == before for v in versions)
-    ):
-        previous = (before,)
-    else:
-        previous = tuple(v.number for v in versions if v.number < current.number and v.state == ENABLED)
-    if not previous:
-        return None
-    ends = current.create_time + PROPAGATION if current.create_time else None
-    return PrimaryWindow(current.name, current.number, ends, previous)
+    candidates = [v.number for v in versions if v.state == ENABLED]
+    out: Windows = {}
+    for current in versions:
+        previous: tuple[int, ...]
+        if (
+            made == current.number
+            and before is not None
+            and before != made
+            and any(v.number == before for v in versions)
+        ):
+            previous = (before,)
+        else:
+            previous = tuple(n for n in candidates if n < current.number)
+        if previous:
+            ends = current.create_time + PROPAGATION if current.create_time else None
+            out[current.name] = PrimaryWindow(
+                current.name, current.number, ends, previous, current.create_time
+            )
+    return out
 
 
 def _uses_found(uses: dict[int, VersionUse]) -> int:
@@ -584,7 +624,7 @@ def _scan_project(
     services: list[str],
     progress: ProgressFn | None,
     cache: ScanCache | None = None,
-    window: PrimaryWindow | None = None,
+    windows: Windows | None = None,
 ) -> tuple[list[Bucket], list[str]]:
     """One project's services: its buckets (and which default to the key), then the rest."""
     if cache is not None:
@@ -608,9 +648,9 @@ def _scan_project(
     if DATAFLOW in services:
         _scan_dataflow(backend, key_name, uses, primary)
     if RUN in services:
-        _scan_run(backend, key_name, uses, primary, window)
+        _scan_run(backend, key_name, uses, primary, windows)
     if FUNCTIONS in services:
-        _scan_functions(backend, key_name, uses, primary, window)
+        _scan_functions(backend, key_name, uses, primary, windows)
     return buckets, default_for
 
 
@@ -631,7 +671,7 @@ def scan_key(
     backend's by default); `acknowledged`: the operator accepted an unreadable Cloud KMS
     Inventory (plan --acknowledge-unreadable-inventory); `cache`: lists already read for
     another key of the same report (ScanCache); `replaced`: (the primary rotator's own
-    apply made, the version it replaced), see primary_window."""
+    apply made, the version it replaced), see primary_windows."""
     projects = tuple(projects)
     services = list(services)
     key_name = str(key)
@@ -644,9 +684,9 @@ def scan_key(
         uses[crypto_key.primary].group(PRIMARY, key_name).add(key_name)
     inspected = projects or (backend.project,)
     found: set[str] = set()  # the inspected projects where rotator's listing found the key in use
-    window = primary_window(crypto_key, versions, replaced)
+    windows = primary_windows(crypto_key, versions, replaced)
     buckets, default_for = _scan_project(
-        backend, key_name, uses, crypto_key.primary, now, services, progress, cache, window
+        backend, key_name, uses, crypto_key.primary, now, services, progress, cache, windows
     )
     if _uses_found(uses):
         found.add(backend.project)
@@ -661,7 +701,7 @@ def scan_key(
             services,
             progress,
             cache,
-            window,
+            windows,
         )
         if _uses_found(uses) > before:
             found.add(other)
@@ -803,7 +843,7 @@ def _scan_run(
     key: str,
     uses: dict[int, VersionUse],
     primary: int | None,
-    window: PrimaryWindow | None = None,
+    windows: Windows | None = None,
 ) -> None:
     for service in run_services(backend, key):
         if _elsewhere(service.name, backend):
@@ -815,8 +855,7 @@ def _scan_run(
             kind = RUN_SERVING if rev.serving else RUN_IDLE  # a tag's URL serves too
             for use in _versions_used(uses, key, rev.kms_key_version, rev.kms_key):
                 use.group(kind, service.name).add(rev.name)
-            if rev.serving and window is not None and window.holds(rev.kms_key_version, rev.deployed):
-                window.pin(uses, RUN_WINDOW, service.name, rev.name)
+            _pin_window(windows, uses, kind, rev.kms_key_version, rev.deployed, service.name, rev.name)
 
 
 def _scan_functions(
@@ -824,7 +863,7 @@ def _scan_functions(
     key: str,
     uses: dict[int, VersionUse],
     primary: int | None,
-    window: PrimaryWindow | None = None,
+    windows: Windows | None = None,
 ) -> None:
     repositories: set[str] = set()
     functions = backend.functions.list_functions()
@@ -838,8 +877,7 @@ def _scan_functions(
             repositories.add(fn.docker_repository)
         for use in _versions_used(uses, key, fn.kms_key_version, fn.kms_key):
             use.group(FUNCTION, fn.name).add(fn.name)
-        if window is not None and window.holds(fn.kms_key_version, fn.deployed):
-            window.pin(uses, FUNCTION_WINDOW, fn.name, fn.name)
+        _pin_window(windows, uses, FUNCTION, fn.kms_key_version, fn.deployed, fn.name, fn.name)
     for repo in sorted(repositories):
         if backend.functions.get_repository_key(repo) == key:
             _pin_primary(uses, primary, REPOSITORY_KEY, repo)

@@ -46,12 +46,15 @@ from rotator.backends.fake import FakeBackend
 from rotator.inventory import (
     FIRESTORE_BACKUP,
     FUNCTION_WINDOW,
+    IMPACT,
     PIN_KINDS,
     REPOSITORY_IMAGES,
     RUN_IDLE,
+    RUN_IDLE_WINDOW,
     RUN_SERVING,
     RUN_WINDOW,
     UNLISTED,
+    WINDOW_OF,
     run_services,
     scan_key,
 )
@@ -454,7 +457,103 @@ def redeploy_across_the_window(backend: Any, advance: Any) -> None:
     advance(timedelta(hours=4))
     b.run.update_service(SERVICE)
     b.functions.redeploy_function(FUNCTION)
-    assert window_pins(scan_key(b, APP_KEY)) == {n: set() for n in inv.versions}
+    later = scan_key(b, APP_KEY)
+    assert window_pins(later) == {n: set() for n in inv.versions}
+    # The revision deployed in the window no longer serves: it still keeps version 3 from
+    # being destroyed (not disabled), as long as it exists (R43).
+    (idle,) = [g for g in later.version(3).pins() if g.kind == RUN_IDLE_WINDOW]
+    assert idle.count == 1 and idle.frees_when == "the revision is deleted"
+    assert not idle.spec.blocks_disable and idle.spec.blocks_destroy
+
+
+# The window of every version a use is recorded under, not only the current primary's:
+# version 3 became primary at PRIMARY_MADE, version 4 a day later; api-00002 and the
+# function were deployed in version 3's window, api-00003 long after version 4's.
+def old_window_world(share: int, *, with_function: bool = False) -> dict[str, Any]:
+    """api-00002 (version 3, in its window) has `share`% of the traffic, api-00003
+    (version 4) the rest; with_function: the function too is under version 3, in its window."""
+    app = kms_key(APP_KEY, {1: "ENABLED", 2: "ENABLED", 3: "ENABLED", 4: "ENABLED"}, primary=4)
+    app["created"] = {
+        1: "2026-01-01T00:00:00Z",
+        2: "2026-06-01T00:00:00Z",
+        3: PRIMARY_MADE,
+        4: "2026-11-13T00:00:00Z",
+    }
+    in_window = dict(revision("api-00002", v(APP_KEY, 3), share), deployed="2026-11-12T01:00:00Z")
+    current = dict(revision("api-00003", v(APP_KEY, 4), 100 - share), deployed="2026-11-14T00:00:00Z")
+    fn = function(version=v(APP_KEY, 3 if with_function else 4))
+    fn["deployed"] = "2026-11-12T01:00:00Z" if with_function else "2026-11-14T00:00:00Z"
+    world = services_world(
+        storage=[], firestore=[], dataflow=[], run=[service(revisions=[in_window, current])]
+    )
+    world["functions"] = [fn]
+    world["kms"] = [app if k["key"] == APP_KEY else k for k in world["kms"]]
+    return world
+
+
+IDLE_IN_AN_OLD_WINDOW = old_window_world(0)
+SERVING_IN_AN_OLD_WINDOW = old_window_world(30, with_function=True)
+
+
+def all_window_pins(inv: Any) -> dict[int, set[tuple[str, str]]]:
+    return {
+        n: {(g.kind, g.resource) for g in u.pins() if g.kind in WINDOW_OF.values()}
+        for n, u in inv.versions.items()
+    }
+
+
+def check_idle_in_an_old_window(inv: Any) -> None:
+    """An idle revision deployed in version 3's window keeps versions 1 and 2 from being
+    destroyed, not from being disabled, though version 4 is primary now."""
+    idle = {(RUN_IDLE_WINDOW, SERVICE)}
+    assert all_window_pins(inv) == {1: idle, 2: idle, 3: set(), 4: set()}
+    for n in (1, 2):
+        (g,) = [g for g in inv.version(n).pins() if g.kind == RUN_IDLE_WINDOW]
+        assert not g.spec.blocks_disable and g.spec.blocks_destroy and g.rule == "R43"
+        assert g.examples == ["api-00002"] and g.frees_when == "the revision is deleted"
+        assert "of version 3 becoming primary" in g.detail
+
+
+def check_serving_in_an_old_window(inv: Any) -> None:
+    """Serving, or a function: versions 1 and 2 are kept from disable and destroy."""
+    both = {(RUN_WINDOW, SERVICE), (FUNCTION_WINDOW, FUNCTION)}
+    assert all_window_pins(inv) == {1: both, 2: both, 3: set(), 4: set()}
+    for n in (1, 2):
+        pins = [g for g in inv.version(n).pins() if g.kind in (RUN_WINDOW, FUNCTION_WINDOW)]
+        assert all(g.spec.blocks_disable and g.spec.blocks_destroy for g in pins)
+        assert {g.frees_when for g in pins} == {
+            "the service is redeployed after 2026-11-12T03:00:00Z",
+            "the function is redeployed after 2026-11-12T03:00:00Z",
+        }
+
+
+def test_an_idle_revision_in_an_older_versions_window_keeps_the_versions_before_it() -> None:
+    check_idle_in_an_old_window(scan_key(FakeBackend.from_dict(IDLE_IN_AN_OLD_WINDOW), APP_KEY))
+
+
+def test_a_use_in_an_older_versions_window_keeps_the_versions_before_it() -> None:
+    check_serving_in_an_old_window(scan_key(FakeBackend.from_dict(SERVING_IN_AN_OLD_WINDOW), APP_KEY))
+
+
+def test_a_window_kind_blocks_and_stops_what_its_direct_kind_does() -> None:
+    for direct, window in WINDOW_OF.items():
+        assert (PIN_KINDS[window].blocks_disable, PIN_KINDS[window].blocks_destroy) == (
+            PIN_KINDS[direct].blocks_disable,
+            PIN_KINDS[direct].blocks_destroy,
+        )
+        assert IMPACT[window] == IMPACT[direct] and PIN_KINDS[window].rule == "R43"
+
+
+def test_destroy_versions_refuses_a_version_an_idle_revision_in_an_older_window_may_be_under(
+    backend_kind: str, tmp_path: Path
+) -> None:
+    """The reviewer's case: a revision deployed in version 3's window, idle since, and
+    version 4 primary now: version 2 may still be what it is under (R43 with R2)."""
+    path = write_world(tmp_path / "world.yaml", IDLE_IN_AN_OLD_WINDOW)
+    r = run_cli(
+        ["--world", str(path), "plan", "destroy-versions", "--key", APP_KEY, "--set", "versions=2"], tmp_path
+    )
+    assert_failed(r, 3, "refused", "version 2", "api-00002", "R43")
 
 
 def test_a_redeploy_after_the_window_frees_the_replaced_primary() -> None:

@@ -20,10 +20,14 @@ from services_world import APP_KEY, FUNCTION, INGEST, OLD_BACKUP, SERVICE, servi
 from storage_http import StorageServer
 from test_google_contract import (
     AFTER_WINDOW,
+    IDLE_IN_AN_OLD_WINDOW,
     IN_WINDOW,
+    SERVING_IN_AN_OLD_WINDOW,
     backup_pins,
     check_after_window,
+    check_idle_in_an_old_window,
     check_in_window,
+    check_serving_in_an_old_window,
     deleted_database_world,
     recreated_database_world,
     redeploy_across_the_window,
@@ -233,6 +237,16 @@ def test_a_deploy_within_3_hours_of_a_primary_change_pins_the_older_versions(wir
 @pytest.mark.parametrize("world_doc", [AFTER_WINDOW])
 def test_a_deploy_long_after_the_primary_change_pins_only_its_own_version(wire: Wire) -> None:
     check_after_window(scan_key(wire.gcp, APP_KEY))
+
+
+@pytest.mark.parametrize("world_doc", [IDLE_IN_AN_OLD_WINDOW])
+def test_an_idle_revision_in_an_older_versions_window_keeps_the_versions_before_it(wire: Wire) -> None:
+    check_idle_in_an_old_window(scan_key(wire.gcp, APP_KEY))
+
+
+@pytest.mark.parametrize("world_doc", [SERVING_IN_AN_OLD_WINDOW])
+def test_a_use_in_an_older_versions_window_keeps_the_versions_before_it(wire: Wire) -> None:
+    check_serving_in_an_old_window(scan_key(wire.gcp, APP_KEY))
 
 
 @pytest.mark.parametrize("world_doc", [services_world(storage=[], firestore=[], dataflow=[])])
