@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 # How long a lock holds without renewal; a running apply renews it every third of that.
 LOCK_TTL_SECONDS = 120.0
+# A holder whose renewals keep failing stops (fences itself) this share of the TTL before
+# the lock it last wrote expires, i.e. before another machine may take it over.
+FENCE_MARGIN = 0.25
 # Unsynced journal events (rewrite checkpoints) are written at least this often.
 GCS_FLUSH_SECONDS = 2.0
 
@@ -181,8 +184,9 @@ class _GcsWriter:
         if not self.buffer:
             return
         held = self.place.held_lock
-        if held is not None and held.lost is not None:
-            # Another apply owns the plan now: not one more event from this one.
+        if held is not None and held.check_fence() and held.lost is not None:
+            # Another apply owns the plan now, or may soon (a renewal failed for too long):
+            # not one more event from this one.
             raise Refused(held.lost.message, resource=held.lost.resource)
         name = f"{self.place.journal_prefix()}{self.seq:08d}.jsonl"
         data = ("\n".join(self.buffer) + "\n").encode()
@@ -333,6 +337,18 @@ class GcsLock:
         # Set once renewal found the lock owned by another apply (or deleted): the apply
         # must stop, and every journal write from then on raises it.
         self.lost: Refused | None = None
+        # Self-fencing. Renewal errors are retried, but not for ever: once the lock this
+        # apply last wrote may have expired, another machine may take it over (it goes by
+        # `expires`), so this apply stops first, at `_fence_at` (monotonic seconds): the
+        # start of the last successful write plus the TTL, less FENCE_MARGIN of the TTL.
+        # The written `expires` is at least that write's start plus the TTL, so the fence
+        # comes before any taker may take over, by the margin: room for the calls in
+        # flight to end and for the takers' clocks to run ahead of this one (docs/state.md
+        # bounds that skew). Monotonic: a jump of this machine's clock does not move it.
+        self._fence_at = float("inf")
+        self._failing_since: float | None = None  # wall time of the first failed renewal
+        self._last_error: str = ""
+        self._fence_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -348,6 +364,7 @@ class GcsLock:
         ).encode()
 
     def _put(self, match: int) -> None:
+        started = time.monotonic()  # before the body's `expires` is taken: never later
         body = self._body()
         if match == 0:
             self.generation = self.place.create(self.name, body)
@@ -355,6 +372,8 @@ class GcsLock:
             self.generation = self.place.storage.upload_bytes(
                 self.place.bucket, self.name, body, if_generation_match=match
             )
+        self._fence_at = started + self.ttl * (1 - FENCE_MARGIN)
+        self._failing_since = None
 
     def acquire(self) -> None:
         where = f"gs://{self.place.bucket}/{self.name}"
@@ -389,7 +408,9 @@ class GcsLock:
         self._thread.start()
 
     def _renew(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
+        while not self._stop.wait(max(0.0, min(self.ttl / 3, self._fence_at - time.monotonic()))):
+            if self.check_fence():
+                return
             try:
                 self._put(self.generation or 0)
             except api.PreconditionFailed:
@@ -397,15 +418,48 @@ class GcsLock:
                 # the owner field tells.
                 try:
                     got = self.place._get(self.name)
-                except api.ApiError:
-                    continue  # transient: look again at the next renewal
+                except api.ApiError as e:
+                    self._failed(e)
+                    continue  # transient: look again at the next renewal, until the fence
                 if got is not None and _parse_lock(got[0]).get("owner") == self.owner:
                     self.generation = got[1]
                     continue
                 self._lose(_parse_lock(got[0]) if got is not None else None)
                 return
-            except api.ApiError:
-                continue  # transient: the next renewal tries again before the lock expires
+            except api.ApiError as e:
+                self._failed(e)
+                continue  # transient: the next renewal tries again, until the fence
+
+    def _failed(self, error: api.ApiError) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.time()
+        self._last_error = str(error)
+
+    def check_fence(self) -> bool:
+        """Has the lock gone unrenewed so long that another apply may soon take it over?
+        Then this apply stops as if it had lost the lock (once). Called by the renewal
+        and before every journal write, so a renewal stuck in a call does not delay it."""
+        if self.lost is not None:
+            return True
+        if time.monotonic() < self._fence_at:
+            return False
+        with self._fence_lock:
+            if self.lost is not None:
+                return True
+            where = f"gs://{self.place.bucket}/{self.name}"
+            since = _when(self._failing_since) if self._failing_since is not None else "its last renewal"
+            why = f" (last error: {self._last_error})" if self._last_error else ""
+            self._stop_apply(
+                Refused(
+                    f"{self.place.name}: could not renew the lock {where} since {since}{why}; it "
+                    "expires soon and another apply may then take it over, so this apply stopped "
+                    "(no new work, no more journal writes); check `rotator status "
+                    f"{self.place.name}` before running it again",
+                    resource=where,
+                ),
+                f"could not renew the lock {where} since {since}: stopping before it expires",
+            )
+        return True
 
     def _lose(self, holder: dict[str, Any] | None) -> None:
         """Another apply holds the lock now (it took it over): this one stops. No new work
@@ -416,15 +470,21 @@ class GcsLock:
             if holder
             else "nobody: it was deleted"
         )
-        self.lost = Refused(
+        lost = Refused(
             f"{self.place.name}: lost the lock {where}; it is now held by {who}; this apply "
             "stopped (no new work, no more journal writes); check `rotator status "
             f"{self.place.name}` before running it again",
             resource=where,
         )
-        self.emit(f"lost the lock {where} to {who}: stopping")
+        self._stop_apply(lost, f"lost the lock {where} to {who}: stopping")
+
+    def _stop_apply(self, refused: Refused, message: str) -> None:
+        """The one stop path, for a lock lost and a lock fenced: every journal write from
+        now on raises `refused`, and the apply is told to stop (no new work, exit 3)."""
+        self.lost = refused
+        self.emit(message)
         if self.on_lost is not None:
-            self.on_lost(self.lost)
+            self.on_lost(refused)
 
     def release(self) -> None:
         if self.place.held_lock is self:

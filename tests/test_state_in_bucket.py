@@ -475,6 +475,149 @@ def test_a_lost_lock_refuses_the_next_journal_write(tmp_path: Path) -> None:
         backend.store.close()
 
 
+class LockRenewalsFail:
+    """Cloud Storage whose writes of the lock object answer 503 while `failing` (an outage
+    seen only by the holder): everything else goes through."""
+
+    def __init__(self, storage: Any, lock: str = "plans/rk.json.lock"):
+        self._storage, self._lock, self.failing = storage, lock, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+    def upload_bytes(self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None) -> int:
+        if self.failing and name == self._lock:
+            from rotator import apierrors as api
+
+            raise api.Unavailable("503 backend error")
+        return int(self._storage.upload_bytes(bucket, name, data, if_generation_match=if_generation_match))
+
+    def delete_object(self, bucket: str, name: str, *, if_generation_match: int | None) -> None:
+        if self.failing and name == self._lock:
+            from rotator import apierrors as api
+
+            raise api.Unavailable("503 backend error")
+        self._storage.delete_object(bucket, name, if_generation_match=if_generation_match)
+
+
+def test_a_holder_whose_renewals_fail_fences_itself_before_a_takeover(tmp_path: Path) -> None:
+    """/tmp/review2/r/lock_expire.py: renewals answer 503 for longer than the TTL. The
+    holder stops (as for a lost lock) before its lock expires, so when another machine
+    takes the expired lock over, the old holder has already stopped and its journal
+    write is refused: the journal the new owner holds never forks."""
+    from rotator.places import GcsLock
+
+    w = world_with_state(tmp_path)
+    backend, other = open_world(str(w.path)), open_world(str(w.path))
+    try:
+        storage = LockRenewalsFail(backend.storage)
+        place = GcsPlace(URL, storage)
+        lost: list[tuple[float, Any]] = []
+        lock = GcsLock(place, lambda _m: None, ttl=2.0, on_lost=lambda e: lost.append((time.time(), e)))
+        lock.acquire()
+        storage.failing = True
+        expires = float(json.loads(other.storage.download_bytes(STATE, "plans/rk.json.lock")[0])["expires"])
+        while time.time() <= expires + 0.05:
+            time.sleep(0.02)
+        assert lost, "the holder did not stop before its lock expired"
+        assert lost[0][0] < expires  # fenced before any taker may take over
+        message = lost[0][1].message
+        assert "could not renew the lock gs://ops-state/plans/rk.json.lock since" in message
+        assert "503" in message and "\n" not in message
+        assert lost[0][1].exit_code == 3
+        taker = GcsLock(GcsPlace(URL, other.storage), lambda _m: None, ttl=600)
+        taker.acquire()  # expired: taken over
+        storage.failing = False  # the outage ends
+        with pytest.raises(Refused, match="could not renew the lock gs://ops-state/plans/rk.json.lock"):
+            place.journal_writer().write('{"event": "record", "disabled": 1}', sync=True)
+        assert place.journal_lines() is None
+        time.sleep(1.0)  # no renewal after the fence
+        held = json.loads(other.storage.download_bytes(STATE, "plans/rk.json.lock")[0])
+        assert held["owner"] == taker.owner
+        assert len(lost) == 1
+        lock.release()
+        taker.release()
+    finally:
+        backend.store.close()
+        other.store.close()
+
+
+def test_an_apply_whose_lock_renewals_fail_stops_before_the_lock_expires(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """An apply waiting on a step cannot renew its lock (503s for longer than the TTL): it
+    stops as if the lock were lost, before the lock expires, writes no more journal
+    batches, and ends `refused:` (exit 3) naming the lock object and since when renewal
+    failed. The disable after the wait never runs. Before the fix it waited on, its lock
+    expired and another machine could take the plan over under it."""
+    import threading
+    from datetime import timedelta
+
+    from rotator import places
+    from rotator.engine import apply_plan
+    from rotator.errors import RotatorError
+    from rotator.interrupts import StopRequest
+    from rotator.plan import load_plan
+
+    w = world_with_state(tmp_path, firestore=[database(active=[v(APP_KEY, 2)])])
+    assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
+    monkeypatch.setattr(places, "LOCK_TTL_SECONDS", 0.9)
+    monkeypatch.setattr(places, "_backend", [])  # use_backend below is undone after the test
+    backend, other = open_world(str(w.path)), open_world(str(w.path))
+    try:
+        places.use_backend(lambda: backend)
+        doc, sha = load_plan(URL)
+        storage = LockRenewalsFail(backend.storage)
+        outcome: dict[str, Any] = {}
+        messages: list[str] = []
+
+        def run() -> None:
+            try:
+                outcome["result"] = apply_plan(
+                    backend,
+                    doc,
+                    sha,
+                    URL,
+                    wait=timedelta(hours=1),
+                    stop=StopRequest(),
+                    place=GcsPlace(URL, storage),
+                    emit=messages.append,
+                )
+            except RotatorError as e:
+                outcome["error"] = e
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        seen = GcsPlace(URL, other.storage)
+        deadline = time.monotonic() + 60
+        while not any("wait-firestore-reencryption" in line for line in seen.journal_lines() or []):
+            assert time.monotonic() < deadline and thread.is_alive(), (outcome, messages)
+            time.sleep(0.05)
+        storage.failing = True
+        expires = float(json.loads(other.storage.download_bytes(STATE, "plans/rk.json.lock")[0])["expires"])
+        batches = [n for n in state_objects(w) if ".journal/" in n]
+        thread.join(30)
+        assert not thread.is_alive(), "the apply went on with a lock it could not renew"
+        err = outcome.get("error")
+        assert isinstance(err, Refused) and err.exit_code == 3, (outcome, messages)
+        assert "could not renew the lock gs://ops-state/plans/rk.json.lock since" in err.message
+        assert "\n" not in err.line()
+        assert any("could not renew the lock" in m for m in messages)
+        assert [n for n in state_objects(w) if ".journal/" in n] == batches  # not one more batch
+        assert versions_of(w)[2] == "ENABLED"  # the disable after the wait never ran
+        # The lock it could not delete either expires; another machine takes it over and
+        # finds the journal as the stopped apply left it.
+        while time.time() <= expires:
+            time.sleep(0.02)
+        taker = places.GcsLock(seen, lambda _m: None, ttl=600)
+        taker.acquire()
+        taker.release()
+        assert [n for n in state_objects(w) if ".journal/" in n] == batches
+    finally:
+        backend.store.close()
+        other.store.close()
+
+
 def _polling(status: dict[str, Any], step: str) -> bool:
     """A live apply that has started `step` and is polling it."""
     states = {s["id"]: s["state"] for s in status["steps"]}

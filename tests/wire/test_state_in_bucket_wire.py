@@ -168,3 +168,60 @@ def test_a_lock_lost_over_the_wire_refuses_the_next_journal_write(tmp_path: Path
         assert place.journal_lines() is None
         lock.release()
         assert json.loads(gcs.download_bytes("ops-state", "plans/rk.json.lock")[0])["host"] == "runner-7"
+
+
+def test_a_holder_whose_renewals_fail_over_the_wire_fences_itself(tmp_path: Path, monkeypatch: Any) -> None:
+    """Over the wire the gcp backend retries a 503 before it answers: renewals that keep
+    failing for longer than the TTL still stop the holder before its lock expires, and
+    its next journal batch is refused once another machine took the expired lock over."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from rotator import apierrors as api
+    from rotator.backends.gcp.retry import RetryPolicy
+    from rotator.backends.gcp.storage import GcpStorage
+    from rotator.errors import Refused
+    from rotator.places import GcsLock, GcsPlace
+
+    world = write_world(
+        tmp_path / "world.yaml",
+        make_world(storage=[bucket("ops-state", [], default_kms_key=None)]),
+    )
+    with serve_world_file(world, tmp_path / "server-cache") as (servers, _storage, _grpc):
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", servers["STORAGE_EMULATOR_HOST"])
+        client = storage.Client(project="demo", credentials=AnonymousCredentials())
+        gcs = GcpStorage(client, "demo", RetryPolicy(sleep=lambda _s: None))
+
+        class RenewalsFail:
+            failing = False
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(gcs, name)
+
+            def upload_bytes(
+                self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None
+            ) -> int:
+                if self.failing and name.endswith(".lock"):
+                    raise api.Unavailable("503 backend error")
+                return gcs.upload_bytes(bucket, name, data, if_generation_match=if_generation_match)
+
+        flaky = RenewalsFail()
+        place = GcsPlace(URL, flaky)  # type: ignore[arg-type]
+        lost: list[tuple[float, Any]] = []
+        lock = GcsLock(place, lambda _m: None, ttl=2.0, on_lost=lambda e: lost.append((time.time(), e)))
+        lock.acquire()
+        flaky.failing = True
+        expires = float(json.loads(gcs.download_bytes("ops-state", "plans/rk.json.lock")[0])["expires"])
+        while time.time() <= expires + 0.05:
+            time.sleep(0.02)
+        assert lost and lost[0][0] < expires  # stopped before the lock expired
+        assert "could not renew the lock gs://ops-state/plans/rk.json.lock since" in lost[0][1].message
+        taker = GcsLock(GcsPlace(URL, gcs), lambda _m: None, ttl=600)
+        taker.acquire()
+        flaky.failing = False
+        with pytest.raises(Refused, match="could not renew the lock gs://ops-state/plans/rk.json.lock"):
+            place.journal_writer().write('{"event": "record", "disabled": 1}', sync=True)
+        assert place.journal_lines() is None
+        lock.release()
+        assert json.loads(gcs.download_bytes("ops-state", "plans/rk.json.lock")[0])["owner"] == taker.owner
+        taker.release()
