@@ -1,0 +1,1 @@
+"""Everything rotator knows of Dataflow: see rotator/services/__init__.py."""

@@ -1,0 +1,1 @@
+"""Everything rotator knows of Firestore: see rotator/services/__init__.py."""

@@ -1,0 +1,1 @@
+"""Everything rotator knows of Cloud Storage: see rotator/services/__init__.py."""
