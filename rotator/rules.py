@@ -393,7 +393,7 @@ RULES: tuple[Rule, ...] = (
         "Job metadata (names, parameters, the pipeline graph, job ids) is not under the key.",
         "A job under a global or multi-region key, or a key in another region, is refused.",
         ("dataflow",),
-        ("rotator.backends.fake.dataflow", "rotator.locations", "rotator.backends.fake.worldfile"),
+        ("rotator.services.dataflow.fake", "rotator.locations", "rotator.services.dataflow.world"),
     ),
     Rule(
         "R31",
@@ -404,7 +404,7 @@ RULES: tuple[Rule, ...] = (
         "A running job pins its version; disable-key snapshots every running Streaming Engine "
         "job on the key before it disables anything.",
         ("dataflow",),
-        ("rotator.steps.dataflow", "rotator.inventory", "rotator.backends.fake.dataflow"),
+        ("rotator.services.dataflow.steps", "rotator.inventory", "rotator.services.dataflow.fake"),
     ),
     Rule(
         "R32",
@@ -413,7 +413,7 @@ RULES: tuple[Rule, ...] = (
         "Draining or cancelling the job and starting it again puts that data under CMEK.",
         "Such jobs are flagged in every plan that reports Dataflow jobs.",
         ("dataflow",),
-        ("rotator.steps.dataflow",),
+        ("rotator.services.dataflow.steps",),
     ),
     Rule(
         "R33",
@@ -425,7 +425,7 @@ RULES: tuple[Rule, ...] = (
         "rotator grants roles and never revokes them; replace-key leaves the old key's grants "
         "in place for the jobs that still run under it.",
         ("dataflow",),
-        ("rotator.backends.fake.dataflow",),
+        ("rotator.services.dataflow.fake",),
     ),
     Rule(
         "R34",
@@ -435,7 +435,7 @@ RULES: tuple[Rule, ...] = (
         "The key is given when the job is launched.",
         "Running jobs are reported and keep their key and version; rotator never stops them.",
         ("dataflow",),
-        ("rotator.steps.dataflow", "rotator.backends.fake.dataflow", "rotator.inventory"),
+        ("rotator.services.dataflow.steps", "rotator.services.dataflow.fake", "rotator.inventory"),
         inferred=True,
         inference="read from the API, where the key is a launch parameter of the job",
     ),

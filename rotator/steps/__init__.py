@@ -1,7 +1,8 @@
-"""Importing this package registers every step kind."""
+"""Importing this package registers every step kind: the core ones here (Cloud KMS, IAM,
+manual, preflight, rollback) and each service's from its package (rotator/services/<name>/steps.py)."""
 
+from rotator.services.dataflow import steps as _dataflow_steps  # noqa: F401
 from rotator.steps import (  # noqa: F401
-    dataflow,
     firestore,
     functions,
     iam,

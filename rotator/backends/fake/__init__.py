@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from rotator.backends.fake.batch import FakeStorageBatch
-from rotator.backends.fake.dataflow import FakeDataflow
 from rotator.backends.fake.events import FakeLogs
 from rotator.backends.fake.faults import FaultInjector, FaultSpec
 from rotator.backends.fake.faults import from_environment as faults_from_environment
@@ -34,6 +33,7 @@ from rotator.backends.fake.worldfile import dump, load_into, validate_world
 from rotator.errors import BadInput, Refused
 from rotator.inventory import ORGANIZATION_ENV
 from rotator.retry import RetryPolicy
+from rotator.services.dataflow.fake import FakeDataflow
 from rotator.timeutil import format_time
 from rotator.yamlload import load_yaml
 

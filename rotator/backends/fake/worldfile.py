@@ -15,84 +15,71 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rotator.backends.fake.store import Store
+from rotator.backends.fake.worldschema import BOOL, DURATION, KEY, TIME, Checker, obj
 from rotator.errors import BadInput
 from rotator.locations import bucket_key_location_ok, key_location_for_bucket, key_location_for_database
 from rotator.model import ENABLED, LIVE, NONCURRENT, SOFT_DELETED, VERSION_STATES
-from rotator.names import parse_key, parse_version
+from rotator.names import parse_key
 from rotator.schemacheck import validate
+from rotator.services.dataflow import world as dataflow_world
 from rotator.timeutil import format_duration, format_time, parse_duration, parse_time
 
 DEFAULT_PROJECT = "demo"
 DEFAULT_PROJECT_NUMBER = "111111111111"
 DEFAULT_NOW = "2026-11-22T00:00:00Z"
 
-_DURATION = {"type": ["string", "integer"]}
-_TIME = {"type": "string"}
-_KEY = {"type": ["string", "null"]}
-_BOOL = {"type": "boolean"}
-
-
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": props,
-        "required": required or [],
-        "additionalProperties": False,
-    }
-
-
-_GENERATION = _obj(
+_GENERATION = obj(
     {
         "generation": {"type": "integer", "minimum": 0},
-        "kms_key_version": _KEY,
+        "kms_key_version": KEY,
         "size": {"type": "integer", "minimum": 0},
-        "hard_delete_time": _TIME,
-        "customer_supplied_key": _BOOL,
+        "hard_delete_time": TIME,
+        "customer_supplied_key": BOOL,
     },
     ["generation"],
 )
 
-_OBJECT = _obj(
+_OBJECT = obj(
     {
         "name": {"type": "string", "minLength": 1},
         "generation": {"type": "integer", "minimum": 1},
-        "kms_key_version": _KEY,
+        "kms_key_version": KEY,
         "size": {"type": "integer", "minimum": 0},
-        "created": _TIME,
-        "temporary_hold": _BOOL,
-        "event_based_hold": _BOOL,
-        "retention": _obj(
-            {"mode": {"enum": ["Locked", "Unlocked"]}, "retain_until": _TIME},
+        "created": TIME,
+        "temporary_hold": BOOL,
+        "event_based_hold": BOOL,
+        "retention": obj(
+            {"mode": {"enum": ["Locked", "Unlocked"]}, "retain_until": TIME},
             ["mode", "retain_until"],
         ),
         # Extension (R19): an object under a customer-supplied key has no CMEK version.
-        "customer_supplied_key": _BOOL,
+        "customer_supplied_key": BOOL,
         # Extension: the object was deleted; only its older generations remain (R18).
-        "deleted": _BOOL,
+        "deleted": BOOL,
         "noncurrent": {"type": "array", "items": _GENERATION},
         "soft_deleted": {"type": "array", "items": _GENERATION},
     },
     ["name"],
 )
 
-_BUCKET = _obj(
+_BUCKET = obj(
     {
         "bucket": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$"},
         "location": {"type": "string", "minLength": 1},
-        "default_kms_key": _KEY,
-        "versioning": _BOOL,
-        "soft_delete": _DURATION,
-        "retention": _obj({"period": _DURATION, "locked": _BOOL}, ["period"]),
+        "default_kms_key": KEY,
+        "versioning": BOOL,
+        "soft_delete": DURATION,
+        "retention": obj({"period": DURATION, "locked": BOOL}, ["period"]),
         "objects": {"type": "array", "items": _OBJECT},
         "generate": {
             "type": "array",
-            "items": _obj(
+            "items": obj(
                 {
                     "prefix": {"type": "string"},
                     "count": {"type": "integer", "minimum": 0},
-                    "kms_key_version": _KEY,
+                    "kms_key_version": KEY,
                     "size": {"type": "integer", "minimum": 0},
-                    "created": _TIME,
+                    "created": TIME,
                 },
                 ["prefix", "count"],
             ),
@@ -101,11 +88,11 @@ _BUCKET = _obj(
     ["bucket", "location"],
 )
 
-_KMS_KEY = _obj(
+_KMS_KEY = obj(
     {
         "key": {"type": "string"},
         "protection_level": {"enum": ["SOFTWARE", "HSM", "EXTERNAL", "EXTERNAL_VPC"]},
-        "destroy_scheduled_duration": _DURATION,
+        "destroy_scheduled_duration": DURATION,
         "primary": {"type": ["integer", "null"]},
         "versions": {
             "type": "object",
@@ -118,18 +105,18 @@ _KMS_KEY = _obj(
         },
         # Extension: automatic rotation and when each version was created (the fleet
         # report's ages); a version's default is the world's `now`.
-        "rotation_period": _DURATION,
-        "next_rotation_time": _TIME,
+        "rotation_period": DURATION,
+        "next_rotation_time": TIME,
         "created": {
             "type": "object",
-            "patternProperties": {r"^[1-9][0-9]*$": _TIME},
+            "patternProperties": {r"^[1-9][0-9]*$": TIME},
             "additionalProperties": False,
         },
         # Extension: when each DESTROY_SCHEDULED version becomes DESTROYED (R1); written
         # by `world dump` so that a dump loads back unchanged.
         "destroy_times": {
             "type": "object",
-            "patternProperties": {r"^[1-9][0-9]*$": _TIME},
+            "patternProperties": {r"^[1-9][0-9]*$": TIME},
             "additionalProperties": False,
         },
     },
@@ -137,27 +124,27 @@ _KMS_KEY = _obj(
 )
 
 # The other four services (issue 3) are validated structurally and kept verbatim.
-_FIRESTORE = _obj(
+_FIRESTORE = obj(
     {
         "database": {"type": "string"},
         "location": {"type": "string"},
-        "kms_key": _KEY,
+        "kms_key": KEY,
         "active_key_versions": {"type": "array", "items": {"type": "string"}},
-        "reencrypt_after": _DURATION,
+        "reencrypt_after": DURATION,
         # Firestore's database uid; a database created again under the same name has
         # another. `deleted`: the database is gone, its unexpired backups remain.
         "uid": {"type": "string"},
-        "deleted": _BOOL,
+        "deleted": BOOL,
         # Extension: a re-encryption in progress (R21), written by `world dump`.
-        "pending_reencryption": _obj({"to": {"type": "string"}, "due": _TIME}, ["to", "due"]),
+        "pending_reencryption": obj({"to": {"type": "string"}, "due": TIME}, ["to", "due"]),
         "backups": {
             "type": "array",
-            "items": _obj(
+            "items": obj(
                 {
                     "backup": {"type": "string"},
-                    "snapshot_time": _TIME,
-                    "expire_time": _TIME,
-                    "kms_key_version": _KEY,
+                    "snapshot_time": TIME,
+                    "expire_time": TIME,
+                    "kms_key_version": KEY,
                     # The uid of the database it was taken from (default: its database's).
                     "database_uid": {"type": "string"},
                 },
@@ -167,52 +154,25 @@ _FIRESTORE = _obj(
     },
     ["database"],
 )
-_DATAFLOW = _obj(
-    {
-        "job": {"type": "string"},
-        "name": {"type": "string"},
-        "region": {"type": "string"},
-        "type": {"enum": ["STREAMING", "BATCH"]},
-        "streaming_engine": _BOOL,
-        "state": {"enum": ["RUNNING", "DRAINED", "CANCELLED", "DONE"]},
-        "created": _TIME,
-        "kms_key": _KEY,
-        "kms_key_version": _KEY,
-        # How long a snapshot takes to become READY on the fake clock (0: at once).
-        "snapshot_ready_after": _DURATION,
-        "snapshots": {
-            "type": "array",
-            "items": _obj(
-                {
-                    "snapshot": {"type": "string"},
-                    "created": _TIME,
-                    "state": {"enum": ["PENDING", "RUNNING", "READY", "FAILED", "DELETED"]},
-                },
-                ["snapshot"],
-            ),
-        },
-    },
-    ["job"],
-)
-_RUN = _obj(
+_RUN = obj(
     {
         "service": {"type": "string"},
         "revocation_action": {"enum": ["PREVENT_NEW", "SHUTDOWN"]},
         "revisions": {
             "type": "array",
-            "items": _obj(
+            "items": obj(
                 {
                     "revision": {"type": "string"},
-                    "kms_key": _KEY,
-                    "kms_key_version": _KEY,
+                    "kms_key": KEY,
+                    "kms_key_version": KEY,
                     "traffic_percent": {"type": "integer", "minimum": 0, "maximum": 100},
                     # A tag (its own URL, so it serves); pinned: the share is by name, not
                     # "latest", so a new revision does not take it.
                     "tag": {"type": "string"},
-                    "pinned": _BOOL,
+                    "pinned": BOOL,
                     # When it was deployed; omitted: before the world's clock (no KMS
                     # propagation window of a primary change can hold it).
-                    "deployed": _TIME,
+                    "deployed": TIME,
                 },
                 ["revision"],
             ),
@@ -220,20 +180,20 @@ _RUN = _obj(
     },
     ["service"],
 )
-_FUNCTIONS = _obj(
+_FUNCTIONS = obj(
     {
         "function": {"type": "string"},
-        "kms_key": _KEY,
-        "kms_key_version": _KEY,
+        "kms_key": KEY,
+        "kms_key_version": KEY,
         "docker_repository": {"type": "string"},
-        "deployed": _TIME,  # when it was last deployed; omitted: as a revision's
+        "deployed": TIME,  # when it was last deployed; omitted: as a revision's
     },
     ["function"],
 )
 
 # Resources of products rotator does not manage (a BigQuery table...), which only Cloud
 # KMS Inventory lists: `versions` omitted = unknown (any version of the key).
-_OTHER_RESOURCE = _obj(
+_OTHER_RESOURCE = obj(
     {
         "name": {"type": "string", "pattern": r"^//[a-z0-9.-]+\.googleapis\.com/.+"},
         "type": {"type": "string", "pattern": r"^[a-z0-9.-]+\.googleapis\.com/[A-Za-z]+$"},
@@ -245,17 +205,24 @@ _OTHER_RESOURCE = _obj(
     ["name", "type", "key"],
 )
 
-WORLD_SCHEMA: dict[str, Any] = _obj(
+# Each service's section (rotator/services/<name>/world.py): its schema, names and checks.
+_WORLDS = (dataflow_world,)
+
+WORLD_SCHEMA: dict[str, Any] = obj(
     {
         "project": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.:-]{0,62}$"},
         "project_number": {"type": "string", "pattern": r"^[0-9]{1,20}$"},
-        "now": _TIME,
+        "now": TIME,
         "kms": {"type": "array", "items": _KMS_KEY},
         "storage": {"type": "array", "items": _BUCKET},
         "firestore": {"type": "array", "items": _FIRESTORE},
-        "dataflow": {"type": "array", "items": _DATAFLOW},
         "run": {"type": "array", "items": _RUN},
         "functions": {"type": "array", "items": _FUNCTIONS},
+        **{
+            name: {"type": "array", "items": item}
+            for world in _WORLDS
+            for name, item in world.SECTIONS.items()
+        },
         "other_resources": {"type": "array", "items": _OTHER_RESOURCE},
         # Extension: Cloud Storage batch operations jobs rotator started (written by dump).
         "storage_batch": {"type": "array", "items": {"type": "object"}},
@@ -265,11 +232,11 @@ WORLD_SCHEMA: dict[str, Any] = _obj(
             "type": "array",
             # image_versions: the versions its images were pushed under (default: those
             # of the functions deployed into it).
-            "items": _obj(
+            "items": obj(
                 {
                     "repository": {"type": "string"},
-                    "kms_key": _KEY,
-                    "image_versions": {"type": "array", "items": _KEY},
+                    "kms_key": KEY,
+                    "image_versions": {"type": "array", "items": KEY},
                 },
                 ["repository"],
             ),
@@ -278,8 +245,8 @@ WORLD_SCHEMA: dict[str, Any] = _obj(
 )
 OTHER_SERVICES = ("firestore", "dataflow", "run", "functions", "artifact_registry", "storage_batch")
 _NAME_PATTERNS = {
+    **{name: pattern for world in _WORLDS for name, pattern in world.NAME_PATTERNS.items()},
     ("firestore", "database"): r"projects/[a-z0-9.:-]+/databases/[a-z0-9()_-]+",
-    ("dataflow", "job"): r"[A-Za-z0-9_-]+",
     ("run", "service"): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/services/[a-z0-9-]+",
     ("functions", "function"): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/functions/[A-Za-z0-9_-]+",
     (
@@ -299,48 +266,8 @@ def _normalise(doc: Any) -> Any:
     return doc
 
 
-class _Checker:
-    """Semantic checks after the schema: names, references, rules."""
-
-    def __init__(self, doc: dict[str, Any], source: str):
-        self.doc, self.source = doc, source
-        self.versions: dict[str, dict[int, str]] = {}
-
-    def fail(self, path: str, message: str) -> BadInput:
-        return BadInput(f"{self.source}: {path}: {message}", resource=self.source)
-
-    def time(self, path: str, value: str) -> datetime:
-        try:
-            return parse_time(value)
-        except BadInput as e:
-            raise self.fail(path, e.message) from None
-
-    def duration(self, path: str, value: str | int) -> int:
-        try:
-            return int(parse_duration(value).total_seconds())
-        except BadInput as e:
-            raise self.fail(path, e.message) from None
-
-    def key(self, path: str, value: str) -> str:
-        try:
-            name = str(parse_key(value))
-        except BadInput as e:
-            raise self.fail(path, e.message) from None
-        if name not in self.versions:
-            raise self.fail(path, f"key {value} is not declared under kms")
-        return name
-
-    def version(self, path: str, value: str) -> str:
-        try:
-            v = parse_version(value)
-        except BadInput as e:
-            raise self.fail(path, e.message) from None
-        known = self.versions.get(str(v.key))
-        if known is None:
-            raise self.fail(path, f"key {v.key} is not declared under kms")
-        if v.number not in known:
-            raise self.fail(path, f"version {v.number} does not exist on key {v.key}")
-        return str(v)
+class _Checker(Checker):
+    """The world's own checks (its keys, other resources) and each service's."""
 
     def run(self) -> None:
         doc = self.doc
@@ -448,11 +375,8 @@ class _Checker:
             for j, b in enumerate(d.get("backups", [])):
                 if "expire_time" not in b:
                     raise self.fail(f"firestore[{i}].backups[{j}]", "expire_time is required (R24)")
-        for i, j in enumerate(self.doc.get("dataflow", [])):
-            if j.get("kms_key") and region_of(j["kms_key"]) != j.get("region"):
-                raise self.fail(
-                    f"dataflow[{i}].kms_key", f"a job in {j.get('region')} needs a key in that region (R30)"
-                )
+        for world in _WORLDS:
+            world.check(self)
         for i, r in enumerate(self.doc.get("run", [])):
             region = r["service"].split("/")[3]
             for k, rev in enumerate(r.get("revisions", [])):
@@ -490,12 +414,9 @@ class _Checker:
     def versions_match_keys(self) -> None:
         """A resource's version is a version of its own key (the cloud cannot say otherwise)."""
 
-        def check(path: str, key: str | None, version: str | None) -> None:
-            if key and version and not version.startswith(key + "/cryptoKeyVersions/"):
-                raise self.fail(path, f"{version} is not a version of the resource's key {key}")
-
-        for i, j in enumerate(self.doc.get("dataflow", [])):
-            check(f"dataflow[{i}].kms_key_version", j.get("kms_key"), j.get("kms_key_version"))
+        check = self.same_key
+        for world in _WORLDS:
+            world.check_versions(self)
         for i, f in enumerate(self.doc.get("functions", [])):
             check(f"functions[{i}].kms_key_version", f.get("kms_key"), f.get("kms_key_version"))
         for i, s in enumerate(self.doc.get("run", [])):

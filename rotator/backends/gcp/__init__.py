@@ -17,14 +17,13 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotator.backends.gcp.connect import STORAGE_EMULATOR, Credentials, grpc_transport
 from rotator.backends.gcp.kms import GcpKms
 from rotator.backends.gcp.logs import GcpLogs
 from rotator.backends.gcp.retry import RetryPolicy
 from rotator.backends.gcp.services import (
-    GcpDataflow,
     GcpFirestore,
     GcpFunctions,
     GcpKeyInventory,
@@ -34,6 +33,9 @@ from rotator.backends.gcp.services import (
 from rotator.backends.gcp.storage import GcpStorage
 from rotator.errors import Refused
 from rotator.inventory import ORGANIZATION_ENV
+
+if TYPE_CHECKING:
+    from rotator.services.dataflow.gcp import GcpDataflow
 
 
 class ServiceClock:
@@ -88,9 +90,9 @@ class GcpBackend:
 
     @cached_property
     def dataflow(self) -> GcpDataflow:
-        return GcpDataflow(
-            self._dataflow_client(), self.project, self.retry, self.inventory, self._snapshots_client()
-        )
+        from rotator.services.dataflow import gcp
+
+        return gcp.connect(self)
 
     @cached_property
     def run(self) -> GcpRun:
@@ -134,24 +136,6 @@ class GcpBackend:
 
         return firestore_admin_v1.FirestoreAdminClient(
             transport=grpc_transport(FirestoreAdminGrpcTransport, "firestore", self.credentials)
-        )
-
-    def _dataflow_client(self) -> Any:
-        from google.cloud import dataflow_v1beta3
-        from google.cloud.dataflow_v1beta3.services.jobs_v1_beta3.transports import JobsV1Beta3GrpcTransport
-
-        return dataflow_v1beta3.JobsV1Beta3Client(
-            transport=grpc_transport(JobsV1Beta3GrpcTransport, "dataflow", self.credentials)
-        )
-
-    def _snapshots_client(self) -> Any:
-        from google.cloud import dataflow_v1beta3
-        from google.cloud.dataflow_v1beta3.services.snapshots_v1_beta3.transports import (
-            SnapshotsV1Beta3GrpcTransport,
-        )
-
-        return dataflow_v1beta3.SnapshotsV1Beta3Client(
-            transport=grpc_transport(SnapshotsV1Beta3GrpcTransport, "dataflow", self.credentials)
         )
 
     def _run_clients(self) -> tuple[Any, Any]:

@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable
-from dataclasses import replace
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any
 
 from rotator import apierrors as api
 from rotator.backends.gcp.errors import tested_permissions, translated
 from rotator.backends.gcp.retry import RetryPolicy
+from rotator.backends.gcp.shared import (
+    EPOCH,
+    OPERATION_TIMEOUT,
+    UNSET,
+    PrimaryOf,
+    location_of,
+    output_time,
+    recorded_version,
+)
 from rotator.model import (
     Backup,
     BatchJob,
     CloudFunction,
     CryptoKey,
     Database,
-    DataflowJob,
-    DataflowSnapshot,
     Listing,
     ProtectedResource,
     ProtectedResourcesSummary,
@@ -36,47 +41,6 @@ from rotator.model import (
 
 RUN_VERSION_ANNOTATION = "rotator.kms-key-version"
 FUNCTION_VERSION_LABEL = "rotator-kms-key-version"
-OPERATION_TIMEOUT = 900.0
-_UNSET: Any = object()
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# Dataflow states that no longer use the key (everything else is treated as running).
-_ENDED = {
-    "JOB_STATE_DONE",
-    "JOB_STATE_FAILED",
-    "JOB_STATE_CANCELLED",
-    "JOB_STATE_DRAINED",
-    "JOB_STATE_STOPPED",
-    "JOB_STATE_UPDATED",
-}
-
-PrimaryOf = Callable[[str], int | None]
-
-
-def _time(value: Any) -> datetime | None:
-    """An output-only timestamp; an unset one (None, or the epoch) is not known."""
-    return value if value and value.timestamp() > 0 else None
-
-
-def _version_name(key: str | None, recorded: str | None) -> str | None:
-    """The version an annotation/label records: a number, or a full version name."""
-    if not key or not recorded:
-        return None
-    if recorded.isdigit():
-        return f"{key}/cryptoKeyVersions/{recorded}"
-    return recorded if recorded.startswith(key + "/cryptoKeyVersions/") else None
-
-
-def _snapshot_state(state: Any) -> str:
-    """SnapshotState's name; a state not yet known is a snapshot still PENDING."""
-    from google.cloud import dataflow_v1beta3 as df
-
-    name = df.SnapshotState(state).name
-    return "PENDING" if name == "UNKNOWN_SNAPSHOT_STATE" else name
-
-
-def _location_of(name: str) -> str:
-    """ "projects/P/locations/L" (or a bare L) -> L."""
-    return name.rsplit("/locations/", 1)[-1].split("/", 1)[0]
 
 
 class GcpFirestore:
@@ -100,7 +64,7 @@ class GcpFirestore:
         # "In the event that data about individual databases cannot be listed they will be
         # recorded here" (e.g. projects/P/locations/L): a partial list.
         return Listing(
-            (self._db(d) for d in resp.databases), unreachable=(_location_of(u) for u in resp.unreachable)
+            (self._db(d) for d in resp.databases), unreachable=(location_of(u) for u in resp.unreachable)
         )
 
     def get_database(self, name: str) -> Database:
@@ -118,14 +82,14 @@ class GcpFirestore:
                 Backup(
                     b.name,
                     b.database,
-                    b.snapshot_time or _EPOCH,
-                    b.expire_time or _EPOCH,
+                    b.snapshot_time or EPOCH,
+                    b.expire_time or EPOCH,
                     None,
                     database_uid=b.database_uid,
                 )
                 for b in resp.backups
             ),
-            unreachable=(_location_of(u) for u in resp.unreachable),
+            unreachable=(location_of(u) for u in resp.unreachable),
         )
 
     def restore_database(
@@ -153,142 +117,6 @@ class GcpFirestore:
             return self._db(op.result(timeout=OPERATION_TIMEOUT))
 
 
-class GcpDataflow:
-    def __init__(
-        self, client: Any, project: str, retry: RetryPolicy, inventory: Any = None, snapshots: Any = None
-    ):
-        self.client, self.project, self.retry, self.inventory = client, project, retry, inventory
-        self.snapshots = snapshots
-        self._regions: dict[str, str] = {}
-
-    def _job(self, j: Any) -> DataflowJob:
-        from google.cloud import dataflow_v1beta3 as df
-
-        state = df.JobState(j.current_state).name
-        env = j.environment
-        engine = bool(
-            env
-            and (
-                "enable_streaming_engine" in env.experiments
-                or "enable_streaming_engine" in env.service_options
-            )
-        )
-        self._regions[j.id] = j.location
-        key = (env.service_kms_key_name or None) if env else None
-        version = None
-        if self.inventory and key:
-            name = f"//dataflow.googleapis.com/projects/{self.project}/locations/{j.location}/jobs/{j.id}"
-            version = self.inventory.versions_of(key, name)
-        return DataflowJob(
-            id=j.id,
-            name=j.name,
-            region=j.location,
-            type="STREAMING" if df.JobType(j.type_).name == "JOB_TYPE_STREAMING" else "BATCH",
-            streaming_engine=engine,
-            state="RUNNING" if state not in _ENDED else state.removeprefix("JOB_STATE_"),
-            created=j.create_time or _EPOCH,
-            kms_key=key,
-            # The Jobs API does not record it (R31); KMS Inventory may. None: any version.
-            kms_key_version=version,
-        )
-
-    def list_jobs(self) -> list[DataflowJob]:
-        """Every active job, read in full. AggregatedListJobs "always returns summaries
-        now. Use GetJob for other JobViews" (ListJobsRequest.view): a summary has no
-        environment, so neither the job's key nor Streaming Engine. Regions that did not
-        answer come back in failed_location: those jobs are not inspected (partial)."""
-        from google.cloud import dataflow_v1beta3 as df
-
-        summaries: list[Any] = []
-        failed: list[str] = []
-        with translated("list_jobs", f"projects/{self.project}"):
-            pager = self.retry.call(
-                self.client.aggregated_list_jobs,
-                request={"project_id": self.project, "filter": df.ListJobsRequest.Filter.ACTIVE},
-                retry=None,
-            )
-            for page in pager.pages:
-                summaries.extend(page.jobs)
-                failed.extend(f.name for f in page.failed_location)
-        jobs = []
-        for summary in summaries:
-            try:
-                jobs.append(self._full_job(summary.id, summary.location))
-            except api.NotFound:
-                continue  # gone between the list and the read: it uses nothing now
-        return Listing(jobs, unreachable=failed)
-
-    def _full_job(self, job: str, region: str) -> DataflowJob:
-        from google.cloud import dataflow_v1beta3 as df
-
-        with translated("get_job", job):
-            return self._job(
-                self.retry.call(
-                    self.client.get_job,
-                    request={
-                        "project_id": self.project,
-                        "job_id": job,
-                        "location": region,
-                        "view": df.JobView.JOB_VIEW_ALL,
-                    },
-                    retry=None,
-                )
-            )
-
-    def _snapshots(self, job: str, region: str) -> tuple[DataflowSnapshot, ...]:
-        """The job's snapshots (so a resumed disable-key adopts one it already took)."""
-        if self.snapshots is None:
-            return ()
-
-        with translated("list_snapshots", job):
-            resp = self.retry.call(
-                self.snapshots.list_snapshots,
-                request={"project_id": self.project, "job_id": job, "location": region},
-                retry=None,
-            )
-        return tuple(
-            DataflowSnapshot(
-                s.id,
-                job,
-                s.creation_time or _EPOCH,
-                _snapshot_state(s.state),
-            )
-            for s in resp.snapshots
-        )
-
-    def get_job(self, job: str) -> DataflowJob:
-        region = self._regions.get(job)
-        if region is None:
-            self.list_jobs()
-            region = self._regions.get(job)
-        if region is None:
-            raise api.NotFound(f"Dataflow job {job} not found", resource=job)
-        found = self._full_job(job, region)
-        return replace(found, snapshots=self._snapshots(found.id, found.region))
-
-    def snapshot_job(self, job: str) -> DataflowSnapshot:
-        region = self._regions.get(job) or self.get_job(job).region
-        with translated("snapshot_job", job):
-            snap = self.retry.once(
-                self.client.snapshot_job,
-                request={
-                    "project_id": self.project,
-                    "job_id": job,
-                    "location": region,
-                    "ttl": {"seconds": 7 * 86400},
-                    "description": "rotator: before disabling its key (R31)",
-                },
-                retry=None,
-            )
-
-        return DataflowSnapshot(
-            snap.id,
-            job,
-            snap.creation_time or _EPOCH,
-            _snapshot_state(snap.state),
-        )
-
-
 class GcpRun:
     def __init__(
         self, services: Any, revisions: Any, project: str, retry: RetryPolicy, primary_of: PrimaryOf
@@ -312,7 +140,7 @@ class GcpRun:
                 by_name.add(name)
         with translated("list_revisions", s.name):
             revs = list(self.retry.call(self.revisions.list_revisions, parent=s.name, retry=None))
-        revs.sort(key=lambda r: r.create_time or _EPOCH)
+        revs.sort(key=lambda r: r.create_time or EPOCH)
         out = []
         for r in revs:
             short = r.name.rsplit("/", 1)[1]
@@ -321,11 +149,11 @@ class GcpRun:
                 RunRevision(
                     short,
                     key,
-                    _version_name(key, r.annotations.get(RUN_VERSION_ANNOTATION)),
+                    recorded_version(key, r.annotations.get(RUN_VERSION_ANNOTATION)),
                     traffic.get(short, 0),
                     tags=tuple(tags.get(short, ())),
                     pinned=short in by_name,
-                    deployed=_time(r.create_time),  # "The creation time."
+                    deployed=output_time(r.create_time),  # "The creation time."
                 )
             )
         action = (
@@ -347,13 +175,13 @@ class GcpRun:
     def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
         return tested_permissions(self.retry, self.services, resource, permissions)
 
-    def update_service(self, name: str, *, kms_key: str | None = _UNSET) -> RunService:
+    def update_service(self, name: str, *, kms_key: str | None = UNSET) -> RunService:
         """A new revision: the template changes (key, and the primary it is deployed
         under, recorded in an annotation so the inventory knows the version, R43)."""
         with translated("get_service", name):
             svc = self.retry.call(self.services.get_service, name=name, retry=None)
         template = svc.template
-        if kms_key is not _UNSET:
+        if kms_key is not UNSET:
             template.encryption_key = kms_key or ""
         key = template.encryption_key or None
         primary = self.primary_of(key) if key else None
@@ -389,11 +217,11 @@ class GcpFunctions:
         return CloudFunction(
             f.name,
             key,
-            _version_name(key, f.labels.get(FUNCTION_VERSION_LABEL)),
+            recorded_version(key, f.labels.get(FUNCTION_VERSION_LABEL)),
             repo or None,
             # "The last update timestamp of a Cloud Function": any update moves it, so a
             # later metadata-only update hides an earlier deploy (CONTRACT.md).
-            deployed=_time(f.update_time),
+            deployed=output_time(f.update_time),
         )
 
     def list_functions(self) -> list[CloudFunction]:
@@ -407,7 +235,7 @@ class GcpFunctions:
             pager = self.retry.call(self.client.list_functions, parent=parent, retry=None)
             for page in pager.pages:
                 found.extend(self._fn(f) for f in page.functions)
-                unreachable.extend(_location_of(u) for u in page.unreachable)
+                unreachable.extend(location_of(u) for u in page.unreachable)
         return Listing(found, unreachable=unreachable)
 
     def get_function(self, name: str) -> CloudFunction:
@@ -415,7 +243,7 @@ class GcpFunctions:
             return self._fn(self.retry.call(self.client.get_function, name=name, retry=None))
 
     def redeploy_function(
-        self, name: str, *, kms_key: str | None = _UNSET, docker_repository: str | None = _UNSET
+        self, name: str, *, kms_key: str | None = UNSET, docker_repository: str | None = UNSET
     ) -> CloudFunction:
         """Build the function's source again and deploy it under the key's primary (R42).
         The update names `build_config.source` (the same source) so the function is
@@ -428,10 +256,10 @@ class GcpFunctions:
         built_before = fn.build_config.build
         label_before = fn.labels.get(FUNCTION_VERSION_LABEL, "")
         paths = ["labels", "build_config.source"]
-        if kms_key is not _UNSET:
+        if kms_key is not UNSET:
             fn.kms_key_name = kms_key or ""
             paths.append("kms_key_name")
-        if docker_repository is not _UNSET:
+        if docker_repository is not UNSET:
             fn.build_config.docker_repository = docker_repository or ""
             paths.append("build_config.docker_repository")
         primary = self.primary_of(fn.kms_key_name) if fn.kms_key_name else None

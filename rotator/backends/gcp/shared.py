@@ -1,0 +1,40 @@
+"""What the services' gcp adapters (rotator/services/<service>/gcp.py) share: the
+unset-argument marker, how long a long-running operation may take, and how the
+Google resources' timestamps, locations and recorded key versions are read.
+
+Where an API does not say which key version a resource was encrypted under, the
+version is left None and the inventory treats the resource as pinning every version
+of its key (the safe side). Revisions and functions that rotator itself deploys carry
+the version in an annotation / label, so they pin exactly one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+OPERATION_TIMEOUT = 900.0
+UNSET: Any = object()
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+PrimaryOf = Callable[[str], int | None]
+
+
+def output_time(value: Any) -> datetime | None:
+    """An output-only timestamp; an unset one (None, or the epoch) is not known."""
+    return value if value and value.timestamp() > 0 else None
+
+
+def recorded_version(key: str | None, recorded: str | None) -> str | None:
+    """The version an annotation/label records: a number, or a full version name."""
+    if not key or not recorded:
+        return None
+    if recorded.isdigit():
+        return f"{key}/cryptoKeyVersions/{recorded}"
+    return recorded if recorded.startswith(key + "/cryptoKeyVersions/") else None
+
+
+def location_of(name: str) -> str:
+    """ "projects/P/locations/L" (or a bare L) -> L."""
+    return name.rsplit("/locations/", 1)[-1].split("/", 1)[0]
