@@ -9,34 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from rotator.errors import Refused
-from rotator.inventory import (
-    BUCKET_DEFAULT,
-    DATAFLOW_JOB,
-    DATAFLOW_KEY,
-    FIRESTORE_ACTIVE,
-    FIRESTORE_BACKUP,
-    FIRESTORE_KEY,
-    FUNCTION,
-    FUNCTION_KEY,
-    FUNCTION_WINDOW,
-    INVENTORY_UNREADABLE,
-    OTHER_PROJECT,
-    PRIMARY,
-    REPOSITORY_IMAGES,
-    REPOSITORY_KEY,
-    RUN_IDLE,
-    RUN_IDLE_WINDOW,
-    RUN_KEY,
-    RUN_SERVING,
-    RUN_WINDOW,
-    UNCOVERED,
-    UNLISTED,
-    KeyInventory,
-    PinGroup,
-    VersionUse,
-)
+from rotator.inventory import KeyInventory, PinGroup, VersionUse
 from rotator.locations import bucket_key_location_ok, key_location_for_bucket
 from rotator.model import ENABLED, Bucket
+from rotator.services.core import INVENTORY_UNREADABLE, OTHER_PROJECT, PRIMARY, UNCOVERED
 from rotator.timeutil import format_time
 
 
@@ -73,40 +49,12 @@ def frees_up(pins: list[PinGroup]) -> datetime | None:
 
 
 def describe_pin(p: PinGroup) -> str:
-    what = {
-        PRIMARY: "is the key's primary version",
-        BUCKET_DEFAULT: "is the default key of the bucket",
-        FIRESTORE_KEY: "is encrypted with this key, fixed at creation",
-        FIRESTORE_ACTIVE: "still has data under this version",
-        DATAFLOW_KEY: "runs with this key",
-        RUN_KEY: "deploys new revisions with this key",
-        FUNCTION_KEY: "is deployed with this key",
-        REPOSITORY_KEY: "(Artifact Registry) is protected by this key",
-        REPOSITORY_IMAGES: "(Artifact Registry) holds images pushed under this version",
-        UNLISTED: "could not be listed (unreachable): assumed in use",
-    }.get(p.kind)
     names = ", ".join(p.examples[:3]) + (" ..." if p.count > 3 else "")
-    about = {
-        DATAFLOW_JOB: "started under this version",
-        RUN_SERVING: f"revision {names} serves traffic",
-        RUN_IDLE: f"revision {names} (no traffic)",
-        FUNCTION: "is deployed under this version",
-        FIRESTORE_BACKUP: f"backup {names}",
-        RUN_WINDOW: f"{names} {p.detail}",
-        RUN_IDLE_WINDOW: f"revision {names} {p.detail}",
-        FUNCTION_WINDOW: p.detail,
-    }.get(p.kind)
+    # The kind's own words (its spec), unless they would say no more than the resource.
+    text = p.spec.describe.format(resource=p.resource, names=names, detail=p.detail)
     if p.kind in (UNCOVERED, OTHER_PROJECT, INVENTORY_UNREADABLE):
         text = _describe_inventory_pin(p)
-    elif what:
-        text = f"{p.resource} {what}"
-    elif about:
-        text = (
-            f"{p.resource}: {about}"
-            if p.kind not in (DATAFLOW_JOB, FUNCTION, FUNCTION_WINDOW)
-            else f"{p.resource} {about}"
-        )
-    else:
+    elif text.strip() == p.resource.strip() or not p.spec.describe:
         noun = p.kind.replace("_", " ")
         plural = "s" if p.count != 1 else ""
         text = f"{p.resource}: {p.count} {noun}{plural}"

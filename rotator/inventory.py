@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from rotator import apierrors as api
-from rotator.agents import DATAFLOW, FIRESTORE, FUNCTIONS, RUN, SERVICES, STORAGE
+from rotator.agents import DATAFLOW, FIRESTORE, FUNCTIONS, RUN, STORAGE
 from rotator.backends.base import Backend
 from rotator.listing import iter_objects_parallel
 from rotator.locations import key_region
@@ -35,64 +35,26 @@ from rotator.model import (
     unreachable_of,
 )
 from rotator.names import KeyName
+from rotator.services import COVERED_PRODUCTS, PIN_KINDS, SERVICES, WINDOW_OF, service_of
+from rotator.services.core import INVENTORY_UNREADABLE, OTHER_PROJECT, PRIMARY, UNCOVERED, UNLISTED
+from rotator.services.dataflow.spec import DATAFLOW_JOB, DATAFLOW_KEY
+from rotator.services.firestore.spec import FIRESTORE_ACTIVE, FIRESTORE_BACKUP, FIRESTORE_KEY
+from rotator.services.functions.spec import FUNCTION, FUNCTION_KEY, REPOSITORY_IMAGES, REPOSITORY_KEY
+from rotator.services.run.spec import RUN_IDLE, RUN_KEY, RUN_SERVING
+from rotator.services.spec import PinKind
+from rotator.services.storage.spec import (
+    BUCKET_DEFAULT,
+    HELD_OBJECT,
+    LIVE_OBJECT,
+    NONCURRENT_GENERATION,
+    RETAINED_OBJECT,
+    SOFT_DELETED_GENERATION,
+    UNREADABLE_OBJECT,
+)
 from rotator.storage_rules import locked, overwrite_blocker, retention_expiry
 from rotator.timeutil import format_time
 
 EXAMPLES = 5
-
-# Pin kinds, with the rule, whether they block disable / destroy, and what frees them.
-PRIMARY = "primary"
-BUCKET_DEFAULT = "bucket_default"
-LIVE_OBJECT = "live_object"
-UNREADABLE_OBJECT = "unreadable_object"
-HELD_OBJECT = "held_object"
-RETAINED_OBJECT = "retained_object"
-NONCURRENT_GENERATION = "noncurrent_generation"
-SOFT_DELETED_GENERATION = "soft_deleted_generation"
-
-
-@dataclass(frozen=True)
-class PinKind:
-    rule: str
-    blocks_disable: bool
-    blocks_destroy: bool
-    frees_when: str
-    rewritable: bool = False
-
-
-FIRESTORE_KEY = "firestore_database_key"
-FIRESTORE_ACTIVE = "firestore_active_version"
-FIRESTORE_BACKUP = "firestore_backup"
-DATAFLOW_KEY = "dataflow_job_key"
-DATAFLOW_JOB = "dataflow_running_job"
-RUN_KEY = "run_service_key"
-RUN_SERVING = "run_serving_revision"
-RUN_IDLE = "run_idle_revision"
-FUNCTION_KEY = "function_key"
-FUNCTION = "function"
-# Deployed while the primary it was recorded under was still propagating (R2, R43): see
-# PROPAGATION. Each is the window counterpart of a direct kind (WINDOW_OF).
-RUN_WINDOW = "run_revision_in_propagation_window"
-RUN_IDLE_WINDOW = "run_idle_revision_in_propagation_window"
-FUNCTION_WINDOW = "function_in_propagation_window"
-WINDOW_OF = {RUN_SERVING: RUN_WINDOW, RUN_IDLE: RUN_IDLE_WINDOW, FUNCTION: FUNCTION_WINDOW}
-REPOSITORY_KEY = "repository_key"
-REPOSITORY_IMAGES = "repository_images"
-UNCOVERED = "uncovered_resource"
-OTHER_PROJECT = "other_project_resource"
-INVENTORY_UNREADABLE = "inventory_unreadable"
-UNLISTED = "unlisted_location"
-# Products rotator inspects itself, and which of its five services lists each (its own
-# listing is the authority there: Cloud KMS Inventory is built from snapshots and can
-# lag); anything else Cloud KMS Inventory lists is reported and pins (UNCOVERED).
-COVERED_PRODUCTS = {
-    "storage.googleapis.com": STORAGE,
-    "firestore.googleapis.com": FIRESTORE,
-    "dataflow.googleapis.com": DATAFLOW,
-    "run.googleapis.com": RUN,
-    "cloudfunctions.googleapis.com": FUNCTIONS,
-    "artifactregistry.googleapis.com": FUNCTIONS,
-}
 
 # A new primary takes effect eventually, not at once. Cloud KMS resource consistency page
 # (rotator/backends/gcp/CONTRACT.md, UpdateCryptoKeyPrimaryVersion): "While such
@@ -103,124 +65,6 @@ COVERED_PRODUCTS = {
 # whatever KMS says is primary now (R43 with R2).
 PROPAGATION = timedelta(hours=3)
 PROPAGATION_TEXT = f"{PROPAGATION.total_seconds() / 3600:g} h"
-
-# Key-level uses: the resource encrypts new data with whatever version is primary, so
-# they pin the primary, and move with it when a rotation makes another version primary.
-KEY_LEVEL = frozenset({BUCKET_DEFAULT, FIRESTORE_KEY, DATAFLOW_KEY, RUN_KEY, FUNCTION_KEY, REPOSITORY_KEY})
-
-# Which service each kind of use belongs to (whose agent needs the key, R5).
-KIND_SERVICE = {
-    BUCKET_DEFAULT: STORAGE,
-    LIVE_OBJECT: STORAGE,
-    UNREADABLE_OBJECT: STORAGE,
-    HELD_OBJECT: STORAGE,
-    RETAINED_OBJECT: STORAGE,
-    NONCURRENT_GENERATION: STORAGE,
-    SOFT_DELETED_GENERATION: STORAGE,
-    FIRESTORE_KEY: FIRESTORE,
-    FIRESTORE_ACTIVE: FIRESTORE,
-    FIRESTORE_BACKUP: FIRESTORE,
-    DATAFLOW_KEY: DATAFLOW,
-    DATAFLOW_JOB: DATAFLOW,
-    RUN_KEY: RUN,
-    RUN_SERVING: RUN,
-    RUN_IDLE: RUN,
-    RUN_WINDOW: RUN,
-    RUN_IDLE_WINDOW: RUN,
-    FUNCTION_KEY: FUNCTIONS,
-    FUNCTION: FUNCTIONS,
-    FUNCTION_WINDOW: FUNCTIONS,
-    REPOSITORY_KEY: FUNCTIONS,
-    REPOSITORY_IMAGES: FUNCTIONS,
-}
-
-# What stops working when the version a use needs is disabled (disable-key's report).
-_OBJECTS = "its data can no longer be read, copied or rewritten (R14)"
-IMPACT = {
-    BUCKET_DEFAULT: "uploads, copies and rewrites into the bucket fail (R15)",
-    LIVE_OBJECT: _OBJECTS,
-    HELD_OBJECT: _OBJECTS,
-    RETAINED_OBJECT: _OBJECTS,
-    NONCURRENT_GENERATION: _OBJECTS,
-    SOFT_DELETED_GENERATION: "it cannot be restored readable (R14)",
-    UNREADABLE_OBJECT: _OBJECTS,
-    FIRESTORE_KEY: "every call fails with FAILED_PRECONDITION within 10 minutes; import/export fail "
-    "for good, index builds pause (R22)",
-    FIRESTORE_ACTIVE: "every call fails with FAILED_PRECONDITION within 10 minutes (R22)",
-    FIRESTORE_BACKUP: "the backup cannot be restored (R22, R24)",
-    DATAFLOW_KEY: "the job is cancelled, for good (R31)",
-    DATAFLOW_JOB: "the job is cancelled, for good (R31)",
-    RUN_KEY: "deploying a new revision fails (R41)",
-    RUN_SERVING: "no new instance starts; existing ones follow the revocation action (R40, R41)",
-    RUN_IDLE: "the revision can never serve again (R41)",
-    FUNCTION_KEY: "deploying fails; new executions fail while the key is unusable (R41, R42)",
-    FUNCTION: "executions in progress finish, but every new execution fails (R41, R42)",
-    REPOSITORY_KEY: "images in the repository cannot be pulled (R42)",
-    REPOSITORY_IMAGES: "images pushed under it cannot be pulled: redeploying an old revision fails (R42)",
-    UNCOVERED: "its data becomes unreadable (a product rotator does not cover)",
-    OTHER_PROJECT: "its data becomes unreadable (a project rotator did not inspect)",
-    INVENTORY_UNREADABLE: "whatever else uses the key stops working (Cloud KMS Inventory could not say)",
-    UNLISTED: "not inspected: whatever there uses the key stops working (assumed in use)",
-}
-# A use in a propagation window stops working as its direct kind does.
-IMPACT.update({window: IMPACT[direct] for direct, window in WINDOW_OF.items()})
-
-PIN_KINDS: dict[str, PinKind] = {
-    PRIMARY: PinKind("R3", True, True, "another version is primary"),
-    BUCKET_DEFAULT: PinKind("R15", True, True, "the bucket's default key is switched (R13.1)"),
-    LIVE_OBJECT: PinKind("R14", True, True, "rewritten under another version", rewritable=True),
-    UNREADABLE_OBJECT: PinKind("R14", False, True, "the version is re-enabled and the object rewritten"),
-    HELD_OBJECT: PinKind("R16", True, True, "the hold is released, then rewritten"),
-    RETAINED_OBJECT: PinKind("R16", True, True, "retention expires, then rewritten"),
-    NONCURRENT_GENERATION: PinKind("R18", True, True, "deleted (e.g. by lifecycle)"),
-    SOFT_DELETED_GENERATION: PinKind("R18", False, True, "its hard-delete time"),
-    FIRESTORE_KEY: PinKind(
-        "R20", True, True, "the database is moved to a new database under another key (R20)"
-    ),
-    FIRESTORE_ACTIVE: PinKind("R21", True, True, "re-encryption to a newer primary completes"),
-    FIRESTORE_BACKUP: PinKind("R24", False, True, "the backup expires"),
-    DATAFLOW_KEY: PinKind("R31", True, True, "the job ends, or is relaunched under another key (R34)"),
-    DATAFLOW_JOB: PinKind("R31", True, True, "the job ends or is replaced (snapshot or drain, relaunch)"),
-    RUN_KEY: PinKind("R41", True, True, "the service is redeployed under another key"),
-    RUN_SERVING: PinKind("R43", True, True, "a new revision under another version takes its traffic"),
-    RUN_IDLE: PinKind("R43", False, True, "the revision is deleted"),
-    # "{after}": the end of the window (PinGroup.frees_when); a redeploy before it is in
-    # the window again.
-    RUN_WINDOW: PinKind("R43", True, True, "the service is redeployed after {after}"),
-    # Idle: blocks destroy only, as RUN_IDLE does; a redeploy does not free it.
-    RUN_IDLE_WINDOW: PinKind("R43", False, True, "the revision is deleted"),
-    FUNCTION_KEY: PinKind("R42", True, True, "the function is redeployed under another key"),
-    FUNCTION: PinKind("R42", True, True, "the function is redeployed under another version"),
-    FUNCTION_WINDOW: PinKind("R43", True, True, "the function is redeployed after {after}"),
-    REPOSITORY_KEY: PinKind(
-        "R42", True, True, "the repository is deleted (its images are encrypted with the key)"
-    ),
-    # Images stay under the version that was primary when they were pushed; what runs
-    # now pins through FUNCTION, so old images block only destroying (like an idle revision).
-    REPOSITORY_IMAGES: PinKind(
-        "R42", False, True, "the images pushed under it are deleted (or the repository)"
-    ),
-    UNCOVERED: PinKind(
-        "R13", True, True, "it is moved off the key by hand (rotator does not cover its product)"
-    ),
-    OTHER_PROJECT: PinKind(
-        "R13",
-        True,
-        True,
-        "its project is inspected too (--project) and rotator lists it there, or an organization "
-        "(ROTATOR_ORGANIZATION) lets the search name its project, or it is moved off the key by hand",
-    ),
-    INVENTORY_UNREADABLE: PinKind(
-        "R14",
-        True,
-        True,
-        "Cloud KMS Inventory can be read, or the operator acknowledges "
-        "(plan --acknowledge-unreadable-inventory)",
-    ),
-    # A list that came back partial (`unreachable`): what it left out was not inspected,
-    # so it may use any version (when unsure, assume in use: the safe side; R13 finds every use).
-    UNLISTED: PinKind("R13", True, True, "the location answers and a new plan lists it in full"),
-}
 
 
 @dataclass
@@ -333,9 +177,7 @@ class KeyInventory:
 
     def services_using(self) -> list[str]:
         """Services that use the key (any version, or the key itself), in SERVICES order."""
-        found = {
-            KIND_SERVICE[g.kind] for u in self.versions.values() for g in u.pins() if g.kind in KIND_SERVICE
-        }
+        found = {s for u in self.versions.values() for g in u.pins() if (s := service_of(g.kind))}
         if self.default_for:
             found.add(STORAGE)
         return [s for s in SERVICES if s in found]
@@ -407,7 +249,7 @@ class PrimaryWindow:
             if group.after is None or (self.ends is not None and self.ends > group.after):
                 group.after = self.ends
             group.detail = (
-                {RUN_WINDOW: "serves traffic and ", RUN_IDLE_WINDOW: "has no traffic and "}.get(kind, "")
+                PIN_KINDS[kind].window_note
                 + f"was deployed within {PROPAGATION_TEXT} of version {self.number} becoming primary, "
                 "so it may be under this version (Cloud KMS propagation)"
             )
@@ -484,14 +326,12 @@ def primary_windows(
 def _uses_found(uses: dict[int, VersionUse]) -> int:
     """How many uses naming this key rotator's own listing found (services' pins, not the
     primary, nor a use that only may be under the key: that says nothing of its project)."""
-    return sum(g.named for u in uses.values() for g in u.pins() if g.kind in KIND_SERVICE)
+    return sum(g.named for u in uses.values() for g in u.pins() if service_of(g.kind))
 
 
 def _services_found(uses: dict[int, VersionUse]) -> set[str]:
     """The services where rotator's own listing found a use naming this key."""
-    return {
-        KIND_SERVICE[g.kind] for u in uses.values() for g in u.pins() if g.kind in KIND_SERVICE and g.named
-    }
+    return {s for u in uses.values() for g in u.pins() if g.named and (s := service_of(g.kind)) is not None}
 
 
 # What one bucket's objects hold, by (version name, pin kind as if the version were

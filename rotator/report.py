@@ -21,17 +21,12 @@ from typing import Any
 from rotator import apierrors as api
 from rotator import guards
 from rotator.backends.base import Backend
-from rotator.inventory import (
-    INVENTORY_UNREADABLE,
-    KIND_SERVICE,
-    OTHER_PROJECT,
-    UNCOVERED,
-    ScanCache,
-    scan_key,
-)
+from rotator.inventory import ScanCache, scan_key
 from rotator.model import CryptoKey
 from rotator.ratelimit import PerMinuteQuota, QuotaKms
 from rotator.render import human_bytes
+from rotator.services import service_of
+from rotator.services.core import INVENTORY_UNREADABLE, OTHER_PROJECT, UNCOVERED
 from rotator.timeutil import format_duration, format_time
 
 KeyDone = Callable[[str], None]
@@ -74,8 +69,9 @@ def key_entry(
         protects: dict[str, dict[str, int]] = {}
         other: dict[str, int] = {}
         for g in use.pins():
-            if g.kind in KIND_SERVICE:
-                entry = protects.setdefault(KIND_SERVICE[g.kind], {"count": 0, "bytes": 0})
+            service = service_of(g.kind)
+            if service is not None:
+                entry = protects.setdefault(service, {"count": 0, "bytes": 0})
                 entry["count"] += g.count
                 entry["bytes"] += g.bytes
             elif g.kind in (UNCOVERED, OTHER_PROJECT, INVENTORY_UNREADABLE):

@@ -144,7 +144,7 @@ RULES: tuple[Rule, ...] = (
         "Being the primary pins a version: it is never disabled while the key stays in use, "
         "and never destroyed, even when disabled.",
         ("storage",),
-        ("rotator.guards", "rotator.inventory", "rotator.backends.fake.kms", "rotator.steps.preflight"),
+        ("rotator.guards", "rotator.services.core", "rotator.backends.fake.kms", "rotator.steps.preflight"),
     ),
     Rule(
         "R4",
@@ -284,7 +284,7 @@ RULES: tuple[Rule, ...] = (
         "Such objects pin their version against disable and destroy, with the date they free "
         "up where there is one; they are never rewritten before that.",
         ("storage",),
-        ("rotator.storage_rules", "rotator.inventory", "rotator.backends.fake.storage"),
+        ("rotator.storage_rules", "rotator.services.storage.spec", "rotator.backends.fake.storage"),
         inference="that such objects cannot be rewritten before then either, which follows from what "
         "retention and holds mean",
     ),
@@ -309,7 +309,7 @@ RULES: tuple[Rule, ...] = (
         "A noncurrent generation pins its version against disable and destroy; a "
         "soft-deleted one against destroy, until its hard-delete time.",
         ("storage",),
-        ("rotator.inventory", "rotator.steps.storage", "rotator.backends.fake.storage"),
+        ("rotator.services.storage.spec", "rotator.steps.storage", "rotator.backends.fake.storage"),
         inferred=True,
         inference="the source does not speak of noncurrent or soft-deleted generations; rotator "
         "assumes they keep the version they were written under, the safe side",
@@ -347,7 +347,7 @@ RULES: tuple[Rule, ...] = (
         "rotate-key waits for it (exit 75, or --wait); an active version pins its version "
         "against disable and destroy.",
         ("firestore",),
-        ("rotator.steps.firestore", "rotator.inventory", "rotator.backends.fake.firestore"),
+        ("rotator.steps.firestore", "rotator.services.firestore.spec", "rotator.backends.fake.firestore"),
     ),
     Rule(
         "R22",
@@ -360,7 +360,7 @@ RULES: tuple[Rule, ...] = (
         "disable-key says which databases stop; the safe playbooks never disable a version "
         "a database still uses.",
         ("firestore",),
-        ("rotator.backends.fake.firestore", "rotator.inventory", "rotator.steps.firestore"),
+        ("rotator.backends.fake.firestore", "rotator.services.firestore.spec", "rotator.steps.firestore"),
     ),
     Rule(
         "R23",
@@ -404,7 +404,11 @@ RULES: tuple[Rule, ...] = (
         "A running job pins its version; disable-key snapshots every running Streaming Engine "
         "job on the key before it disables anything.",
         ("dataflow",),
-        ("rotator.services.dataflow.steps", "rotator.inventory", "rotator.services.dataflow.fake"),
+        (
+            "rotator.services.dataflow.steps",
+            "rotator.services.dataflow.spec",
+            "rotator.services.dataflow.fake",
+        ),
     ),
     Rule(
         "R32",
@@ -435,7 +439,11 @@ RULES: tuple[Rule, ...] = (
         "The key is given when the job is launched.",
         "Running jobs are reported and keep their key and version; rotator never stops them.",
         ("dataflow",),
-        ("rotator.services.dataflow.steps", "rotator.services.dataflow.fake", "rotator.inventory"),
+        (
+            "rotator.services.dataflow.steps",
+            "rotator.services.dataflow.fake",
+            "rotator.services.dataflow.spec",
+        ),
         inferred=True,
         inference="read from the API, where the key is a launch parameter of the job",
     ),
@@ -475,7 +483,7 @@ RULES: tuple[Rule, ...] = (
         "Functions are redeployed after a rotation; a move to a new key first gets a "
         "repository under that key.",
         ("functions",),
-        ("rotator.steps.functions", "rotator.backends.fake.functions", "rotator.inventory"),
+        ("rotator.steps.functions", "rotator.backends.fake.functions", "rotator.services.functions.spec"),
     ),
     Rule(
         "R43",

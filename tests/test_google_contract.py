@@ -43,23 +43,14 @@ from services_world import job as services_job
 
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
-from rotator.inventory import (
-    FIRESTORE_BACKUP,
-    FUNCTION_WINDOW,
-    IMPACT,
-    PIN_KINDS,
-    REPOSITORY_IMAGES,
-    RUN_IDLE,
-    RUN_IDLE_WINDOW,
-    RUN_SERVING,
-    RUN_WINDOW,
-    UNLISTED,
-    WINDOW_OF,
-    run_services,
-    scan_key,
-)
-from rotator.inventory import FUNCTION as FUNCTION_PIN
+from rotator.inventory import run_services, scan_key
 from rotator.locations import key_location_for_bucket
+from rotator.services import PIN_KINDS, WINDOW_OF
+from rotator.services.core import UNLISTED
+from rotator.services.firestore.spec import FIRESTORE_BACKUP
+from rotator.services.functions.spec import FUNCTION as FUNCTION_PIN
+from rotator.services.functions.spec import FUNCTION_WINDOW, REPOSITORY_IMAGES
+from rotator.services.run.spec import RUN_IDLE, RUN_IDLE_WINDOW, RUN_SERVING, RUN_WINDOW
 from rotator.storage_rules import retention_expiry
 
 
@@ -541,7 +532,7 @@ def test_a_window_kind_blocks_and_stops_what_its_direct_kind_does() -> None:
             PIN_KINDS[direct].blocks_disable,
             PIN_KINDS[direct].blocks_destroy,
         )
-        assert IMPACT[window] == IMPACT[direct] and PIN_KINDS[window].rule == "R43"
+        assert PIN_KINDS[window].impact == PIN_KINDS[direct].impact and PIN_KINDS[window].rule == "R43"
 
 
 def test_destroy_versions_refuses_a_version_an_idle_revision_in_an_older_window_may_be_under(

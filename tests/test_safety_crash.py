@@ -70,8 +70,9 @@ from safety_support import (
 
 from rotator import guards
 from rotator.backends.fake import open_world
-from rotator.inventory import UNREADABLE_OBJECT, scan_key
+from rotator.inventory import scan_key
 from rotator.journal import journal_path, read_events
+from rotator.services.storage.spec import UNREADABLE_OBJECT
 
 KILL_POINTS = int(os.environ.get("ROTATOR_CRASH_KILL_POINTS", "20"))
 SEED = int(os.environ.get("ROTATOR_CRASH_SEED", "20261122"))

@@ -2,8 +2,9 @@
 package each: rotator/services/<name>/ holds the service's spec, its fake, its gcp
 adapter, its steps and its section of the world file.
 
-A package's parts are imported only when needed (`part`): a playbook that never touches
-a service does not load that service's client library.
+The registry holds the specs only (plain data). A package's other parts are imported
+only when needed (`part`): a playbook that never touches a service does not load that
+service's client library, and the registry never loads a fake or an adapter.
 """
 
 from __future__ import annotations
@@ -11,9 +12,52 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
+from rotator.services import core, dataflow, firestore, functions, run, storage
+from rotator.services.spec import PinKind, ServiceSpec
+
 # One line a service: the order is the order in which inventories, plans and world files
 # list them.
-REGISTRY: tuple[str, ...] = ("storage", "firestore", "dataflow", "run", "functions")
+REGISTRY: tuple[ServiceSpec, ...] = (
+    storage.SPEC,
+    firestore.SPEC,
+    dataflow.SPEC,
+    run.SPEC,
+    functions.SPEC,
+)
+
+# Their names, as --services and plans spell them.
+SERVICES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
+_BY_NAME = {s.name: s for s in REGISTRY}
+
+# Every pin kind, in the order inventories list a version's pins: the primary first,
+# then each service's in registry order, then what Cloud KMS Inventory or a partial
+# list says (rotator.services.core).
+PIN_KINDS: dict[str, PinKind] = {
+    k.kind: k for k in (*core.FIRST, *(k for s in REGISTRY for k in s.pin_kinds), *core.LAST)
+}
+_SERVICE_OF_KIND = {k.kind: s for s in REGISTRY for k in s.pin_kinds}
+
+# Each direct kind's propagation-window counterpart (R43 with R2).
+WINDOW_OF: dict[str, str] = {k.kind: k.window for k in PIN_KINDS.values() if k.window}
+
+# Cloud KMS Inventory's product (`PRODUCT/Type`) -> the service whose listing covers it.
+COVERED_PRODUCTS: dict[str, str] = {p: s.name for s in REGISTRY for p in s.products}
+
+
+def spec(service: str) -> ServiceSpec:
+    """The spec of a service by its name (KeyError for a name not in the registry)."""
+    return _BY_NAME[service]
+
+
+def pin_kind(kind: str) -> PinKind:
+    return PIN_KINDS[kind]
+
+
+def service_of(kind: str) -> str | None:
+    """The service a kind of use belongs to (whose agent needs the key, R5); None for
+    the kinds no service owns."""
+    owner = _SERVICE_OF_KIND.get(kind)
+    return owner.name if owner else None
 
 
 def part(service: str, name: str) -> ModuleType:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.errors import Refused, Stale, Waiting
-from rotator.inventory import FIRESTORE_ACTIVE
+from rotator.services.firestore.spec import FIRESTORE_ACTIVE
 from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
 from rotator.timeutil import format_time
 

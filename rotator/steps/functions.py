@@ -7,7 +7,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
-from rotator.inventory import FUNCTION, FUNCTION_KEY, FUNCTION_WINDOW, redeploy_window_pin
+from rotator.inventory import redeploy_window_pin
+from rotator.services.functions.spec import FUNCTION, FUNCTION_KEY, FUNCTION_WINDOW
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 
 if TYPE_CHECKING:

@@ -8,17 +8,12 @@ from typing import TYPE_CHECKING, Any
 from rotator import apierrors as api
 from rotator import guards
 from rotator.errors import BadInput, Stale
-from rotator.inventory import (
-    FIRESTORE_ACTIVE,
-    FIRESTORE_KEY,
-    IMPACT,
-    KEY_LEVEL,
-    LIVE_OBJECT,
-    NONCURRENT_GENERATION,
-    PRIMARY,
-    PinGroup,
-)
+from rotator.inventory import PinGroup
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
+from rotator.services import PIN_KINDS
+from rotator.services.core import PRIMARY
+from rotator.services.firestore.spec import FIRESTORE_ACTIVE, FIRESTORE_KEY
+from rotator.services.storage.spec import LIVE_OBJECT, NONCURRENT_GENERATION
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.timeutil import format_time
 
@@ -50,7 +45,7 @@ class CreatePrimaryVersion(StepKind):
         number = (max(before) if before else 0) + 1
         # The old primary stops being primary, and bucket defaults follow the key's
         # primary (R2, R12), so neither pins the old versions once this step ran.
-        ctx.resolved.update({PRIMARY, *KEY_LEVEL})
+        ctx.resolved.update({PRIMARY, *(k for k, pin in PIN_KINDS.items() if pin.key_level)})
         if inv.key.primary is not None:
             ctx.replaced_primary[key] = inv.key.primary
         return PlannedStep(
@@ -142,7 +137,7 @@ class DisableVersions(StepKind):
             if emergency:
                 disable.append(n)
                 impact += [
-                    dict(g.to_json(), version=n, impact=IMPACT[g.kind])
+                    dict(g.to_json(), version=n, impact=g.spec.impact)
                     for g in use.pins()
                     if g.kind != PRIMARY
                 ]

@@ -6,13 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rotator.errors import Stale
-from rotator.inventory import (
-    RUN_KEY,
-    RUN_SERVING,
-    RUN_WINDOW,
-    inspected_run_services,
-    redeploy_window_pin,
-)
+from rotator.inventory import inspected_run_services, redeploy_window_pin
+from rotator.services.run.spec import RUN_KEY, RUN_SERVING, RUN_WINDOW
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 
 if TYPE_CHECKING:

@@ -10,10 +10,10 @@ from rotator import apierrors as api
 from rotator import guards
 from rotator.backends.base import StorageApi, iter_objects
 from rotator.errors import BadInput, Failure, Stale, Waiting
-from rotator.inventory import BUCKET_DEFAULT, LIVE_OBJECT
 from rotator.model import BatchJob, Bucket
 from rotator.ratelimit import GCS_START_RPS, KMS_QUOTA_START_RPS
 from rotator.rewrites import Rewriter, RewriteTally
+from rotator.services.storage.spec import BUCKET_DEFAULT, LIVE_OBJECT
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.storage_rules import overwrite_blocker
 

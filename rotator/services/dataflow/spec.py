@@ -1,0 +1,51 @@
+"""Dataflow: running jobs launched with the key (R30-R34)."""
+
+from __future__ import annotations
+
+from rotator.services.spec import PinKind, ServiceSpec
+
+DATAFLOW_KEY = "dataflow_job_key"
+DATAFLOW_JOB = "dataflow_running_job"
+
+_CANCELLED = "the job is cancelled, for good (R31)"
+
+SPEC = ServiceSpec(
+    name="dataflow",
+    title="Dataflow",
+    agents=(
+        "service-{n}@dataflow-service-producer-prod.iam.gserviceaccount.com",
+        "{n}-compute@developer.gserviceaccount.com",
+    ),
+    pin_kinds=(
+        PinKind(
+            DATAFLOW_KEY,
+            "R31",
+            True,
+            True,
+            "the job ends, or is relaunched under another key (R34)",
+            _CANCELLED,
+            "{resource} runs with this key",
+            key_level=True,
+        ),
+        PinKind(
+            DATAFLOW_JOB,
+            "R31",
+            True,
+            True,
+            "the job ends or is replaced (snapshot or drain, relaunch)",
+            _CANCELLED,
+            "{resource} started under this version",
+        ),
+    ),
+    products=("dataflow.googleapis.com",),
+    permissions={
+        "list_jobs": "dataflow.jobs.list",
+        "get_job": "dataflow.jobs.get",
+        "snapshot_job": "dataflow.snapshots.create",
+        "list_snapshots": "dataflow.snapshots.list",
+    },
+    endpoint_env="ROTATOR_ENDPOINT_DATAFLOW",
+    once=frozenset({"snapshot_job"}),
+    world_sections=("dataflow",),
+    listed_once=frozenset({"list_jobs"}),
+)

@@ -1,0 +1,68 @@
+"""What a service's spec says (one per service, rotator/services/<name>/spec.py), and
+what one kind of pin is. Plain data: no client library, no fake, no adapter.
+
+A pin kind is everything rotator knows of one kind of use of a key version: the rule
+that makes it pin (`rotator rules R15`), whether it forbids disabling and destroying
+(README, "What pins a version"), what frees it, what stops working when the version is
+disabled (disable-key's report), and how a refusal names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PinKind:
+    kind: str  # as plans, reports and JSON spell it
+    rule: str
+    blocks_disable: bool
+    blocks_destroy: bool
+    # What frees it; "{after}": the end of a propagation window (PinGroup.frees_when).
+    frees_when: str
+    # What stops working when the version the use needs is disabled.
+    impact: str
+    # How a refusal names one group (guards.describe_pin): "{resource}", "{names}" (a few
+    # of its members) and "{detail}" are filled in; "" names it by kind and count.
+    describe: str = ""
+    rewritable: bool = False  # a rewrite under another version frees it (R14)
+    # Key-level: the resource encrypts new data with whatever version is primary, so it
+    # pins the primary and moves with it when a rotation makes another version primary.
+    key_level: bool = False
+    # The kind a use of this kind takes when it was deployed while the primary it was
+    # recorded under still propagated (R43 with R2; rotator.windows).
+    window: str | None = None
+    # What a window group's detail says first (rotator.windows.PrimaryWindow.pin).
+    window_note: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service rotator finds key uses in and moves between key versions."""
+
+    name: str  # --services, plans, the Backend attribute of its API, its package
+    title: str  # as Google Cloud names it
+    # The service agents that use a key on the service's behalf and so need
+    # Encrypter/Decrypter on it (R5); "{n}" is the project number.
+    agents: tuple[str, ...]
+    pin_kinds: tuple[PinKind, ...]  # in the order plans and refusals list them
+    # Cloud KMS Inventory's products (`PRODUCT/Type`) this service's own listing covers:
+    # there the listing is the authority (the inventory is built from snapshots and lags).
+    products: tuple[str, ...]
+    # The IAM permission each of its API's calls needs (both backends' names), so a 403
+    # says what to grant.
+    permissions: Mapping[str, str]
+    # The variable that points its gcp client at a local server (tests, sandboxes).
+    endpoint_env: str
+    # Calls a blind repeat could do twice (a second revision, database, job): retried
+    # only when the service refused them (RESOURCE_EXHAUSTED); after UNAVAILABLE or a
+    # deadline the engine re-runs the step, which first looks at what already happened.
+    once: frozenset[str]
+    # Its sections of the world file (the fake backend's world).
+    world_sections: tuple[str, ...]
+    # The list calls `report` reads once per project for all its keys (ScanCache).
+    listed_once: frozenset[str] = field(default_factory=frozenset)
+
+    def kind(self, kind: str) -> PinKind:
+        return next(k for k in self.pin_kinds if k.kind == kind)
