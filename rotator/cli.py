@@ -14,7 +14,6 @@ import yaml
 
 from rotator import __version__, playbooks
 from rotator import apierrors as api
-from rotator.agents import SERVICES
 from rotator.backends.base import Backend
 from rotator.errors import BadInput, Failure, RotatorError
 from rotator.journal import events_of, step_states
@@ -23,6 +22,7 @@ from rotator.output_schemas import stamp
 from rotator.places import open_place, refuse_state_under_plan_key
 from rotator.ratelimit import DEFAULT_CONCURRENCY
 from rotator.render import colour
+from rotator.services import SERVICES
 from rotator.timeutil import parse_duration
 
 EPILOG_EXIT = (

@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 from rotator import apierrors as api
-from rotator.agents import SERVICES
 from rotator.audit import Audit
 from rotator.backends.base import Backend
 from rotator.errors import BadInput, Failure, Interrupted, RotatorError, Stale
@@ -24,6 +23,7 @@ from rotator.journal import DONE, ROLLED_BACK, Journal, plan_life, progress_acro
 from rotator.places import LocalPlace, Place, refuse_state_under_plan_key
 from rotator.progress import NoProgress, ProgressFactory
 from rotator.ratelimit import DEFAULT_CONCURRENCY, AdaptiveRate
+from rotator.services import SERVICES
 from rotator.steps import REGISTRY, PlannedStep
 from rotator.timeutil import parse_time
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from rotator import apierrors as api
-from rotator.agents import DATAFLOW, FIRESTORE, FUNCTIONS, RUN, STORAGE
+from rotator.agents import FIRESTORE, FUNCTIONS, RUN, STORAGE
 from rotator.backends.base import Backend
 from rotator.listing import iter_objects_parallel
 from rotator.locations import key_region
@@ -485,7 +485,7 @@ def _scan_project(
         _attribute(found, key_name, uses)
     if FIRESTORE in services:
         _scan_firestore(backend, key_name, uses, primary, now)
-    if DATAFLOW in services:
+    if "dataflow" in services:
         _scan_dataflow(backend, key_name, uses, primary)
     if RUN in services:
         _scan_run(backend, key_name, uses, primary, windows)

@@ -1,7 +1,11 @@
 """The IAM permission each API call needs, so a 403 says what to grant (both backends:
-the gcp backend when Google answers 403, the fake when it injects one)."""
+the gcp backend when Google answers 403, the fake when it injects one). Each service's
+calls are in its spec (rotator/services/<name>/spec.py); here, the calls of no service:
+Cloud KMS, Cloud KMS Inventory, Logging, Storage batch operations and the project."""
 
 from __future__ import annotations
+
+from rotator.services import REGISTRY
 
 PERMISSIONS = {
     "get_crypto_key": "cloudkms.cryptoKeys.get",
@@ -13,29 +17,6 @@ PERMISSIONS = {
     "restore_crypto_key_version": "cloudkms.cryptoKeyVersions.restore",
     "get_iam_policy": "cloudkms.cryptoKeys.getIamPolicy",
     "set_iam_policy": "cloudkms.cryptoKeys.setIamPolicy",
-    "list_buckets": "storage.buckets.list",
-    "get_bucket": "storage.buckets.get",
-    "patch_bucket": "storage.buckets.update",
-    "list_objects": "storage.objects.list",
-    "get_object": "storage.objects.get",
-    "rewrite_object": "storage.objects.create, storage.objects.delete and storage.objects.get",
-    "list_databases": "datastore.databases.list",
-    "get_database": "datastore.databases.getMetadata",
-    "list_backups": "datastore.backups.list",
-    "restore_database": "datastore.backups.restoreDatabase and datastore.databases.create",
-    "list_jobs": "dataflow.jobs.list",
-    "get_job": "dataflow.jobs.get",
-    "snapshot_job": "dataflow.snapshots.create",
-    "list_snapshots": "dataflow.snapshots.list",
-    "list_services": "run.services.list",
-    "get_service": "run.services.get",
-    "update_service": "run.services.update",
-    "list_revisions": "run.revisions.list",
-    "list_functions": "cloudfunctions.functions.list",
-    "get_function": "cloudfunctions.functions.get",
-    "update_function": "cloudfunctions.functions.update",
-    "get_repository": "artifactregistry.repositories.get",
-    "list_repositories": "artifactregistry.repositories.list",
     "search_protected_resources": "cloudkms.protectedResources.search",
     "get_protected_resources_summary": "cloudkms.cryptoKeys.get",
     "list_crypto_keys": "cloudkms.cryptoKeys.list",
@@ -48,18 +29,10 @@ PERMISSIONS = {
     "get_batch_job": "storagebatchoperations.jobs.get",
     "get_service_account": "resourcemanager.projects.get",
 }
-
-# The fake's names for the same calls.
-PERMISSIONS.update(
-    {
-        "patch_bucket_default_kms_key": PERMISSIONS["patch_bucket"],
-        "redeploy_function": PERMISSIONS["update_function"],
-        "get_repository_key": "artifactregistry.repositories.get",
-        "create_repository": "artifactregistry.repositories.create",
-        "repository_image_versions": "artifactregistry.repositories.get",
-        "key_failures": PERMISSIONS["list_log_entries"],
-    }
-)
+# The fake's name for the same call.
+PERMISSIONS["key_failures"] = PERMISSIONS["list_log_entries"]
+for _service in REGISTRY:
+    PERMISSIONS.update(_service.permissions)
 
 
 def permission_for(method: str) -> str:

@@ -13,13 +13,13 @@ from typing import Any
 from rotator import __version__, guards
 from rotator import apierrors as api
 from rotator.access import check_access
-from rotator.agents import SERVICES
 from rotator.backends.base import Backend
 from rotator.errors import BadInput
 from rotator.inventory import KeyInventory, PinGroup, scan_key
 from rotator.names import parse_key
 from rotator.playbooks import Playbook
 from rotator.schemacheck import validate
+from rotator.services import SERVICES
 from rotator.steps import REGISTRY, PlannedStep
 from rotator.steps.kms import parse_versions
 from rotator.timeutil import format_time

@@ -422,7 +422,7 @@ def test_one_table_says_which_products_rotator_covers_and_which_of_its_services_
     """COVERED_PRODUCTS alone decides both whether Cloud KMS Inventory's resource type is
     one rotator lists itself and which of its services lists it (no second table)."""
     from rotator import inventory
-    from rotator.agents import SERVICES
+    from rotator.services import SERVICES
 
     assert not hasattr(inventory, "_OWN_TYPES")
     assert set(inventory.COVERED_PRODUCTS.values()) == set(SERVICES)

@@ -10,7 +10,7 @@ import sqlite3
 from typing import Any
 
 from rotator import apierrors as api
-from rotator.agents import DATAFLOW, agents
+from rotator.agents import agents
 from rotator.backends.fake.documents import (
     check_key_name,
     check_region,
@@ -22,6 +22,7 @@ from rotator.backends.fake.documents import (
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.model import ENCRYPTER_DECRYPTER, DataflowJob, DataflowSnapshot, Listing
+from rotator.services.dataflow.spec import SPEC
 from rotator.timeutil import format_time, parse_duration, parse_time
 
 # Snapshot states of one still being taken (SnapshotState: PENDING, RUNNING).
@@ -33,7 +34,7 @@ class FakeDataflow:
         self.store, self.kms = store, kms
         # Locations an all-locations list cannot reach (tests; see FakeBackend.unreachable).
         self.unreachable: set[str] = set()
-        self.agents = agents(DATAFLOW, project_number)
+        self.agents = agents(SPEC.name, project_number)
 
     @staticmethod
     def _to_job(d: dict[str, Any]) -> DataflowJob:
