@@ -335,7 +335,7 @@ RULES: tuple[Rule, ...] = (
         "replace-key leaves databases on the old key and reports them, with the migration "
         "path; --set firestore=restore restores the newest backup under the new key.",
         ("firestore",),
-        ("rotator.backends.fake.firestore", "rotator.steps.firestore", "rotator.inventory"),
+        ("rotator.services.firestore.fake", "rotator.services.firestore.steps", "rotator.inventory"),
     ),
     Rule(
         "R21",
@@ -347,7 +347,11 @@ RULES: tuple[Rule, ...] = (
         "rotate-key waits for it (exit 75, or --wait); an active version pins its version "
         "against disable and destroy.",
         ("firestore",),
-        ("rotator.steps.firestore", "rotator.services.firestore.spec", "rotator.backends.fake.firestore"),
+        (
+            "rotator.services.firestore.steps",
+            "rotator.services.firestore.spec",
+            "rotator.services.firestore.fake",
+        ),
     ),
     Rule(
         "R22",
@@ -360,7 +364,11 @@ RULES: tuple[Rule, ...] = (
         "disable-key says which databases stop; the safe playbooks never disable a version "
         "a database still uses.",
         ("firestore",),
-        ("rotator.backends.fake.firestore", "rotator.services.firestore.spec", "rotator.steps.firestore"),
+        (
+            "rotator.services.firestore.fake",
+            "rotator.services.firestore.spec",
+            "rotator.services.firestore.steps",
+        ),
     ),
     Rule(
         "R23",
@@ -382,7 +390,7 @@ RULES: tuple[Rule, ...] = (
         "or the backup's own encryption.",
         "An unexpired backup pins its version against destroy (not disable) until its expire time.",
         ("firestore",),
-        ("rotator.inventory", "rotator.backends.fake.firestore", "rotator.steps.firestore"),
+        ("rotator.inventory", "rotator.services.firestore.fake", "rotator.services.firestore.steps"),
     ),
     # -- Dataflow ------------------------------------------------------------------------
     Rule(

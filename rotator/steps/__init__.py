@@ -2,8 +2,8 @@
 manual, preflight, rollback) and each service's from its package (rotator/services/<name>/steps.py)."""
 
 from rotator.services.dataflow import steps as _dataflow_steps  # noqa: F401
+from rotator.services.firestore import steps as _firestore_steps  # noqa: F401
 from rotator.steps import (  # noqa: F401
-    firestore,
     functions,
     iam,
     kms,

@@ -17,11 +17,12 @@ from typing import Any
 from rotator.backends.fake.store import Store
 from rotator.backends.fake.worldschema import BOOL, DURATION, KEY, TIME, Checker, obj
 from rotator.errors import BadInput
-from rotator.locations import bucket_key_location_ok, key_location_for_bucket, key_location_for_database
+from rotator.locations import bucket_key_location_ok, key_location_for_bucket
 from rotator.model import ENABLED, LIVE, NONCURRENT, SOFT_DELETED, VERSION_STATES
 from rotator.names import parse_key
 from rotator.schemacheck import validate
 from rotator.services.dataflow import world as dataflow_world
+from rotator.services.firestore import world as firestore_world
 from rotator.timeutil import format_duration, format_time, parse_duration, parse_time
 
 DEFAULT_PROJECT = "demo"
@@ -123,37 +124,6 @@ _KMS_KEY = obj(
     ["key"],
 )
 
-# The other four services (issue 3) are validated structurally and kept verbatim.
-_FIRESTORE = obj(
-    {
-        "database": {"type": "string"},
-        "location": {"type": "string"},
-        "kms_key": KEY,
-        "active_key_versions": {"type": "array", "items": {"type": "string"}},
-        "reencrypt_after": DURATION,
-        # Firestore's database uid; a database created again under the same name has
-        # another. `deleted`: the database is gone, its unexpired backups remain.
-        "uid": {"type": "string"},
-        "deleted": BOOL,
-        # Extension: a re-encryption in progress (R21), written by `world dump`.
-        "pending_reencryption": obj({"to": {"type": "string"}, "due": TIME}, ["to", "due"]),
-        "backups": {
-            "type": "array",
-            "items": obj(
-                {
-                    "backup": {"type": "string"},
-                    "snapshot_time": TIME,
-                    "expire_time": TIME,
-                    "kms_key_version": KEY,
-                    # The uid of the database it was taken from (default: its database's).
-                    "database_uid": {"type": "string"},
-                },
-                ["backup"],
-            ),
-        },
-    },
-    ["database"],
-)
 _RUN = obj(
     {
         "service": {"type": "string"},
@@ -206,7 +176,7 @@ _OTHER_RESOURCE = obj(
 )
 
 # Each service's section (rotator/services/<name>/world.py): its schema, names and checks.
-_WORLDS = (dataflow_world,)
+_WORLDS = (firestore_world, dataflow_world)
 
 WORLD_SCHEMA: dict[str, Any] = obj(
     {
@@ -215,7 +185,6 @@ WORLD_SCHEMA: dict[str, Any] = obj(
         "now": TIME,
         "kms": {"type": "array", "items": _KMS_KEY},
         "storage": {"type": "array", "items": _BUCKET},
-        "firestore": {"type": "array", "items": _FIRESTORE},
         "run": {"type": "array", "items": _RUN},
         "functions": {"type": "array", "items": _FUNCTIONS},
         **{
@@ -246,7 +215,6 @@ WORLD_SCHEMA: dict[str, Any] = obj(
 OTHER_SERVICES = ("firestore", "dataflow", "run", "functions", "artifact_registry", "storage_batch")
 _NAME_PATTERNS = {
     **{name: pattern for world in _WORLDS for name, pattern in world.NAME_PATTERNS.items()},
-    ("firestore", "database"): r"projects/[a-z0-9.:-]+/databases/[a-z0-9()_-]+",
     ("run", "service"): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/services/[a-z0-9-]+",
     ("functions", "function"): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/functions/[A-Za-z0-9_-]+",
     (
@@ -366,15 +334,6 @@ class _Checker(Checker):
         def region_of(key: str) -> str:
             return key.split("/")[3]
 
-        for i, d in enumerate(self.doc.get("firestore", [])):
-            want = key_location_for_database(d.get("location", ""))
-            if d.get("kms_key") and "location" in d and region_of(d["kms_key"]) != want:
-                raise self.fail(
-                    f"firestore[{i}].kms_key", f"a database in {d.get('location')} needs a key in {want} (R7)"
-                )
-            for j, b in enumerate(d.get("backups", [])):
-                if "expire_time" not in b:
-                    raise self.fail(f"firestore[{i}].backups[{j}]", "expire_time is required (R24)")
         for world in _WORLDS:
             world.check(self)
         for i, r in enumerate(self.doc.get("run", [])):
@@ -422,9 +381,6 @@ class _Checker(Checker):
         for i, s in enumerate(self.doc.get("run", [])):
             for k, r in enumerate(s.get("revisions", [])):
                 check(f"run[{i}].revisions[{k}].kms_key_version", r.get("kms_key"), r.get("kms_key_version"))
-        for i, d in enumerate(self.doc.get("firestore", [])):
-            for k, v in enumerate(d.get("active_key_versions", [])):
-                check(f"firestore[{i}].active_key_versions[{k}]", d.get("kms_key"), v)
 
     def object(self, path: str, o: dict[str, Any], names: set[str]) -> None:
         if o["name"] in names:
@@ -546,11 +502,9 @@ def _service_documents(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             out[service] = json.loads(json.dumps(doc[service]))
     for r in out.get("other_resources", []):
         r["key"] = str(parse_key(r["key"]))
-    for d in out.get("firestore", []):
-        if "location" not in d:  # the only location its key allows (R7)
-            d["location"] = d["kms_key"].split("/")[3] if d.get("kms_key") else "us-east1"
-        if d.get("kms_key") and "active_key_versions" not in d and primaries.get(d["kms_key"]):
-            d["active_key_versions"] = [f"{d['kms_key']}/cryptoKeyVersions/{primaries[d['kms_key']]}"]
+    for world in _WORLDS:
+        if hasattr(world, "fill_defaults"):
+            world.fill_defaults(out, primaries)
     if "artifact_registry" not in out and out.get("functions"):
         repos: dict[str, str | None] = {}
         for f in out["functions"]:

@@ -24,7 +24,6 @@ from rotator.backends.gcp.kms import GcpKms
 from rotator.backends.gcp.logs import GcpLogs
 from rotator.backends.gcp.retry import RetryPolicy
 from rotator.backends.gcp.services import (
-    GcpFirestore,
     GcpFunctions,
     GcpKeyInventory,
     GcpRun,
@@ -36,6 +35,7 @@ from rotator.inventory import ORGANIZATION_ENV
 
 if TYPE_CHECKING:
     from rotator.services.dataflow.gcp import GcpDataflow
+    from rotator.services.firestore.gcp import GcpFirestore
 
 
 class ServiceClock:
@@ -86,7 +86,9 @@ class GcpBackend:
     # pays for the others' imports (about 0.3 s per process start together) ---------------
     @cached_property
     def firestore(self) -> GcpFirestore:
-        return GcpFirestore(self._firestore_client(), self.project, self.retry, self.inventory)
+        from rotator.services.firestore import gcp
+
+        return gcp.connect(self)
 
     @cached_property
     def dataflow(self) -> GcpDataflow:
@@ -127,16 +129,6 @@ class GcpBackend:
             lambda response, *_a, **_k: self.clock.observe(response.headers.get("Date"))
         )
         return client
-
-    def _firestore_client(self) -> Any:
-        from google.cloud import firestore_admin_v1
-        from google.cloud.firestore_admin_v1.services.firestore_admin.transports import (
-            FirestoreAdminGrpcTransport,
-        )
-
-        return firestore_admin_v1.FirestoreAdminClient(
-            transport=grpc_transport(FirestoreAdminGrpcTransport, "firestore", self.credentials)
-        )
 
     def _run_clients(self) -> tuple[Any, Any]:
         from google.cloud import run_v2
