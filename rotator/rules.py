@@ -466,7 +466,7 @@ RULES: tuple[Rule, ...] = (
         "shuts down after encryption-key-shutdown-hours (shut-down).",
         "A service moves to another key or version by a new revision, never by editing one.",
         ("run",),
-        ("rotator.backends.fake.run", "rotator.steps.run"),
+        ("rotator.services.run.fake", "rotator.services.run.steps"),
     ),
     Rule(
         "R41",
@@ -480,7 +480,7 @@ RULES: tuple[Rule, ...] = (
         "Revisions and functions are redeployed off a version before it is disabled; "
         "disable-key lists the services that stop scaling.",
         ("run", "functions"),
-        ("rotator.backends.fake.run", "rotator.backends.fake.functions", "rotator.steps.run"),
+        ("rotator.services.run.fake", "rotator.backends.fake.functions", "rotator.services.run.steps"),
     ),
     Rule(
         "R42",
@@ -503,7 +503,7 @@ RULES: tuple[Rule, ...] = (
         "rotate-key and replace-key deploy a new revision of every service that serves from "
         "a retiring version.",
         ("run",),
-        ("rotator.steps.run", "rotator.backends.fake.run", "rotator.inventory"),
+        ("rotator.services.run.steps", "rotator.services.run.fake", "rotator.inventory"),
         inferred=True,
         inference="the source says no new instance starts without the key, not which version it "
         "needs; rotator assumes the one that was primary at deploy time, the safe side",

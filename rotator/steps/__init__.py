@@ -3,6 +3,7 @@ manual, preflight, rollback) and each service's from its package (rotator/servic
 
 from rotator.services.dataflow import steps as _dataflow_steps  # noqa: F401
 from rotator.services.firestore import steps as _firestore_steps  # noqa: F401
+from rotator.services.run import steps as _run_steps  # noqa: F401
 from rotator.steps import (  # noqa: F401
     functions,
     iam,
@@ -10,7 +11,6 @@ from rotator.steps import (  # noqa: F401
     manual,
     preflight,
     rollback,
-    run,
     storage,
 )
 from rotator.steps.base import REGISTRY, PlannedStep, StepKind

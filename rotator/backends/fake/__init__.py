@@ -25,7 +25,6 @@ from rotator.backends.fake.faults import wrap as wrap_in_faults
 from rotator.backends.fake.functions import FakeFunctions
 from rotator.backends.fake.inventory import FakeInventory
 from rotator.backends.fake.kms import FakeKms
-from rotator.backends.fake.run import FakeRun
 from rotator.backends.fake.storage import FakeStorage
 from rotator.backends.fake.store import SCHEMA_VERSION, Store
 from rotator.backends.fake.worldfile import dump, load_into, validate_world
@@ -34,6 +33,7 @@ from rotator.inventory import ORGANIZATION_ENV
 from rotator.retry import RetryPolicy
 from rotator.services.dataflow.fake import FakeDataflow
 from rotator.services.firestore.fake import FakeFirestore
+from rotator.services.run.fake import FakeRun
 from rotator.timeutil import format_time
 from rotator.yamlload import load_yaml
 

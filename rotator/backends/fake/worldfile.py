@@ -23,6 +23,7 @@ from rotator.names import parse_key
 from rotator.schemacheck import validate
 from rotator.services.dataflow import world as dataflow_world
 from rotator.services.firestore import world as firestore_world
+from rotator.services.run import world as run_world
 from rotator.timeutil import format_duration, format_time, parse_duration, parse_time
 
 DEFAULT_PROJECT = "demo"
@@ -124,32 +125,6 @@ _KMS_KEY = obj(
     ["key"],
 )
 
-_RUN = obj(
-    {
-        "service": {"type": "string"},
-        "revocation_action": {"enum": ["PREVENT_NEW", "SHUTDOWN"]},
-        "revisions": {
-            "type": "array",
-            "items": obj(
-                {
-                    "revision": {"type": "string"},
-                    "kms_key": KEY,
-                    "kms_key_version": KEY,
-                    "traffic_percent": {"type": "integer", "minimum": 0, "maximum": 100},
-                    # A tag (its own URL, so it serves); pinned: the share is by name, not
-                    # "latest", so a new revision does not take it.
-                    "tag": {"type": "string"},
-                    "pinned": BOOL,
-                    # When it was deployed; omitted: before the world's clock (no KMS
-                    # propagation window of a primary change can hold it).
-                    "deployed": TIME,
-                },
-                ["revision"],
-            ),
-        },
-    },
-    ["service"],
-)
 _FUNCTIONS = obj(
     {
         "function": {"type": "string"},
@@ -176,7 +151,7 @@ _OTHER_RESOURCE = obj(
 )
 
 # Each service's section (rotator/services/<name>/world.py): its schema, names and checks.
-_WORLDS = (firestore_world, dataflow_world)
+_WORLDS = (firestore_world, dataflow_world, run_world)
 
 WORLD_SCHEMA: dict[str, Any] = obj(
     {
@@ -185,7 +160,6 @@ WORLD_SCHEMA: dict[str, Any] = obj(
         "now": TIME,
         "kms": {"type": "array", "items": _KMS_KEY},
         "storage": {"type": "array", "items": _BUCKET},
-        "run": {"type": "array", "items": _RUN},
         "functions": {"type": "array", "items": _FUNCTIONS},
         **{
             name: {"type": "array", "items": item}
@@ -215,7 +189,6 @@ WORLD_SCHEMA: dict[str, Any] = obj(
 OTHER_SERVICES = ("firestore", "dataflow", "run", "functions", "artifact_registry", "storage_batch")
 _NAME_PATTERNS = {
     **{name: pattern for world in _WORLDS for name, pattern in world.NAME_PATTERNS.items()},
-    ("run", "service"): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/services/[a-z0-9-]+",
     ("functions", "function"): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/functions/[A-Za-z0-9_-]+",
     (
         "artifact_registry",
@@ -336,16 +309,6 @@ class _Checker(Checker):
 
         for world in _WORLDS:
             world.check(self)
-        for i, r in enumerate(self.doc.get("run", [])):
-            region = r["service"].split("/")[3]
-            for k, rev in enumerate(r.get("revisions", [])):
-                if "deployed" in rev:
-                    self.time(f"run[{i}].revisions[{k}].deployed", rev["deployed"])
-                if rev.get("kms_key") and region_of(rev["kms_key"]) != region:
-                    raise self.fail(
-                        f"run[{i}].revisions[{k}].kms_key",
-                        f"a service in {region} needs a key in {region} (R7)",
-                    )
         repos = self.doc.get("artifact_registry")
         for i, r in enumerate(repos or []):
             region = r["repository"].split("/")[3]
@@ -378,9 +341,6 @@ class _Checker(Checker):
             world.check_versions(self)
         for i, f in enumerate(self.doc.get("functions", [])):
             check(f"functions[{i}].kms_key_version", f.get("kms_key"), f.get("kms_key_version"))
-        for i, s in enumerate(self.doc.get("run", [])):
-            for k, r in enumerate(s.get("revisions", [])):
-                check(f"run[{i}].revisions[{k}].kms_key_version", r.get("kms_key"), r.get("kms_key_version"))
 
     def object(self, path: str, o: dict[str, Any], names: set[str]) -> None:
         if o["name"] in names:

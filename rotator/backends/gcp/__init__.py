@@ -26,7 +26,6 @@ from rotator.backends.gcp.retry import RetryPolicy
 from rotator.backends.gcp.services import (
     GcpFunctions,
     GcpKeyInventory,
-    GcpRun,
     GcpStorageBatch,
 )
 from rotator.backends.gcp.storage import GcpStorage
@@ -36,6 +35,7 @@ from rotator.inventory import ORGANIZATION_ENV
 if TYPE_CHECKING:
     from rotator.services.dataflow.gcp import GcpDataflow
     from rotator.services.firestore.gcp import GcpFirestore
+    from rotator.services.run.gcp import GcpRun
 
 
 class ServiceClock:
@@ -98,12 +98,14 @@ class GcpBackend:
 
     @cached_property
     def run(self) -> GcpRun:
-        return GcpRun(*self._run_clients(), self.project, self.retry, self._primary_of)
+        from rotator.services.run import gcp
+
+        return gcp.connect(self)
 
     @cached_property
     def functions(self) -> GcpFunctions:
         return GcpFunctions(
-            *self._functions_clients(), self.project, self.retry, self._primary_of, self.inventory
+            *self._functions_clients(), self.project, self.retry, self.primary_of, self.inventory
         )
 
     # -- clients -------------------------------------------------------------------------
@@ -129,16 +131,6 @@ class GcpBackend:
             lambda response, *_a, **_k: self.clock.observe(response.headers.get("Date"))
         )
         return client
-
-    def _run_clients(self) -> tuple[Any, Any]:
-        from google.cloud import run_v2
-        from google.cloud.run_v2.services.revisions.transports import RevisionsGrpcTransport
-        from google.cloud.run_v2.services.services.transports import ServicesGrpcTransport
-
-        return (
-            run_v2.ServicesClient(transport=grpc_transport(ServicesGrpcTransport, "run", self.credentials)),
-            run_v2.RevisionsClient(transport=grpc_transport(RevisionsGrpcTransport, "run", self.credentials)),
-        )
 
     def _functions_clients(self) -> tuple[Any, Any]:
         from google.cloud import functions_v2
@@ -207,7 +199,7 @@ class GcpBackend:
             transport=grpc_transport(StorageBatchOperationsGrpcTransport, "storage_batch", self.credentials)
         )
 
-    def _primary_of(self, key: str) -> int | None:
+    def primary_of(self, key: str) -> int | None:
         return self.kms.get_crypto_key(key).primary
 
     # -- Backend protocol ---------------------------------------------------------------

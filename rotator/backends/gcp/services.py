@@ -18,7 +18,6 @@ from rotator import apierrors as api
 from rotator.backends.gcp.errors import tested_permissions, translated
 from rotator.backends.gcp.retry import RetryPolicy
 from rotator.backends.gcp.shared import (
-    EPOCH,
     OPERATION_TIMEOUT,
     UNSET,
     PrimaryOf,
@@ -33,89 +32,9 @@ from rotator.model import (
     Listing,
     ProtectedResource,
     ProtectedResourcesSummary,
-    RunRevision,
-    RunService,
 )
 
-RUN_VERSION_ANNOTATION = "rotator.kms-key-version"
 FUNCTION_VERSION_LABEL = "rotator-kms-key-version"
-
-
-class GcpRun:
-    def __init__(
-        self, services: Any, revisions: Any, project: str, retry: RetryPolicy, primary_of: PrimaryOf
-    ):
-        self.services, self.revisions, self.project, self.retry = services, revisions, project, retry
-        self.primary_of = primary_of
-
-    def _service(self, s: Any) -> RunService:
-        # A revision may be listed more than once (its share by "latest" and its tag at
-        # 0%): shares add up, and a tag serves through its own URL whatever its share.
-        latest = s.latest_ready_revision.rsplit("/", 1)[-1]
-        traffic: dict[str, int] = {}
-        tags: dict[str, list[str]] = {}
-        by_name: set[str] = set()
-        for t in s.traffic_statuses:
-            name = t.revision.rsplit("/", 1)[-1] or latest
-            traffic[name] = traffic.get(name, 0) + t.percent
-            if t.tag:
-                tags.setdefault(name, []).append(t.tag)
-            elif t.percent and "REVISION" in str(t.type_):
-                by_name.add(name)
-        with translated("list_revisions", s.name):
-            revs = list(self.retry.call(self.revisions.list_revisions, parent=s.name, retry=None))
-        revs.sort(key=lambda r: r.create_time or EPOCH)
-        out = []
-        for r in revs:
-            short = r.name.rsplit("/", 1)[1]
-            key = r.encryption_key or None
-            out.append(
-                RunRevision(
-                    short,
-                    key,
-                    recorded_version(key, r.annotations.get(RUN_VERSION_ANNOTATION)),
-                    traffic.get(short, 0),
-                    tags=tuple(tags.get(short, ())),
-                    pinned=short in by_name,
-                    deployed=output_time(r.create_time),  # "The creation time."
-                )
-            )
-        action = (
-            "SHUTDOWN" if "SHUTDOWN" in str(s.template.encryption_key_revocation_action) else "PREVENT_NEW"
-        )
-        return RunService(s.name, action, tuple(out))
-
-    def list_services(self, region: str) -> list[RunService]:
-        # "Location must be a valid Google Cloud region, and cannot be the "-" wildcard."
-        parent = f"projects/{self.project}/locations/{region}"
-        with translated("list_services", parent):
-            services = list(self.retry.call(self.services.list_services, parent=parent, retry=None))
-        return [self._service(s) for s in services]
-
-    def get_service(self, name: str) -> RunService:
-        with translated("get_service", name):
-            return self._service(self.retry.call(self.services.get_service, name=name, retry=None))
-
-    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
-        return tested_permissions(self.retry, self.services, resource, permissions)
-
-    def update_service(self, name: str, *, kms_key: str | None = UNSET) -> RunService:
-        """A new revision: the template changes (key, and the primary it is deployed
-        under, recorded in an annotation so the inventory knows the version, R43)."""
-        with translated("get_service", name):
-            svc = self.retry.call(self.services.get_service, name=name, retry=None)
-        template = svc.template
-        if kms_key is not UNSET:
-            template.encryption_key = kms_key or ""
-        key = template.encryption_key or None
-        primary = self.primary_of(key) if key else None
-        if primary is not None:
-            template.annotations[RUN_VERSION_ANNOTATION] = str(primary)
-        template.revision = ""  # let Cloud Run name the new revision
-        with translated("update_service", name):
-            op = self.retry.once(self.services.update_service, service=svc, retry=None)
-            op.result(timeout=OPERATION_TIMEOUT)
-        return self.get_service(name)
 
 
 class GcpFunctions:
