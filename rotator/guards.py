@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from rotator.errors import Refused
-from rotator.inventory import KeyInventory, PinGroup, VersionUse
+from rotator.inventory import KeyInventory
 from rotator.locations import bucket_key_location_ok, key_location_for_bucket
 from rotator.model import ENABLED, Bucket
+from rotator.pins import PinGroup, VersionUse
 from rotator.services.core import INVENTORY_UNREADABLE, OTHER_PROJECT, PRIMARY, UNCOVERED
 from rotator.timeutil import format_time
 

@@ -15,8 +15,9 @@ from rotator import apierrors as api
 from rotator.access import check_access
 from rotator.backends.base import Backend
 from rotator.errors import BadInput
-from rotator.inventory import KeyInventory, PinGroup, scan_key
+from rotator.inventory import KeyInventory, scan_key
 from rotator.names import parse_key
+from rotator.pins import PinGroup
 from rotator.playbooks import Playbook
 from rotator.schemacheck import validate
 from rotator.services import SERVICES

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rotator.guards import describe_pin
-from rotator.inventory import PinGroup
+from rotator.pins import PinGroup
 
 _SIGN = {
     "deploy_revision": "~",

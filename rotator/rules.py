@@ -260,7 +260,7 @@ RULES: tuple[Rule, ...] = (
         "A live object under a version pins it against disable and destroy until it is "
         "rewritten; disable-key lists the objects it makes unreadable.",
         ("storage",),
-        ("rotator.inventory", "rotator.steps.kms", "rotator.backends.fake.storage"),
+        ("rotator.services.storage.uses", "rotator.steps.kms", "rotator.backends.fake.storage"),
     ),
     Rule(
         "R15",
@@ -335,7 +335,11 @@ RULES: tuple[Rule, ...] = (
         "replace-key leaves databases on the old key and reports them, with the migration "
         "path; --set firestore=restore restores the newest backup under the new key.",
         ("firestore",),
-        ("rotator.services.firestore.fake", "rotator.services.firestore.steps", "rotator.inventory"),
+        (
+            "rotator.services.firestore.fake",
+            "rotator.services.firestore.steps",
+            "rotator.services.firestore.uses",
+        ),
     ),
     Rule(
         "R21",
@@ -390,7 +394,11 @@ RULES: tuple[Rule, ...] = (
         "or the backup's own encryption.",
         "An unexpired backup pins its version against destroy (not disable) until its expire time.",
         ("firestore",),
-        ("rotator.inventory", "rotator.services.firestore.fake", "rotator.services.firestore.steps"),
+        (
+            "rotator.services.firestore.uses",
+            "rotator.services.firestore.fake",
+            "rotator.services.firestore.steps",
+        ),
     ),
     # -- Dataflow ------------------------------------------------------------------------
     Rule(
@@ -503,7 +511,7 @@ RULES: tuple[Rule, ...] = (
         "rotate-key and replace-key deploy a new revision of every service that serves from "
         "a retiring version.",
         ("run",),
-        ("rotator.services.run.steps", "rotator.services.run.fake", "rotator.inventory"),
+        ("rotator.services.run.steps", "rotator.services.run.fake", "rotator.windows"),
         inferred=True,
         inference="the source says no new instance starts without the key, not which version it "
         "needs; rotator assumes the one that was primary at deploy time, the safe side",

@@ -43,7 +43,7 @@ from services_world import job as services_job
 
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
-from rotator.inventory import run_services, scan_key
+from rotator.inventory import scan_key
 from rotator.locations import key_location_for_bucket
 from rotator.services import PIN_KINDS, WINDOW_OF
 from rotator.services.core import UNLISTED
@@ -51,6 +51,7 @@ from rotator.services.firestore.spec import FIRESTORE_BACKUP
 from rotator.services.functions.spec import FUNCTION as FUNCTION_PIN
 from rotator.services.functions.spec import FUNCTION_WINDOW, REPOSITORY_IMAGES
 from rotator.services.run.spec import RUN_IDLE, RUN_IDLE_WINDOW, RUN_SERVING, RUN_WINDOW
+from rotator.services.run.uses import run_services
 from rotator.storage_rules import retention_expiry
 
 
@@ -365,7 +366,7 @@ def retained_world() -> dict[str, Any]:
 # -- A new primary propagates (up to 3 h): what is deployed meanwhile keeps the old one ----------
 # Cloud KMS resource consistency: "While such eventually-consistent changes propagate,
 # Encrypt operations for a CryptoKey might use the CryptoKey's previous primary version";
-# they "may take up to 3 hours in exceptional cases" (rotator.inventory.PROPAGATION).
+# they "may take up to 3 hours in exceptional cases" (rotator.pins.PROPAGATION).
 PRIMARY_MADE = "2026-11-12T00:00:00Z"  # version 3 of APP_KEY, ten days before `now`
 
 

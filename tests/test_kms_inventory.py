@@ -421,12 +421,12 @@ def test_with_an_organization_a_covered_type_in_an_inspected_project_is_the_inve
 def test_one_table_says_which_products_rotator_covers_and_which_of_its_services_lists_each() -> None:
     """COVERED_PRODUCTS alone decides both whether Cloud KMS Inventory's resource type is
     one rotator lists itself and which of its services lists it (no second table)."""
-    from rotator import inventory
-    from rotator.services import SERVICES
+    from rotator import kms_inventory
+    from rotator.services import COVERED_PRODUCTS, SERVICES
 
-    assert not hasattr(inventory, "_OWN_TYPES")
-    assert set(inventory.COVERED_PRODUCTS.values()) == set(SERVICES)
-    for product, service in inventory.COVERED_PRODUCTS.items():
-        assert inventory._service_of(f"{product}/Anything") == service
-        assert inventory._covered(f"{product}/Anything")
-    assert inventory._service_of(TABLE_TYPE) is None and not inventory._covered(TABLE_TYPE)
+    assert not hasattr(kms_inventory, "_OWN_TYPES")
+    assert set(COVERED_PRODUCTS.values()) == set(SERVICES)
+    for product, service in COVERED_PRODUCTS.items():
+        assert kms_inventory._service_of(f"{product}/Anything") == service
+        assert kms_inventory._covered(f"{product}/Anything")
+    assert kms_inventory._service_of(TABLE_TYPE) is None and not kms_inventory._covered(TABLE_TYPE)

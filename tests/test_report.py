@@ -15,9 +15,10 @@ import pytest
 from helpers import APP_KEY, BUCKET, NEW_KEY, WorldCli, assert_failed, bucket, key, make_world, obj, v
 
 from rotator.backends.fake import FakeBackend
-from rotator.inventory import ScanCache, scan_key
+from rotator.inventory import scan_key
 from rotator.ratelimit import PerMinuteQuota
 from rotator.report import build_report
+from rotator.scan import ScanCache
 
 OTHER_KEY = "projects/other/locations/us-east1/keyRings/ring/cryptoKeys/shared"
 TABLE_TYPE = "bigquery.googleapis.com/Table"

@@ -7,9 +7,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
-from rotator.inventory import redeploy_window_pin
 from rotator.services.functions.spec import FUNCTION, FUNCTION_KEY, FUNCTION_WINDOW
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+from rotator.windows import redeploy_window_pin
 
 if TYPE_CHECKING:
     from rotator.engine import ApplyContext

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from rotator import apierrors as api
 from rotator import guards
 from rotator.errors import BadInput, Stale
-from rotator.inventory import PinGroup
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
+from rotator.pins import PinGroup
 from rotator.services import PIN_KINDS
 from rotator.services.core import PRIMARY
 from rotator.services.firestore.spec import FIRESTORE_ACTIVE, FIRESTORE_KEY

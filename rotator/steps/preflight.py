@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import guards
 from rotator.errors import Refused
-from rotator.inventory import KeyInventory, run_services
+from rotator.inventory import KeyInventory
 from rotator.locations import key_location_for_database
 from rotator.model import ENABLED
 from rotator.names import parse_key
+from rotator.services.run.uses import run_services
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.steps.storage import buckets_using
 

@@ -41,13 +41,14 @@ from rotator.backends.gcp import GcpBackend
 from rotator.backends.gcp.retry import RetryPolicy
 from rotator.engine import apply_plan
 from rotator.errors import RotatorError
-from rotator.inventory import run_services, scan_key
+from rotator.inventory import scan_key
 from rotator.model import unreachable_of
 from rotator.plan import build_plan, resolve_params
 from rotator.services.core import UNLISTED
 from rotator.services.dataflow.spec import DATAFLOW_JOB
 from rotator.services.functions.spec import REPOSITORY_IMAGES
 from rotator.services.run.spec import RUN_SERVING
+from rotator.services.run.uses import run_services
 from rotator.services.storage.spec import RETAINED_OBJECT
 
 

@@ -29,7 +29,7 @@ from rotator.backends.fake.storage import FakeStorage
 from rotator.backends.fake.store import SCHEMA_VERSION, Store
 from rotator.backends.fake.worldfile import dump, load_into, validate_world
 from rotator.errors import BadInput, Refused
-from rotator.inventory import ORGANIZATION_ENV
+from rotator.kms_inventory import ORGANIZATION_ENV
 from rotator.retry import RetryPolicy
 from rotator.services.dataflow.fake import FakeDataflow
 from rotator.services.firestore.fake import FakeFirestore

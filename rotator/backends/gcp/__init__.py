@@ -30,7 +30,7 @@ from rotator.backends.gcp.services import (
 )
 from rotator.backends.gcp.storage import GcpStorage
 from rotator.errors import Refused
-from rotator.inventory import ORGANIZATION_ENV
+from rotator.kms_inventory import ORGANIZATION_ENV
 
 if TYPE_CHECKING:
     from rotator.services.dataflow.gcp import GcpDataflow

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rotator.errors import Stale
-from rotator.inventory import inspected_run_services, redeploy_window_pin
 from rotator.services.run.spec import RUN_KEY, RUN_SERVING, RUN_WINDOW
+from rotator.services.run.uses import inspected_run_services
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+from rotator.windows import redeploy_window_pin
 
 if TYPE_CHECKING:
     from rotator.engine import ApplyContext

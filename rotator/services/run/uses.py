@@ -1,0 +1,45 @@
+"""Cloud Run's uses of a key: services deploying new revisions with it (R41), and the
+revisions, serving or idle, under its versions (R43), in their propagation windows too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rotator.backends.base import Backend
+from rotator.locations import key_region
+from rotator.model import RunService
+from rotator.pins import pin_primary, versions_used
+from rotator.scan import Scan, elsewhere
+from rotator.services.run.spec import RUN_IDLE, RUN_KEY, RUN_SERVING
+from rotator.windows import pin_window
+
+
+def run_services(backend: Backend, key: str) -> list[RunService]:
+    """The Cloud Run services that can use `key`: those of its region (R7). Cloud Run
+    lists one region at a time; a multi-region or global key serves none."""
+    region = key_region(key)
+    return backend.run.list_services(region) if region else []
+
+
+def inspected_run_services(backend: Backend, key: str, projects: Iterable[str]) -> list[RunService]:
+    """The Cloud Run services of every inspected project (--project) that can use `key`."""
+    out: list[RunService] = []
+    for project in dict.fromkeys(projects or (backend.project,)):
+        view = backend.for_project(project)
+        out += [s for s in run_services(view, key) if not elsewhere(s.name, view)]
+    return out
+
+
+def scan(s: Scan) -> None:
+    backend, key, uses, primary, windows = s.backend, s.key, s.uses, s.primary, s.windows
+    for service in run_services(backend, key):
+        if elsewhere(service.name, backend):
+            continue
+        latest = service.latest
+        if latest is not None and latest.kms_key == key:
+            pin_primary(uses, primary, RUN_KEY, service.name)
+        for rev in service.revisions:
+            kind = RUN_SERVING if rev.serving else RUN_IDLE  # a tag's URL serves too
+            for use in versions_used(uses, key, rev.kms_key_version, rev.kms_key):
+                use.group(kind, service.name).add(rev.name)
+            pin_window(windows, uses, kind, rev.kms_key_version, rev.deployed, service.name, rev.name)

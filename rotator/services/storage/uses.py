@@ -1,0 +1,131 @@
+"""Cloud Storage's uses of a key: buckets whose default key it is (R15), and every
+generation of every object under its versions (R14, R16, R18).
+
+One streamed pass per bucket (live + noncurrent, then soft-deleted); nothing holds
+every object in memory. Uses are aggregated per (version, bucket, kind) with a few
+example names, the count, the bytes and the date the group frees the version.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from rotator.listing import iter_objects_parallel
+from rotator.model import ENABLED, LIVE, NONCURRENT, SOFT_DELETED, Bucket, ObjectInfo
+from rotator.pins import EXAMPLES, PinGroup, VersionUse
+from rotator.scan import ProgressFn, Scan
+from rotator.services.storage.spec import (
+    BUCKET_DEFAULT,
+    HELD_OBJECT,
+    LIVE_OBJECT,
+    NONCURRENT_GENERATION,
+    RETAINED_OBJECT,
+    SOFT_DELETED_GENERATION,
+    UNREADABLE_OBJECT,
+)
+from rotator.storage_rules import locked, overwrite_blocker, retention_expiry
+
+
+def classify(
+    obj: ObjectInfo, bucket: Bucket, version_state: str, now: datetime
+) -> tuple[str, datetime | None, str]:
+    """The pin kind of one generation, when it frees the version, and a detail."""
+    if obj.state == SOFT_DELETED:
+        return SOFT_DELETED_GENERATION, obj.hard_delete_time, ""
+    if obj.state == NONCURRENT:
+        return NONCURRENT_GENERATION, None, ""
+    if obj.held:
+        return HELD_OBJECT, None, "temporary hold" if obj.temporary_hold else "event-based hold"
+    blocker = overwrite_blocker(obj, bucket, now)
+    if blocker is not None:
+        expiry = retention_expiry(obj, bucket)
+        return RETAINED_OBJECT, expiry, ("locked " if locked(obj, bucket) else "unlocked ") + "retention"
+    if version_state != ENABLED:
+        return UNREADABLE_OBJECT, None, f"version is {version_state}"
+    return LIVE_OBJECT, None, ""
+
+
+# What one bucket's objects hold, by (version name, pin kind as if the version were
+# ENABLED): a group per version and kind, with the bucket's few examples, never every
+# object. `classify` depends on the version's state only to tell a live object from an
+# unreadable one, so the same groups serve every key (report: one listing per bucket).
+BucketUses = dict[tuple[str, str], PinGroup]
+
+
+def bucket_uses(
+    storage: Any, bucket: Bucket, now: datetime, prefix: str | None, progress: ProgressFn | None
+) -> BucketUses:
+    """One streamed pass over a bucket (live + noncurrent, then soft-deleted): the groups
+    of every version named `prefix...` (None: of every key)."""
+    out: BucketUses = {}
+    seen = 0
+    for soft in (False, True):
+        for obj in iter_objects_parallel(storage, bucket.name, versions=not soft, soft_deleted=soft):
+            seen += 1
+            if progress and seen % 10000 == 0:
+                progress(bucket.name, seen)
+            kv = obj.kms_key_version
+            if not kv or (prefix is not None and not kv.startswith(prefix)):
+                continue
+            kind, frees, detail = classify(obj, bucket, ENABLED, now)
+            group = out.get((kv, kind))
+            if group is None:
+                group = out[(kv, kind)] = PinGroup(kind, f"gs://{bucket.name}")
+            if detail and not group.detail:
+                group.detail = detail
+            name = obj.name if obj.state == LIVE else f"{obj.name}#{obj.generation}"
+            group.add(name, obj.size, frees)
+    if progress:
+        progress(bucket.name, seen)
+    return out
+
+
+def _attribute(found: BucketUses, key_name: str, uses: dict[int, VersionUse]) -> None:
+    """The groups of `found` under versions of this key, into its uses (a live object
+    under a version that is not ENABLED cannot be read: R14)."""
+    prefix = key_name + "/cryptoKeyVersions/"
+    for (kv, kind), part in found.items():
+        if not kv.startswith(prefix):
+            continue
+        use = uses.get(int(kv[len(prefix) :]))
+        if use is None:
+            continue
+        detail = part.detail
+        if kind == LIVE_OBJECT and use.version.state != ENABLED:
+            kind, detail = UNREADABLE_OBJECT, f"version is {use.version.state}"
+        group = use.group(kind, part.resource)
+        if detail and not group.detail:
+            group.detail = detail
+        group.count += part.count
+        group.bytes += part.bytes
+        group.dateless = group.dateless or part.dateless
+        if part.frees_at is not None and (group.frees_at is None or part.frees_at > group.frees_at):
+            group.frees_at = part.frees_at
+        group.examples += part.examples[: EXAMPLES - len(group.examples)]
+
+
+def scan(s: Scan) -> None:
+    """Every bucket (and which default to the key), then what each one's objects hold:
+    one listing per bucket for all the keys of a report (ScanCache), or only this key's
+    versions for a plan."""
+    s.buckets = list(s.backend.storage.list_buckets())
+    prefix = s.key + "/cryptoKeyVersions/"
+    for bucket in s.buckets:
+        if bucket.default_kms_key == s.key:
+            s.default_for.append(bucket.name)
+            if s.primary in s.uses:
+                s.uses[s.primary].group(BUCKET_DEFAULT, f"gs://{bucket.name}").add(bucket.name)
+        found = (
+            s.cache.memo(
+                s.backend, ("bucket", bucket.name), partial(_every_key, s.backend.storage, bucket, s.now)
+            )
+            if s.cache is not None
+            else bucket_uses(s.backend.storage, bucket, s.now, prefix, s.progress)
+        )
+        _attribute(found, s.key, s.uses)
+
+
+def _every_key(storage: Any, bucket: Bucket, now: datetime) -> BucketUses:
+    return bucket_uses(storage, bucket, now, None, None)
