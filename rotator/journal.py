@@ -172,6 +172,21 @@ def step_states(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def plan_step_states(
+    plan_steps: list[dict[str, Any]], events: list[dict[str, Any]], life: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each step of a plan with its state from the journal (`rotator status`). A step
+    left running by a process that is gone shows as stopped: the next apply resumes it."""
+    states = step_states(events)
+    steps = []
+    for s in plan_steps:
+        state = dict(states.get(s["id"], {"state": "pending"}))
+        if state["state"] == "running" and life["state"] != APPLYING:
+            state["state"] = "stopped"
+        steps.append({"id": s["id"], "kind": s["kind"], **state})
+    return steps
+
+
 # Counters a run adds to (summed over runs); the others describe the world as the last
 # run saw it (an object still pinned is counted again by every run).
 _ADDITIVE = ("rewritten", "bytes_rewritten")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,41 @@ def parse(text: str, *, source: str, sha256: str = "", expected_name: str | None
                 raise BadInput(f"{swhere}: when: names parameter {pname!r}, which is not declared")
         steps.append(StepSpec(sid, raw_step["kind"], with_, when))
     return Playbook(name, doc["summary"], doc.get("description", ""), params, tuple(steps), source, sha256)
+
+
+# -- what `rotator playbooks` and `rotator rules` show -------------------------------------
+def describe(name: str) -> dict[str, Any]:
+    """A playbook as `rotator playbooks` shows it: its parameters and its steps, each
+    step with its kind's summary and the rules it cites."""
+    pb = load(name)
+    return {
+        "name": pb.name,
+        "summary": pb.summary,
+        "description": pb.description,
+        "parameters": {
+            p.name: {"type": p.type, "required": p.required, "help": p.help} for p in pb.parameters.values()
+        },
+        "steps": [
+            {
+                "id": s.id,
+                "kind": s.kind,
+                "summary": REGISTRY[s.kind].summary,
+                "rules": REGISTRY[s.kind].rules,
+                "when": s.when,
+            }
+            for s in pb.steps
+        ],
+    }
+
+
+def citing(rule_ids: Iterable[str]) -> dict[str, dict[str, list[str]]]:
+    """For each rule: the step kinds that cite it -> the playbooks that run them."""
+    kinds_of = {n: {s.kind for s in load(n).steps} for n in available()}
+    return {
+        rule_id: {
+            kind: [n for n, kinds in kinds_of.items() if kind in kinds]
+            for kind, step in REGISTRY.items()
+            if rule_id in step.rules
+        }
+        for rule_id in rule_ids
+    }
