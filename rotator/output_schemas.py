@@ -1,7 +1,7 @@
 """The JSON documents rotator prints with --output json: one per command, each with a
 `kind` and a `schema_version` that changes only when a field changes meaning or goes
 away (new fields may appear within a version). Scripts should check both.
-tests/test_output_schemas.py validates every command's output against these."""
+tests/docs/test_output_schemas.py validates every command's output against these."""
 
 from __future__ import annotations
 

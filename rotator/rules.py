@@ -3,7 +3,7 @@
 Code, messages, playbooks and tests cite these numbers (`R16`, a runbook step of R13
 as `R13.4`, a span as `R20-R24`). Each rule says what the cloud does, in a line and a
 few more sentences, where it comes from (one of the five service pages below), what
-rotator does about it, and the modules that enforce or model it (tests/test_rules.py
+rotator does about it, and the modules that enforce or model it (tests/docs/test_rules.py
 checks that every one of them exists and cites the rule).
 
 The numbers leave gaps on purpose: R1-R7 are Cloud KMS itself, R10-R19 Cloud Storage,

@@ -1,4 +1,4 @@
-"""Shared support for the safety tests (tests/test_safety_*.py, tests/wire/test_safety_*.py).
+"""Shared support for the safety tests (tests/safety/, tests/wire/test_safety_*.py).
 
 * `violations(dump)`: an independent reading of README's "What pins a version" over a
   `world dump` (not rotator's own inventory): every use that needs a version now

@@ -4,7 +4,7 @@ the gcp backend over the wire (tests/wire servers in this process).
     .venv/bin/python tests/benchmarks/report_fleet.py [--keys 500]
 
 Target (issue 12): under 30 s, with Cloud KMS reads never above the quota per project
-per minute (300 by default; counted by tests/test_report.py, not timed here). 500 keys in
+per minute (300 by default; counted by tests/inventory/test_report.py, not timed here). 500 keys in
 two projects are 250 reads per project: under the quota, so no read waits.
 """
 

@@ -1,6 +1,6 @@
 """The gcp backend against servers that answer as Google's API references say (the
 contract in rotator/backends/gcp/CONTRACT.md), for each finding of issue 11. The
-fake-side twins are in tests/test_google_contract.py."""
+fake-side twins are in tests/fake/test_google_contract.py."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from inside the server at a drawn request: right before the request takes effect
 right after it took effect and before the answer leaves (the worst case: rotator dies
 not knowing its change happened). Re-run to the end each time, every chain must end in
 the world of an uninterrupted run, with no version that something needs disabled or
-destroyed at any point (the in-process suite, tests/test_safety_crash.py, kills at 20+
+destroyed at any point (the in-process suite, tests/safety/test_safety_crash.py, kills at 20+
 points per playbook; this one repeats it through the real backend's code paths).
 
 Figures (CI size): WIRE_KILL_POINTS = 5 per playbook (20 in all), one of each kind of

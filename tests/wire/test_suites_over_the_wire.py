@@ -13,30 +13,30 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = [
-    "tests/test_cli_scenarios.py",
-    "tests/test_playbook_scenarios.py",
-    "tests/test_cli_exit_codes.py",
-    "tests/test_safety_bad_input.py",
-    "tests/test_kms_inventory.py",
-    "tests/test_plan_contract.py",
-    "tests/test_interrupts.py::test_ctrl_c_mid_rewrite_exits_130_and_the_same_apply_finishes_exactly_once",
-    "tests/test_interrupts.py::test_sigterm_between_steps_exits_143",
-    "tests/test_preflight.py",
-    "tests/test_report.py",
+    "tests/cli/test_cli_scenarios.py",
+    "tests/cli/test_playbook_scenarios.py",
+    "tests/cli/test_cli_exit_codes.py",
+    "tests/safety/test_safety_bad_input.py",
+    "tests/inventory/test_kms_inventory.py",
+    "tests/plan/test_plan_contract.py",
+    "tests/engine/test_interrupts.py::test_ctrl_c_mid_rewrite_exits_130_and_the_same_apply_finishes_exactly_once",
+    "tests/engine/test_interrupts.py::test_sigterm_between_steps_exits_143",
+    "tests/inventory/test_preflight.py",
+    "tests/inventory/test_report.py",
     # the gs:// state tests that run through the CLI in this process
-    "tests/test_state_in_bucket.py::test_plan_apply_status_show_with_the_plan_in_a_bucket",
-    "tests/test_state_in_bucket.py::test_an_edited_plan_in_a_bucket_is_refused",
-    "tests/test_state_in_bucket.py::test_a_waiting_apply_resumes_from_another_directory_and_home",
-    "tests/test_state_in_bucket.py::test_out_over_a_waiting_apply_in_a_bucket_is_refused",
-    "tests/test_state_in_bucket.py::"
+    "tests/state/test_state_in_bucket.py::test_plan_apply_status_show_with_the_plan_in_a_bucket",
+    "tests/state/test_state_in_bucket.py::test_an_edited_plan_in_a_bucket_is_refused",
+    "tests/state/test_state_in_bucket.py::test_a_waiting_apply_resumes_from_another_directory_and_home",
+    "tests/state/test_state_in_bucket.py::test_out_over_a_waiting_apply_in_a_bucket_is_refused",
+    "tests/state/test_state_in_bucket.py::"
     "test_a_live_lock_refuses_naming_its_owner_and_an_expired_one_is_taken_over",
-    "tests/test_state_in_bucket.py::test_rollback_of_a_plan_in_a_bucket",
-    "tests/test_state_in_bucket.py::test_rollback_takes_the_rolled_back_plans_lock",
-    "tests/test_state_in_bucket.py::test_out_force_over_a_bucket_plan_with_a_live_lock_is_refused",
-    "tests/test_state_in_bucket.py::test_state_in_a_bucket_protected_by_the_plans_key_is_refused_at_plan_time",
-    "tests/test_state_in_bucket.py::test_state_in_a_bucket_protected_by_the_plans_key_is_refused_at_apply_time",
-    "tests/test_state_in_bucket.py::test_a_plan_in_a_bucket_that_does_not_exist_is_bad_input",
-    "tests/test_state_in_bucket.py::"
+    "tests/state/test_state_in_bucket.py::test_rollback_of_a_plan_in_a_bucket",
+    "tests/state/test_state_in_bucket.py::test_rollback_takes_the_rolled_back_plans_lock",
+    "tests/state/test_state_in_bucket.py::test_out_force_over_a_bucket_plan_with_a_live_lock_is_refused",
+    "tests/state/test_state_in_bucket.py::test_state_in_a_bucket_protected_by_the_plans_key_is_refused_at_plan_time",
+    "tests/state/test_state_in_bucket.py::test_state_in_a_bucket_protected_by_the_plans_key_is_refused_at_apply_time",
+    "tests/state/test_state_in_bucket.py::test_a_plan_in_a_bucket_that_does_not_exist_is_bad_input",
+    "tests/state/test_state_in_bucket.py::"
     "test_status_of_an_apply_on_another_host_is_running_while_its_lock_is_live",
 ]
 # Two rows of the bad-input table are about the fake's own world, not an input the gcp
@@ -44,8 +44,8 @@ SUITES = [
 # answers for the project asked, a 403 naming it) and a plan edited to say "gcp" (every
 # plan here is a gcp plan). Their gcp counterpart is the test below this one.
 FAKE_ONLY = [
-    "tests/test_safety_bad_input.py::test_bad_input_exits_2_names_it_and_changes_nothing[project/mismatch]",
-    "tests/test_safety_bad_input.py::test_bad_input_exits_2_names_it_and_changes_nothing[plan/another-backend]",
+    "tests/safety/test_safety_bad_input.py::test_bad_input_exits_2_names_it_and_changes_nothing[project/mismatch]",
+    "tests/safety/test_safety_bad_input.py::test_bad_input_exits_2_names_it_and_changes_nothing[plan/another-backend]",
 ]
 
 

@@ -2,7 +2,7 @@
 CLI, each giving exit 2, one `error:` line naming the field or the value, nothing on
 stdout, and no change: the same `world dump`, no journal, no plan, no new state.
 
-It adds to tests/test_cli_bad_input.py (81 cases) what that file does not cover:
+It adds to tests/cli/test_cli_bad_input.py (81 cases) what that file does not cover:
 names, option values, custom playbook files (unknown step kind, bad `with:`, duplicate
 ids, ...), world files, plan files, a plan for another project or backend, and a world
 edited under its state. len(CASES) is the figure in README "Safety".

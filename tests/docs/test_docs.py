@@ -14,7 +14,7 @@ from rotator import playbooks
 from rotator.cli import cli
 from rotator.steps import REGISTRY
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def commands(
@@ -70,7 +70,7 @@ def test_every_help_has_an_example(path: tuple[str, ...]) -> None:
 def test_the_plan_digest_is_documented_as_unkeyed_not_a_signature() -> None:
     """The digest catches edits and corruption; docs/plan.md must not let a reader take it
     for a signature against someone who can rewrite the plan."""
-    text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "plan.md").read_text().split())
+    text = " ".join((Path(__file__).resolve().parents[2] / "docs" / "plan.md").read_text().split())
     assert "unkeyed SHA-256" in text
     assert "catches hand edits and corruption" in text
     assert "not a malicious editor" in text and "not a signature" in text

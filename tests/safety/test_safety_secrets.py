@@ -199,7 +199,7 @@ def test_fake_backend_outputs_carry_no_credentials(
 def test_gcp_backend_over_the_wire_outputs_carry_no_credentials(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, credentials: Path, private_key: str
 ) -> None:
-    wire = str(Path(__file__).resolve().parent / "wire")
+    wire = str(Path(__file__).resolve().parents[1] / "wire")
     if wire not in sys.path:
         sys.path.insert(0, wire)
     from harness import serve_world_file  # type: ignore[import-not-found]

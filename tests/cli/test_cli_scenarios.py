@@ -484,7 +484,7 @@ def test_issue_scenario_destroying_the_kept_versions_names_their_pins_and_dates(
 def test_demo_world_rotation_waits_for_firestore_then_completes(tmp_path: Path) -> None:
     """The example world shipped with the playbooks, end to end: the first apply stops
     at Firestore re-encryption (exit 75, R21); after the fake clock moves it completes."""
-    demo = Path(__file__).resolve().parent.parent / "playbooks" / "examples" / "demo-world.yaml"
+    demo = Path(__file__).resolve().parents[2] / "playbooks" / "examples" / "demo-world.yaml"
     (tmp_path / "w.yaml").write_bytes(demo.read_bytes())
     w = WorldCli(tmp_path, name="w.yaml")
     r = w.plan("rotate-key", APP_KEY)

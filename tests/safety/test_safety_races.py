@@ -6,7 +6,7 @@
   alone. Deterministic (a storage wrapper writes right before rotator's rewrite of the
   same object) and with a real concurrent writer thread (seeded);
 * the world changes between plan and apply, or between two runs of one apply: exit 4
-  (stale), never a blind continue (extends tests/test_cli_exit_codes.py to replace-key,
+  (stale), never a blind continue (extends tests/cli/test_cli_exit_codes.py to replace-key,
   disable-key, destroy-versions and to changes made while an apply is paused);
 * two applies on one key at once: the second refuses (exit 3, "another rotator apply is
   running"), changes nothing, and the first finishes as if alone.

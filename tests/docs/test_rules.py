@@ -19,7 +19,7 @@ from rotator import rules
 from rotator.cli import cli
 from rotator.rules import BY_ID, RULES, SOURCES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The numbering of the service documents: R1-R7 Cloud KMS, R10-R19 Cloud Storage,
 # R20-R24 Firestore, R30-R34 Dataflow, R40-R43 Cloud Run and functions.
 NUMBERS = [*range(1, 8), *range(10, 20), *range(20, 25), *range(30, 35), *range(40, 44)]
