@@ -12,9 +12,9 @@ import pytest
 import yaml
 from grpc_server import KMS, KMS_DASHBOARD, KMS_INVENTORY, GrpcServer
 from harness import serve_world_file
+from inventory.test_report import _fleet_on_shared_buckets
 from services_world import APP_KEY
 from storage_http import StorageServer
-from test_report import _fleet_on_shared_buckets
 
 from rotator.backends.gcp import GcpBackend
 from rotator.backends.gcp.retry import RetryPolicy

@@ -11,14 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from google.api_core import exceptions as gexc
-from google.cloud import dataflow_v1beta3 as dataflow
-from grpc_server import GrpcServer
-from harness import serve_world_file, world_advance
-from helpers import APP_KEY as HELPERS_APP_KEY
-from services_world import APP_KEY, FUNCTION, INGEST, OLD_BACKUP, SERVICE, services_world
-from storage_http import StorageServer
-from test_google_contract import (
+from fake.test_google_contract import (
     AFTER_WINDOW,
     IDLE_IN_AN_OLD_WINDOW,
     IN_WINDOW,
@@ -35,6 +28,13 @@ from test_google_contract import (
     run_pins,
     tagged_world,
 )
+from google.api_core import exceptions as gexc
+from google.cloud import dataflow_v1beta3 as dataflow
+from grpc_server import GrpcServer
+from harness import serve_world_file, world_advance
+from helpers import APP_KEY as HELPERS_APP_KEY
+from services_world import APP_KEY, FUNCTION, INGEST, OLD_BACKUP, SERVICE, services_world
+from storage_http import StorageServer
 
 from rotator import playbooks
 from rotator.backends.gcp import GcpBackend
