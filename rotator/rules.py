@@ -488,7 +488,7 @@ RULES: tuple[Rule, ...] = (
         "Revisions and functions are redeployed off a version before it is disabled; "
         "disable-key lists the services that stop scaling.",
         ("run", "functions"),
-        ("rotator.services.run.fake", "rotator.backends.fake.functions", "rotator.services.run.steps"),
+        ("rotator.services.run.fake", "rotator.services.functions.fake", "rotator.services.run.steps"),
     ),
     Rule(
         "R42",
@@ -499,7 +499,11 @@ RULES: tuple[Rule, ...] = (
         "Functions are redeployed after a rotation; a move to a new key first gets a "
         "repository under that key.",
         ("functions",),
-        ("rotator.steps.functions", "rotator.backends.fake.functions", "rotator.services.functions.spec"),
+        (
+            "rotator.services.functions.steps",
+            "rotator.services.functions.fake",
+            "rotator.services.functions.spec",
+        ),
     ),
     Rule(
         "R43",

@@ -3,9 +3,9 @@ manual, preflight, rollback) and each service's from its package (rotator/servic
 
 from rotator.services.dataflow import steps as _dataflow_steps  # noqa: F401
 from rotator.services.firestore import steps as _firestore_steps  # noqa: F401
+from rotator.services.functions import steps as _functions_steps  # noqa: F401
 from rotator.services.run import steps as _run_steps  # noqa: F401
 from rotator.steps import (  # noqa: F401
-    functions,
     iam,
     kms,
     manual,

@@ -22,7 +22,6 @@ from rotator.backends.fake.events import FakeLogs
 from rotator.backends.fake.faults import FaultInjector, FaultSpec
 from rotator.backends.fake.faults import from_environment as faults_from_environment
 from rotator.backends.fake.faults import wrap as wrap_in_faults
-from rotator.backends.fake.functions import FakeFunctions
 from rotator.backends.fake.inventory import FakeInventory
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.storage import FakeStorage
@@ -33,6 +32,7 @@ from rotator.kms_inventory import ORGANIZATION_ENV
 from rotator.retry import RetryPolicy
 from rotator.services.dataflow.fake import FakeDataflow
 from rotator.services.firestore.fake import FakeFirestore
+from rotator.services.functions.fake import FakeFunctions
 from rotator.services.run.fake import FakeRun
 from rotator.timeutil import format_time
 from rotator.yamlload import load_yaml

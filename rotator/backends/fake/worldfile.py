@@ -23,6 +23,7 @@ from rotator.names import parse_key
 from rotator.schemacheck import validate
 from rotator.services.dataflow import world as dataflow_world
 from rotator.services.firestore import world as firestore_world
+from rotator.services.functions import world as functions_world
 from rotator.services.run import world as run_world
 from rotator.timeutil import format_duration, format_time, parse_duration, parse_time
 
@@ -125,17 +126,6 @@ _KMS_KEY = obj(
     ["key"],
 )
 
-_FUNCTIONS = obj(
-    {
-        "function": {"type": "string"},
-        "kms_key": KEY,
-        "kms_key_version": KEY,
-        "docker_repository": {"type": "string"},
-        "deployed": TIME,  # when it was last deployed; omitted: as a revision's
-    },
-    ["function"],
-)
-
 # Resources of products rotator does not manage (a BigQuery table...), which only Cloud
 # KMS Inventory lists: `versions` omitted = unknown (any version of the key).
 _OTHER_RESOURCE = obj(
@@ -151,7 +141,7 @@ _OTHER_RESOURCE = obj(
 )
 
 # Each service's section (rotator/services/<name>/world.py): its schema, names and checks.
-_WORLDS = (firestore_world, dataflow_world, run_world)
+_WORLDS = (firestore_world, dataflow_world, run_world, functions_world)
 
 WORLD_SCHEMA: dict[str, Any] = obj(
     {
@@ -160,7 +150,6 @@ WORLD_SCHEMA: dict[str, Any] = obj(
         "now": TIME,
         "kms": {"type": "array", "items": _KMS_KEY},
         "storage": {"type": "array", "items": _BUCKET},
-        "functions": {"type": "array", "items": _FUNCTIONS},
         **{
             name: {"type": "array", "items": item}
             for world in _WORLDS
@@ -169,32 +158,10 @@ WORLD_SCHEMA: dict[str, Any] = obj(
         "other_resources": {"type": "array", "items": _OTHER_RESOURCE},
         # Extension: Cloud Storage batch operations jobs rotator started (written by dump).
         "storage_batch": {"type": "array", "items": {"type": "object"}},
-        # Extension: Artifact Registry repositories and their keys (R42). Defaults to the
-        # functions' docker_repository entries, each under its function's key.
-        "artifact_registry": {
-            "type": "array",
-            # image_versions: the versions its images were pushed under (default: those
-            # of the functions deployed into it).
-            "items": obj(
-                {
-                    "repository": {"type": "string"},
-                    "kms_key": KEY,
-                    "image_versions": {"type": "array", "items": KEY},
-                },
-                ["repository"],
-            ),
-        },
     }
 )
 OTHER_SERVICES = ("firestore", "dataflow", "run", "functions", "artifact_registry", "storage_batch")
-_NAME_PATTERNS = {
-    **{name: pattern for world in _WORLDS for name, pattern in world.NAME_PATTERNS.items()},
-    ("functions", "function"): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/functions/[A-Za-z0-9_-]+",
-    (
-        "artifact_registry",
-        "repository",
-    ): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]+/repositories/[a-z0-9_-]+",
-}
+_NAME_PATTERNS = {name: pattern for world in _WORLDS for name, pattern in world.NAME_PATTERNS.items()}
 
 
 def _normalise(doc: Any) -> Any:
@@ -304,43 +271,14 @@ class _Checker(Checker):
                     raise self.fail(f"{service}[{i}].{field}", f"{name} is declared twice")
                 seen.add(name)
 
-        def region_of(key: str) -> str:
-            return key.split("/")[3]
-
         for world in _WORLDS:
             world.check(self)
-        repos = self.doc.get("artifact_registry")
-        for i, r in enumerate(repos or []):
-            region = r["repository"].split("/")[3]
-            if r.get("kms_key") and region_of(r["kms_key"]) != region:
-                raise self.fail(
-                    f"artifact_registry[{i}].kms_key",
-                    f"a repository in {region} needs a key in {region} (R7)",
-                )
-        listed = {r["repository"] for r in repos or []}
-        for i, f in enumerate(self.doc.get("functions", [])):
-            if repos is not None and f.get("docker_repository") and f["docker_repository"] not in listed:
-                raise self.fail(
-                    f"functions[{i}].docker_repository",
-                    f"{f['docker_repository']} is not under artifact_registry",
-                )
-        for i, f in enumerate(self.doc.get("functions", [])):
-            if "deployed" in f:
-                self.time(f"functions[{i}].deployed", f["deployed"])
-            region = f["function"].split("/")[3]
-            if f.get("kms_key") and region_of(f["kms_key"]) != region:
-                raise self.fail(
-                    f"functions[{i}].kms_key", f"a function in {region} needs a key in {region} (R7)"
-                )
 
     def versions_match_keys(self) -> None:
         """A resource's version is a version of its own key (the cloud cannot say otherwise)."""
 
-        check = self.same_key
         for world in _WORLDS:
             world.check_versions(self)
-        for i, f in enumerate(self.doc.get("functions", [])):
-            check(f"functions[{i}].kms_key_version", f.get("kms_key"), f.get("kms_key_version"))
 
     def object(self, path: str, o: dict[str, Any], names: set[str]) -> None:
         if o["name"] in names:
@@ -465,20 +403,6 @@ def _service_documents(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     for world in _WORLDS:
         if hasattr(world, "fill_defaults"):
             world.fill_defaults(out, primaries)
-    if "artifact_registry" not in out and out.get("functions"):
-        repos: dict[str, str | None] = {}
-        for f in out["functions"]:
-            if f.get("docker_repository"):
-                repos.setdefault(f["docker_repository"], f.get("kms_key"))
-        out["artifact_registry"] = [{"repository": r, "kms_key": k} for r, k in repos.items()]
-    for r in out.get("artifact_registry", []):
-        if "image_versions" not in r:
-            pushed = {
-                f["kms_key_version"]
-                for f in out.get("functions", [])
-                if f.get("docker_repository") == r["repository"] and f.get("kms_key_version")
-            }
-            r["image_versions"] = sorted(pushed)
     return out
 
 

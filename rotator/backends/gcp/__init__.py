@@ -19,15 +19,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rotator.backends.gcp.batch import GcpStorageBatch
 from rotator.backends.gcp.connect import STORAGE_EMULATOR, Credentials, grpc_transport
+from rotator.backends.gcp.inventory import GcpKeyInventory
 from rotator.backends.gcp.kms import GcpKms
 from rotator.backends.gcp.logs import GcpLogs
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.backends.gcp.services import (
-    GcpFunctions,
-    GcpKeyInventory,
-    GcpStorageBatch,
-)
 from rotator.backends.gcp.storage import GcpStorage
 from rotator.errors import Refused
 from rotator.kms_inventory import ORGANIZATION_ENV
@@ -35,6 +32,7 @@ from rotator.kms_inventory import ORGANIZATION_ENV
 if TYPE_CHECKING:
     from rotator.services.dataflow.gcp import GcpDataflow
     from rotator.services.firestore.gcp import GcpFirestore
+    from rotator.services.functions.gcp import GcpFunctions
     from rotator.services.run.gcp import GcpRun
 
 
@@ -104,9 +102,9 @@ class GcpBackend:
 
     @cached_property
     def functions(self) -> GcpFunctions:
-        return GcpFunctions(
-            *self._functions_clients(), self.project, self.retry, self.primary_of, self.inventory
-        )
+        from rotator.services.functions import gcp
+
+        return gcp.connect(self)
 
     # -- clients -------------------------------------------------------------------------
     def _kms_client(self) -> Any:
@@ -131,27 +129,6 @@ class GcpBackend:
             lambda response, *_a, **_k: self.clock.observe(response.headers.get("Date"))
         )
         return client
-
-    def _functions_clients(self) -> tuple[Any, Any]:
-        from google.cloud import functions_v2
-        from google.cloud.functions_v2.services.function_service.transports import (
-            FunctionServiceGrpcTransport,
-        )
-
-        functions = functions_v2.FunctionServiceClient(
-            transport=grpc_transport(FunctionServiceGrpcTransport, "functions", self.credentials)
-        )
-        # Artifact Registry (repositories under the function's key, R42). Locally it is
-        # served beside functions: ROTATOR_ENDPOINT_FUNCTIONS (an addition to SPEC's list).
-        from google.cloud import artifactregistry_v1
-        from google.cloud.artifactregistry_v1.services.artifact_registry.transports import (
-            ArtifactRegistryGrpcTransport,
-        )
-
-        registry = artifactregistry_v1.ArtifactRegistryClient(
-            transport=grpc_transport(ArtifactRegistryGrpcTransport, "functions", self.credentials)
-        )
-        return functions, registry
 
     def _key_inventory(self) -> GcpKeyInventory:
         """Cloud KMS Inventory: the per-key summary needs no organization; the search
