@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from rotator.services import spec
 
-# The names the fakes still in rotator/backends/fake/ pass to `agents`, until they move
-# into their service's package and take the name from its spec (issue 15).
+# The name the Cloud Storage fake, still in rotator/backends/fake/, passes to `agents`,
+# until it moves into its service's package and takes the name from its spec (issue 15).
 STORAGE = "storage"
-FIRESTORE = "firestore"
-RUN = "run"
-FUNCTIONS = "functions"
 
 
 def agents(service: str, project_number: str) -> list[str]:

@@ -63,6 +63,3 @@ class ServiceSpec:
     world_sections: tuple[str, ...]
     # The list calls `report` reads once per project for all its keys (ScanCache).
     listed_once: frozenset[str] = field(default_factory=frozenset)
-
-    def kind(self, kind: str) -> PinKind:
-        return next(k for k in self.pin_kinds if k.kind == kind)

@@ -12,17 +12,17 @@ import os
 from typing import Any
 
 from rotator.errors import BadInput
+from rotator.services import REGISTRY, spec
 
+# The Storage JSON API's variable, as google-cloud-storage itself reads it.
+STORAGE_EMULATOR = spec("storage").endpoint_env
+# The gRPC APIs' variables: each service's from its spec, and those of no service.
 ENDPOINT_VARS = {
     "kms": "ROTATOR_ENDPOINT_KMS",
     "inventory": "ROTATOR_ENDPOINT_KMS_INVENTORY",
-    "firestore": "ROTATOR_ENDPOINT_FIRESTORE_ADMIN",
-    "dataflow": "ROTATOR_ENDPOINT_DATAFLOW",
-    "run": "ROTATOR_ENDPOINT_RUN",
-    "functions": "ROTATOR_ENDPOINT_FUNCTIONS",
+    **{s.name: s.endpoint_env for s in REGISTRY if s.endpoint_env != STORAGE_EMULATOR},
     "storage_batch": "ROTATOR_ENDPOINT_STORAGE_BATCH",
 }
-STORAGE_EMULATOR = "STORAGE_EMULATOR_HOST"
 
 
 def endpoint(api: str) -> str | None:

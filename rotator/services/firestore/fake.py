@@ -10,13 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from rotator import apierrors as api
-from rotator.agents import FIRESTORE, agents
+from rotator.agents import agents
 from rotator.backends.fake.documents import check_key_name, encrypt_version, find, load_docs, save_docs
 from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.locations import key_location_for_database
 from rotator.model import Backup, Database, Listing
+from rotator.services.firestore.spec import SPEC
 from rotator.timeutil import format_time, parse_duration, parse_time
 
 NOT_ACCESSIBLE = "The customer-managed encryption key required by the requested resource is not accessible"
@@ -27,7 +28,7 @@ class FakeFirestore:
         self.store, self.kms, self.project = store, kms, project
         # Locations an all-locations list cannot reach (tests; see FakeBackend.unreachable).
         self.unreachable: set[str] = set()
-        self.agent = agents(FIRESTORE, project_number)[0]
+        self.agent = agents(SPEC.name, project_number)[0]
 
     @staticmethod
     def _to_db(d: dict[str, Any]) -> Database:

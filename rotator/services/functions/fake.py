@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rotator import apierrors as api
-from rotator.agents import FUNCTIONS, agents
+from rotator.agents import agents
 from rotator.backends.fake.documents import (
     check_key_name,
     check_region,
@@ -20,6 +20,7 @@ from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.model import CloudFunction, Listing
+from rotator.services.functions.spec import SPEC
 from rotator.timeutil import format_time, parse_time
 
 _UNSET: Any = object()
@@ -31,7 +32,7 @@ class FakeFunctions:
         # Locations an all-locations list cannot reach (tests; see FakeBackend.unreachable).
         self.unreachable: set[str] = set()
         # A deploy needs all five agents on the key, as the CMEK page asks (R5, R42).
-        self.agents = agents(FUNCTIONS, project_number)
+        self.agents = agents(SPEC.name, project_number)
 
     @staticmethod
     def _to_function(d: dict[str, Any]) -> CloudFunction:

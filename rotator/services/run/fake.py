@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from rotator import apierrors as api
-from rotator.agents import RUN, agents
+from rotator.agents import agents
 from rotator.backends.fake.documents import (
     check_key_name,
     check_region,
@@ -22,6 +22,7 @@ from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.store import Store
 from rotator.locations import is_region
 from rotator.model import RunRevision, RunService
+from rotator.services.run.spec import SPEC
 from rotator.timeutil import format_time, parse_time
 
 _UNSET: Any = object()
@@ -30,7 +31,7 @@ _UNSET: Any = object()
 class FakeRun:
     def __init__(self, store: Store, kms: FakeKms, project_number: str):
         self.store, self.kms = store, kms
-        self.agent = agents(RUN, project_number)[0]
+        self.agent = agents(SPEC.name, project_number)[0]
 
     @staticmethod
     def _to_service(d: dict[str, Any]) -> RunService:
