@@ -13,22 +13,25 @@ from typing import TYPE_CHECKING, Any
 from rotator.agents import agents
 from rotator.errors import Refused
 from rotator.model import ENCRYPTER_DECRYPTER
+from rotator.services import REGISTRY
 
 if TYPE_CHECKING:
     from rotator.plan import PlanContext
     from rotator.steps import PlannedStep
 
 # Changes a service carries out with the key (so its agent must hold the role on it),
-# as opposed to changes of the key itself (disable, destroy, restore).
+# as opposed to changes of the key itself (disable, destroy, restore): each service's
+# (its spec's key_changes), and two of the key's own.
 _SERVICE_USE = {
     "create_version",  # Firestore re-encrypts to it; new writes use it (R2, R21)
-    "rewrite",
-    "set_default_kms_key",
-    "deploy_revision",
-    "redeploy_function",
-    "create_repository",
-    "restore_database",
     "grant",
+    *(action for service in REGISTRY for action in service.key_changes),
+}
+# action -> (the API asked, the change's field naming the resource, the permissions).
+_CALLER_NEEDS = {
+    action: (service.name, field, list(permissions))
+    for service in REGISTRY
+    for action, (field, permissions) in service.change_permissions.items()
 }
 
 
@@ -50,18 +53,9 @@ def caller_permissions(change: dict[str, Any]) -> tuple[str, str, list[str]] | N
     }.get(a)
     if kms is not None:
         return "kms", change.get("key") or _key_of(change["version"]), kms
-    if a == "rewrite":
-        return (
-            "storage",
-            change["bucket"],
-            ["storage.objects.create", "storage.objects.delete", "storage.objects.get"],
-        )
-    if a == "set_default_kms_key":
-        return "storage", change["bucket"], ["storage.buckets.update"]
-    if a == "deploy_revision":
-        return "run", change["service"], ["run.services.update"]
-    if a == "redeploy_function":
-        return "functions", change["function"], ["cloudfunctions.functions.update"]
+    if a in _CALLER_NEEDS:
+        api, field, permissions = _CALLER_NEEDS[a]
+        return api, change[field], permissions
     return None
 
 
@@ -105,14 +99,8 @@ def check_access(ctx: PlanContext, steps: list[PlannedStep]) -> dict[str, Any]:
         resource,
     ), perms in sorted(wanted.items()):
         ask = sorted(perms)
-        if api == "kms":
-            held = set(ctx.backend.kms.test_iam_permissions(resource, ask))
-        elif api == "run":
-            held = set(ctx.backend.run.test_iam_permissions(resource, ask))
-        elif api == "functions":
-            held = set(ctx.backend.functions.test_iam_permissions(resource, ask))
-        else:
-            held = set(ctx.backend.storage.test_iam_permissions(resource.removeprefix("gs://"), ask))
+        # Each API is asked of its own resources (a bucket by its name, without gs://).
+        held = set(getattr(ctx.backend, api).test_iam_permissions(resource.removeprefix("gs://"), ask))
         for p in ask:
             if p not in held:
                 missing.append(f"the caller ({identity}) lacks {p} on {resource} (step {perms[p]})")

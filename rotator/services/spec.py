@@ -63,3 +63,9 @@ class ServiceSpec:
     world_sections: tuple[str, ...]
     # The list calls `report` reads once per project for all its keys (ScanCache).
     listed_once: frozenset[str] = field(default_factory=frozenset)
+    # The changes (plan actions) the service carries out with the key, so its agents
+    # must hold Encrypter/Decrypter on it before a plan relies on them (R5; rotator.access).
+    key_changes: frozenset[str] = field(default_factory=frozenset)
+    # What the caller needs for a change, asked of the service's testIamPermissions at
+    # plan time: action -> (the change's field naming the resource, the permissions).
+    change_permissions: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)

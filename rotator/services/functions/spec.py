@@ -98,4 +98,6 @@ SPEC = ServiceSpec(
     once=frozenset({"redeploy_function", "create_repository"}),
     world_sections=("functions", "artifact_registry"),
     listed_once=frozenset({"list_functions", "list_repositories", "get_repository_key"}),
+    key_changes=frozenset({"redeploy_function", "create_repository"}),
+    change_permissions={"redeploy_function": ("function", ("cloudfunctions.functions.update",))},
 )

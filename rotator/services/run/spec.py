@@ -86,4 +86,6 @@ SPEC = ServiceSpec(
     once=frozenset({"update_service"}),
     world_sections=("run",),
     listed_once=frozenset({"list_services"}),
+    key_changes=frozenset({"deploy_revision"}),
+    change_permissions={"deploy_revision": ("service", ("run.services.update",))},
 )

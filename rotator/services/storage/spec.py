@@ -77,4 +77,9 @@ SPEC = ServiceSpec(
     once=frozenset({"rewrite_object", "delete_object"}),
     world_sections=("storage",),
     listed_once=frozenset({"list_buckets"}),
+    key_changes=frozenset({"rewrite", "set_default_kms_key"}),
+    change_permissions={
+        "rewrite": ("bucket", ("storage.objects.create", "storage.objects.delete", "storage.objects.get")),
+        "set_default_kms_key": ("bucket", ("storage.buckets.update",)),
+    },
 )
