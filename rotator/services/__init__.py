@@ -35,7 +35,6 @@ _BY_NAME = {s.name: s for s in REGISTRY}
 PIN_KINDS: dict[str, PinKind] = {
     k.kind: k for k in (*core.FIRST, *(k for s in REGISTRY for k in s.pin_kinds), *core.LAST)
 }
-_SERVICE_OF_KIND = {k.kind: s for s in REGISTRY for k in s.pin_kinds}
 
 # Each direct kind's propagation-window counterpart (R43 with R2).
 WINDOW_OF: dict[str, str] = {k.kind: k.window for k in PIN_KINDS.values() if k.window}
@@ -56,8 +55,8 @@ def pin_kind(kind: str) -> PinKind:
 def service_of(kind: str) -> str | None:
     """The service a kind of use belongs to (whose agent needs the key, R5); None for
     the kinds no service owns."""
-    owner = _SERVICE_OF_KIND.get(kind)
-    return owner.name if owner else None
+    known = PIN_KINDS.get(kind)
+    return known.service if known else None
 
 
 def part(service: str, name: str) -> ModuleType:

@@ -10,7 +10,7 @@ disabled (disable-key's report), and how a refusal names it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class PinKind:
     window: str | None = None
     # What a window group's detail says first (rotator.windows.PrimaryWindow.pin).
     window_note: str = ""
+    # The service whose spec defines it (whose agent needs the key, R5); None for the
+    # kinds no service owns (rotator.services.core). Set by ServiceSpec.
+    service: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,7 @@ class ServiceSpec:
     # What the caller needs for a change, asked of the service's testIamPermissions at
     # plan time: action -> (the change's field naming the resource, the permissions).
     change_permissions: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Each kind names the service it is defined in: written once, here.
+        object.__setattr__(self, "pin_kinds", tuple(replace(k, service=self.name) for k in self.pin_kinds))
