@@ -16,8 +16,8 @@ from rotator.model import ENCRYPTER_DECRYPTER
 from rotator.services import REGISTRY
 
 if TYPE_CHECKING:
-    from rotator.plan import PlanContext
     from rotator.steps import PlannedStep
+    from rotator.steps.base import PlanContext
 
 # Changes a service carries out with the key (so its agent must hold the role on it),
 # as opposed to changes of the key itself (disable, destroy, restore): each service's

@@ -44,7 +44,9 @@ Progress = Callable[..., None]
 
 
 @dataclass
-class ApplyContext:
+class ApplySession:
+    """The engine's side of rotator.steps.base.ApplyContext (one per apply)."""
+
     backend: Backend
     plan: dict[str, Any]
     journal: Journal
@@ -62,6 +64,11 @@ class ApplyContext:
     monotonic: Callable[[], float] = time.monotonic
     plan_path: str = ""
     stop: StopRequest = field(default_factory=StopRequest)
+    audit: Audit | None = None
+
+    def record(self, event: str, **fields: Any) -> None:
+        if self.audit is not None:
+            self.audit.write(event, **fields)
 
     def stopping(self) -> bool:
         """A signal asked the apply to stop: loops start no new work."""
@@ -112,16 +119,11 @@ class ApplyContext:
     def rotation(self, key: str) -> tuple[int, int] | None:
         """(the primary this apply made for `key`, the one it replaced), from the plan and
         the journal: then a fresh redeploy pins exactly the replaced one (primary_windows)."""
-        for step in self.plan["steps"]:
-            data = step.get("data") or {}
-            if step.get("kind") == "kms.create_primary_version" and data.get("key") == key:
-                # Recorded when it was created, or (a version adopted after a crash) in the result.
-                made = self.journal.value(step["id"], "created_version")
-                if made is None:
-                    made = (self.journal.value(step["id"], "result") or {}).get("version")
-                before = data.get("primary_before")
-                if made is not None and before is not None:
-                    return int(made), int(before)
+        for raw in self.plan["steps"]:
+            step = PlannedStep.from_json(raw)
+            made = REGISTRY[step.kind].rotation(step, self.journal)
+            if made is not None and made[0] == key:
+                return made[1], made[2]
         return None
 
     def progress(self, step_id: str, bucket: str) -> Progress:
@@ -149,48 +151,6 @@ class ApplyContext:
                 )
 
         return report
-
-
-def watch_after_disable(ctx: ApplyContext, step: PlannedStep, result: dict[str, Any], audit: Audit) -> None:
-    """R13.4: after disabling, watch the services' logs for failures caused by the key.
-    One appears: re-enable what this step disabled, and stop (exit 1) naming it."""
-    disabled = [f"{step.data['key']}/cryptoKeyVersions/{n}" for n in result.get("disabled", [])]
-    if not disabled or ctx.watch is None:
-        return
-    since = ctx.backend.clock.now()
-    ctx.emit(f"watching the logs for {ctx.watch} for failures caused by {step.data['key']} (R13.4)")
-    failures: list[Any] = []
-
-    def failing() -> bool:
-        failures[:] = ctx.backend.logs.key_failures(since)
-        return bool(failures)
-
-    deadline = ctx.monotonic() + ctx.watch.total_seconds()
-    while not failing() and ctx.monotonic() < deadline:
-        ctx.sleep(min(ctx.poll_seconds, max(0.0, deadline - ctx.monotonic())))
-        if ctx.stopping():
-            break
-    if not failures and ctx.stopping():
-        raise ctx.stop.error(f"while watching the logs after {step.id} (the disable stands)", ctx.plan_path)
-    if not failures:
-        ctx.emit(f"no failures in {ctx.watch}: the disable stands")
-        return
-    first = failures[0]
-    for name in disabled:
-        if ctx.backend.kms.get_crypto_key_version(name).state == "DISABLED":
-            ctx.backend.kms.update_crypto_key_version(name, "ENABLED")
-    ctx.journal.record(step.id, reenabled_after_watch=disabled)
-    audit.write(
-        "watch.reenabled",
-        versions=disabled,
-        failure={"resource": first.resource, "service": first.service, "message": first.message},
-    )
-    raise Failure(
-        f"{first.resource} ({first.service}) failed after the disable: {first.message}; "
-        f"re-enabled {', '.join(v.rsplit('/', 1)[1] for v in disabled)} (R13.4)",
-        resource=first.resource,
-        rule="R13",
-    )
 
 
 def backend_identity(backend: Backend) -> str:
@@ -233,7 +193,7 @@ def check_expectations(backend: Backend, plan: dict[str, Any]) -> None:
             )
 
 
-def verify_done(ctx: ApplyContext, life: dict[str, Any]) -> dict[str, Any]:
+def verify_done(ctx: ApplySession, life: dict[str, Any]) -> dict[str, Any]:
     """A re-apply of a done (or rolled-back) plan: re-check each step's applied effect
     against the world. Still true: nothing is done. Drifted: Stale, naming what differs.
     A step with no `done` event was never applied (a plan rolled back before it
@@ -283,13 +243,12 @@ def resume_line(plan: dict[str, Any], events: list[dict[str, Any]], journal: Jou
     todo = [i for i, sid in enumerate(ids) if not journal.is_done(sid)]
     if not todo or len(todo) == len(ids) and not any(e.get("event") == "start" for e in events):
         return None
-    step = plan["steps"][todo[0]]
-    line = f"resuming at step {todo[0] + 1} of {len(ids)} ({step['id']})"
-    planned = step["data"].get("objects") if step["kind"] == "storage.rewrite_objects" else None
-    if planned:
-        done = progress_across_runs(events).get(step["id"], {}).get("rewritten", 0)
-        line += f", {done:,} of {planned:,} objects done"
-    return line
+    raw = plan["steps"][todo[0]]
+    step = PlannedStep.from_json(raw)
+    progress = progress_across_runs(events).get(step.id, {})
+    return f"resuming at step {todo[0] + 1} of {len(ids)} ({step.id})" + REGISTRY[step.kind].resume_note(
+        step, progress
+    )
 
 
 def check_age(backend: Backend, plan: dict[str, Any], force: bool, emit: Callable[[str], None]) -> None:
@@ -339,7 +298,7 @@ def apply_plan(
         earlier = journal.events[: journal.earlier_count]
         life = plan_life(earlier)
         audit = Audit(place, plan, plan_sha256, who=backend_identity(backend))
-        ctx = ApplyContext(
+        ctx = ApplySession(
             backend,
             plan,
             journal,
@@ -356,6 +315,7 @@ def apply_plan(
             monotonic=monotonic,
             plan_path=plan_path,
             stop=stop,
+            audit=audit,
         )
         step_id: str | None = None
         try:
@@ -405,8 +365,7 @@ def apply_plan(
                 journal.done(step.id, results[step.id])
                 audit.step(raw, "done", results[step.id])
                 step_id = None
-                if ctx.watch and step.kind == "kms.disable_versions" and step.data.get("mode") == "safe":
-                    watch_after_disable(ctx, step, results[step.id], audit)
+                REGISTRY[step.kind].after_apply(ctx, step, results[step.id])
             journal.complete()
             audit.write("apply.complete")
             return {"plan": plan_path, "complete": True, "results": results}

@@ -1,11 +1,10 @@
 """`rotator plan`: walk a playbook's steps over the inspected world, read-only, and
-produce the plan document (`--out PLAN.json`). Also loads and validates saved plans.
+produce the plan document (`--out PLAN.json`). Its file format (schema, digest, reading
+and writing) is rotator.plandoc.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,24 +12,26 @@ from typing import Any
 from rotator import __version__, guards
 from rotator import apierrors as api
 from rotator.access import check_access
-from rotator.backends.base import Backend
+from rotator.backends.base import Backend, ReadOnlyBackend
 from rotator.errors import BadInput
 from rotator.inventory import KeyInventory, scan_key
 from rotator.names import parse_key
 from rotator.pins import PinGroup
+from rotator.plandoc import PLAN_SCHEMA_VERSION, seal
 from rotator.playbooks import Playbook
-from rotator.schemacheck import validate
 from rotator.services import SERVICES
 from rotator.steps import REGISTRY, PlannedStep
 from rotator.steps.kms import parse_versions
+from rotator.steps.rollback import changed_by
 from rotator.timeutil import format_time
-
-PLAN_SCHEMA_VERSION = 1
 
 
 @dataclass
-class PlanContext:
-    backend: Backend
+class PlanSession:
+    """The plan builder's side of rotator.steps.base.PlanContext (one per plan)."""
+
+    # The full backend for the inventory scan; steps see it as a ReadOnlyBackend.
+    full_backend: Backend
     params: dict[str, Any]
     emit: Callable[[str], None] = lambda _msg: None
     services: tuple[str, ...] = SERVICES
@@ -50,6 +51,10 @@ class PlanContext:
     added_pins: dict[tuple[str, int], list[PinGroup]] = field(default_factory=dict)
     _inventories: dict[str, KeyInventory] = field(default_factory=dict)
 
+    @property
+    def backend(self) -> ReadOnlyBackend:
+        return self.full_backend
+
     def param(self, name: str) -> Any:
         return self.params.get(name)
 
@@ -63,7 +68,7 @@ class PlanContext:
         if key not in self._inventories:
             self.emit(f"inventory of {key} ...")
             self._inventories[key] = scan_key(
-                self.backend,
+                self.full_backend,
                 key,
                 services=self.services,
                 progress=lambda b, n: self.emit(f"  gs://{b}: {n} generations listed"),
@@ -81,8 +86,6 @@ def resolve_params(
         if flag in sets:
             raise BadInput(f"--set {flag}=...: give the key with --{flag.replace('_', '-')}, not --set")
     if key is None and sets.get("plan") and "plan" in playbook.parameters:
-        from rotator.steps.rollback import changed_by
-
         key = changed_by(sets["plan"])[0]  # rollback: the key the applied plan acted on
     given: dict[str, Any] = {**sets}
     if key is not None:
@@ -151,7 +154,7 @@ def build_plan(
 ) -> dict[str, Any]:
     _check_keys_exist(backend, playbook, params)
     projects = projects or (backend.project,)
-    ctx = PlanContext(backend, params, emit, services, acknowledged, projects)
+    ctx = PlanSession(backend, params, emit, services, acknowledged, projects)
     key = params["key"]
     inv = ctx.inventory(key)
     steps: list[PlannedStep] = []
@@ -186,7 +189,7 @@ def build_plan(
     return seal(doc)
 
 
-def acknowledgements(ctx: PlanContext) -> list[dict[str, Any]]:
+def acknowledgements(ctx: PlanSession) -> list[dict[str, Any]]:
     """What the operator accepted on the record (shown in the plan, the ticket and the
     audit record): an unreadable Cloud KMS Inventory, key by key."""
     if not ctx.acknowledged:
@@ -275,112 +278,3 @@ def summarize(doc: dict[str, Any]) -> dict[str, int]:
         if step["kind"] == "kms.disable_versions":
             s["versions_pinned"] += len(step["data"].get("keep", {}))
     return s
-
-
-# -- saved plans ------------------------------------------------------------------------
-_STEP_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string"},
-        "kind": {"enum": sorted(REGISTRY)},
-        "title": {"type": "string"},
-        "rules": {"type": "array"},
-        "targets": {"type": "array"},
-        "changes": {"type": "array"},
-        "blockers": {"type": "array"},
-        "notes": {"type": "array"},
-        "data": {"type": "object"},
-    },
-    "required": ["id", "kind", "title", "rules", "targets", "changes", "blockers", "notes", "data"],
-    "additionalProperties": False,
-}
-PLAN_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "schema_version": {"const": PLAN_SCHEMA_VERSION},
-        "kind": {"const": "rotator.plan"},
-        "rotator_version": {"type": "string"},
-        "created": {"type": "string"},
-        "playbook": {"type": "object", "required": ["name"]},
-        "params": {"type": "object", "required": ["key"]},
-        "target": {"type": "object", "required": ["backend", "project"]},
-        "expect": {"type": "object", "required": ["key", "primary", "versions"]},
-        "steps": {"type": "array", "items": _STEP_SCHEMA},
-        "inventory": {"type": "object"},
-        "summary": {"type": "object"},
-        "services": {"type": "array", "items": {"enum": list(SERVICES)}},
-        "projects": {"type": "array", "items": {"type": "string"}},
-        "acknowledgements": {"type": "array", "items": {"type": "object"}},
-        "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
-        "preflight": {"type": "object"},
-    },
-    "required": ["schema_version", "kind", "playbook", "params", "target", "expect", "steps", "digest"],
-    "additionalProperties": False,
-}
-
-
-def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
-
-
-# -- the digest: a plan is tamper-evident ------------------------------------------------
-# The digest covers the canonical body (every field but `digest`, keys sorted, no
-# whitespace), so re-indenting the file keeps it valid and any edit of a value breaks it.
-def body_digest(doc: dict[str, Any]) -> str:
-    body = {k: v for k, v in doc.items() if k != "digest"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def seal(doc: dict[str, Any]) -> dict[str, Any]:
-    """The plan with its digest (always the last field, recomputed)."""
-    body = {k: v for k, v in doc.items() if k != "digest"}
-    return {**body, "digest": body_digest(body)}
-
-
-def check_digest(doc: dict[str, Any], path: str) -> str:
-    """The plan's digest (hex), or BadInput when the body no longer matches it."""
-    recorded = doc.get("digest")
-    if not isinstance(recorded, str) or not recorded.startswith("sha256:"):
-        raise BadInput(
-            f"plan file {path} has no digest: it was not written by `rotator plan` or was edited; "
-            "nothing was read or changed; plan again",
-            resource=path,
-        )
-    if body_digest(doc) != recorded:
-        raise BadInput(
-            f"plan file {path} was edited after it was made (its body no longer matches its "
-            "digest); nothing was read or changed; plan again",
-            resource=path,
-        )
-    return recorded.split(":", 1)[1]
-
-
-def parse_plan(raw: bytes, path: str) -> dict[str, Any]:
-    """A plan document from its bytes: JSON, sealed, valid; BadInput naming `path` if not."""
-    try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadInput(f"plan file {path} is not JSON ({e})", resource=path) from None
-    if not isinstance(doc, dict):
-        raise BadInput(f"plan file {path} is not a plan document (a JSON object)", resource=path)
-    check_digest(doc, path)
-    validate(doc, PLAN_SCHEMA, source=f"plan file {path}")
-    try:
-        parse_key(doc["params"]["key"], field="plan params.key")
-    except BadInput as e:
-        raise BadInput(f"plan file {path}: {e.message}", resource=path) from None
-    ids = [s["id"] for s in doc["steps"]]
-    if len(set(ids)) != len(ids):
-        raise BadInput(f"plan file {path}: duplicate step ids", resource=path)
-    return doc
-
-
-def load_plan(path: str) -> tuple[dict[str, Any], str]:
-    """A saved plan (a local path or gs://) and its digest (hex; the plan's identity in its
-    journal), or BadInput naming what is wrong with it. Nothing else is read before this
-    passes."""
-    from rotator.places import open_place
-
-    doc = parse_plan(open_place(path).read_plan(), path)
-    return doc, doc["digest"].split(":", 1)[1]

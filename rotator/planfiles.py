@@ -12,6 +12,7 @@ from typing import Any
 from rotator.errors import BadInput, Refused, RotatorError
 from rotator.journal import APPLYING, UNFINISHED, events_of, plan_life, process_alive
 from rotator.places import GcsPlace, Place, is_gcs, lock_is_live, open_place
+from rotator.plandoc import load_plan
 
 
 def life_of(plan_path: str) -> dict[str, Any]:
@@ -91,8 +92,6 @@ def _plans_with_journals(folder: str) -> list[str]:
 
 def unfinished_applies(folder: str) -> list[dict[str, Any]]:
     """Every plan in `folder` whose apply began and did not finish."""
-    from rotator.plan import load_plan
-
     found = []
     for plan_path in _plans_with_journals(folder):
         try:

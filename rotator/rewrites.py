@@ -25,8 +25,7 @@ from rotator.ratelimit import GCS_START_RPS, AdaptiveRate, InFlight
 from rotator.storage_rules import overwrite_blocker
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.steps.base import PlannedStep
+    from rotator.steps.base import ApplyContext, PlannedStep
 
 # Buckets rewritten at the same time (each lists on its own thread; the requests in
 # flight are shared by all within --concurrency).

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from rotator.backends.base import Backend
+from rotator.backends.base import Backend, ReadOnlyBackend
 from rotator.model import Bucket, Listing, unreachable_of
 from rotator.pins import VersionUse
 from rotator.services import REGISTRY
@@ -36,7 +36,7 @@ class Scan:
     default_for: list[str] = field(default_factory=list)  # buckets whose default key is the key
 
 
-def elsewhere(name: str, backend: Backend) -> bool:
+def elsewhere(name: str, backend: ReadOnlyBackend) -> bool:
     """A resource named under another project than the one inspected: that project's
     own inspection (--project) accounts for it, not this one's."""
     parts = name.split("/")

@@ -139,7 +139,7 @@ def make_backend(**overrides: Any) -> FakeBackend:
 def resealed(doc: dict[str, Any]) -> dict[str, Any]:
     """A plan document with its digest recomputed: what a plan with these values would
     look like had `rotator plan` written it (for tests of checks behind the digest)."""
-    from rotator.plan import seal
+    from rotator.plandoc import seal
 
     return seal(doc)
 

@@ -34,7 +34,9 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
-class KmsApi(Protocol):
+class KmsReads(Protocol):
+    """What planning may ask of Cloud KMS: reads only (the plan side is read-only)."""
+
     def get_crypto_key(self, name: str) -> CryptoKey: ...
 
     def list_locations(self, name: str) -> list[str]:
@@ -53,6 +55,14 @@ class KmsApi(Protocol):
 
     def get_crypto_key_version(self, name: str) -> CryptoKeyVersion: ...
 
+    def get_iam_policy(self, key: str) -> IamPolicy: ...
+
+    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
+        """The subset of `permissions` the caller holds on the key (testIamPermissions)."""
+        ...
+
+
+class KmsApi(KmsReads, Protocol):
     def create_crypto_key_version(self, key: str) -> CryptoKeyVersion: ...
 
     def update_crypto_key_primary_version(self, key: str, version: str) -> CryptoKey: ...
@@ -65,16 +75,12 @@ class KmsApi(Protocol):
 
     def restore_crypto_key_version(self, version: str) -> CryptoKeyVersion: ...
 
-    def get_iam_policy(self, key: str) -> IamPolicy: ...
-
     def set_iam_policy(self, key: str, policy: IamPolicy) -> IamPolicy: ...
 
-    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
-        """The subset of `permissions` the caller holds on the key (testIamPermissions)."""
-        ...
 
+class StorageReads(Protocol):
+    """What planning may ask of Cloud Storage: reads only."""
 
-class StorageApi(Protocol):
     def list_buckets(self) -> Iterator[Bucket]: ...
 
     def get_bucket(self, name: str) -> Bucket: ...
@@ -82,8 +88,6 @@ class StorageApi(Protocol):
     def test_iam_permissions(self, bucket: str, permissions: list[str]) -> list[str]:
         """The subset of `permissions` the caller holds on the bucket (testIamPermissions)."""
         ...
-
-    def patch_bucket_default_kms_key(self, name: str, kms_key: str | None) -> Bucket: ...
 
     def list_objects(
         self,
@@ -104,21 +108,25 @@ class StorageApi(Protocol):
 
     def get_object(self, bucket: str, name: str, generation: int | None = None) -> ObjectInfo: ...
 
+    def download_bytes(self, bucket: str, name: str) -> tuple[bytes, int]:
+        """The live object's content and its generation."""
+        ...
+
+    def list_names(self, bucket: str, prefix: str) -> list[str]:
+        """The names of the live objects under `prefix`."""
+        ...
+
+
+class StorageApi(StorageReads, Protocol):
+    def patch_bucket_default_kms_key(self, name: str, kms_key: str | None) -> Bucket: ...
+
     # What rotator keeps in a bucket itself (plans, journals, the apply lock; docs/state.md).
     def upload_bytes(self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None) -> int:
         """Write an object with this content; ifGenerationMatch=0: only if absent. Returns
         the new generation (PreconditionFailed when the match does not hold)."""
         ...
 
-    def download_bytes(self, bucket: str, name: str) -> tuple[bytes, int]:
-        """The live object's content and its generation."""
-        ...
-
     def delete_object(self, bucket: str, name: str, *, if_generation_match: int | None) -> None: ...
-
-    def list_names(self, bucket: str, prefix: str) -> list[str]:
-        """The names of the live objects under `prefix`."""
-        ...
 
     def rewrite_object(
         self,
@@ -135,50 +143,52 @@ class StorageApi(Protocol):
         ...
 
 
-class FirestoreAdminApi(Protocol):
+class FirestoreReads(Protocol):
     def list_databases(self) -> list[Database]: ...
 
     def get_database(self, name: str) -> Database: ...
 
     def list_backups(self) -> list[Backup]: ...
 
+
+class FirestoreAdminApi(FirestoreReads, Protocol):
     def restore_database(
         self, database_id: str, backup: str, *, kms_key: str | None, use_backup_encryption: bool = False
     ) -> Database: ...
 
 
-class DataflowApi(Protocol):
+class DataflowReads(Protocol):
     def list_jobs(self) -> list[DataflowJob]: ...
 
     def get_job(self, job: str) -> DataflowJob: ...
 
+
+class DataflowApi(DataflowReads, Protocol):
     def snapshot_job(self, job: str) -> DataflowSnapshot: ...
 
 
-class RunApi(Protocol):
+class RunReads(Protocol):
     def list_services(self, region: str) -> list[RunService]:
         """The services of one region: Cloud Run lists per region, never all ("-")."""
         ...
 
     def get_service(self, name: str) -> RunService: ...
 
-    def update_service(self, name: str, *, kms_key: str | None = ...) -> RunService:
-        """Deploy a new revision, under `kms_key` if given (else the current key)."""
-        ...
-
     def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
         """The subset of `permissions` the caller holds on it (testIamPermissions)."""
         ...
 
 
-class FunctionsApi(Protocol):
+class RunApi(RunReads, Protocol):
+    def update_service(self, name: str, *, kms_key: str | None = ...) -> RunService:
+        """Deploy a new revision, under `kms_key` if given (else the current key)."""
+        ...
+
+
+class FunctionsReads(Protocol):
     def list_functions(self) -> list[CloudFunction]: ...
 
     def get_function(self, name: str) -> CloudFunction: ...
-
-    def redeploy_function(
-        self, name: str, *, kms_key: str | None = ..., docker_repository: str | None = ...
-    ) -> CloudFunction: ...
 
     def get_repository_key(self, repository: str) -> str | None: ...
 
@@ -191,11 +201,17 @@ class FunctionsApi(Protocol):
         when nothing says (Artifact Registry records no version: then any may be)."""
         ...
 
-    def create_repository(self, repository: str, *, kms_key: str | None) -> None: ...
-
     def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
         """The subset of `permissions` the caller holds on it (testIamPermissions)."""
         ...
+
+
+class FunctionsApi(FunctionsReads, Protocol):
+    def redeploy_function(
+        self, name: str, *, kms_key: str | None = ..., docker_repository: str | None = ...
+    ) -> CloudFunction: ...
+
+    def create_repository(self, repository: str, *, kms_key: str | None) -> None: ...
 
 
 class StorageBatchApi(Protocol):
@@ -268,8 +284,58 @@ class Backend(Protocol):
         ...
 
 
+class ReadOnlyBackend(Protocol):
+    """The backend as planning sees it: reads only. `rotator plan` never changes the world;
+    with this type a mutating call on the plan side does not type-check (mypy), instead of
+    being a convention. Every Backend is one (the same object, seen through fewer verbs)."""
+
+    @property
+    def project(self) -> str: ...
+
+    @property
+    def project_number(self) -> str: ...
+
+    @property
+    def kms(self) -> KmsReads: ...
+
+    @property
+    def storage(self) -> StorageReads: ...
+
+    @property
+    def firestore(self) -> FirestoreReads: ...
+
+    @property
+    def dataflow(self) -> DataflowReads: ...
+
+    @property
+    def run(self) -> RunReads: ...
+
+    @property
+    def functions(self) -> FunctionsReads: ...
+
+    @property
+    def logs(self) -> LogsApi: ...
+
+    @property
+    def inventory(self) -> InventoryApi: ...
+
+    @property
+    def organization(self) -> str | None: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def describe(self) -> dict[str, str]:
+        """What a plan records so apply can check it runs against the same world."""
+        ...
+
+    def for_project(self, project: str) -> ReadOnlyBackend:
+        """The same cloud seen from another project, read-only."""
+        ...
+
+
 def iter_objects(
-    storage: StorageApi,
+    storage: StorageReads,
     bucket: str,
     *,
     versions: bool = False,

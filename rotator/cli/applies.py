@@ -83,7 +83,7 @@ def apply(
     """
     from rotator.engine import apply_plan
     from rotator.interrupts import StopRequest, stop_on_signals
-    from rotator.plan import load_plan
+    from rotator.plandoc import load_plan
     from rotator.progress import factory_for
 
     doc, sha = load_plan(plan_file)
@@ -163,7 +163,7 @@ def status(env: Env, plan_file: str | None) -> None:
       rotator status                 # unfinished applies here
     """
     from rotator.journal import plan_life, plan_step_states
-    from rotator.plan import load_plan
+    from rotator.plandoc import load_plan
     from rotator.planfiles import place_alive, unfinished_applies
     from rotator.render import life_line, status_text
 

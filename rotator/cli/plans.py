@@ -63,7 +63,8 @@ def plan(
       rotator --world demo.yaml plan rollback --set plan=plan.json
       rotator plan rotate-key --key KEY --out gs://ops-state/plans/rk.json   # resumable anywhere
     """
-    from rotator.plan import build_plan, dumps, resolve_params
+    from rotator.plan import build_plan, resolve_params
+    from rotator.plandoc import write_plan
     from rotator.planfiles import check_out, move_old_journal, warn_unfinished
     from rotator.render import plan_markdown, plan_text
 
@@ -89,7 +90,7 @@ def plan(
         moved = move_old_journal(out)
         if moved:
             env.say(f"the journal of the plan {out} replaces was moved to {moved}")
-        open_place(out).write_plan(dumps(doc).encode("utf-8"))
+        write_plan(out, doc)
         env.say(
             f"plan written to {out}; apply it with: rotator "
             f"{'--world ' + env.world + ' ' if env.world else ''}apply {out}"
@@ -108,7 +109,7 @@ def show(env: Env, plan_file: str) -> None:
       rotator show plan.json
       rotator show plan.json --output markdown > ticket.md
     """
-    from rotator.plan import load_plan
+    from rotator.plandoc import load_plan
     from rotator.render import plan_markdown, plan_text
 
     doc, _ = load_plan(plan_file)

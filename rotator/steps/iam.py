@@ -10,8 +10,7 @@ from rotator.model import ENCRYPTER_DECRYPTER
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.plan import PlanContext
+    from rotator.steps.base import ApplyContext, PlanContext
 
 
 @register

@@ -15,11 +15,12 @@ from rotator.services.core import PRIMARY
 from rotator.services.firestore.spec import FIRESTORE_ACTIVE, FIRESTORE_KEY
 from rotator.services.storage.spec import LIVE_OBJECT, NONCURRENT_GENERATION
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
+from rotator.steps.watch import watch_after_disable
 from rotator.timeutil import format_time
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.plan import PlanContext
+    from rotator.journal import Journal
+    from rotator.steps.base import ApplyContext, PlanContext
 
 
 # Keys held outside Google (Cloud EKM): Firestore masks their loss for up to an hour (R23).
@@ -104,6 +105,16 @@ class CreatePrimaryVersion(StepKind):
         if made is not None and primary != made:
             return [f"{key}: primary is version {primary}, not version {made} that the apply made primary"]
         return []
+
+    def rotation(self, step: PlannedStep, journal: Journal) -> tuple[str, int, int] | None:
+        # Recorded when it was created, or (a version adopted after a crash) in the result.
+        made = journal.value(step.id, "created_version")
+        if made is None:
+            made = (journal.value(step.id, "result") or {}).get("version")
+        before = step.data.get("primary_before")
+        if made is not None and before is not None:
+            return str(step.data["key"]), int(made), int(before)
+        return None
 
 
 @register
@@ -240,6 +251,10 @@ class DisableVersions(StepKind):
             done.append(n)
             ctx.emit(f"{name}: DISABLED")
         return {"disabled": todo}
+
+    def after_apply(self, ctx: ApplyContext, step: PlannedStep, result: dict[str, Any]) -> None:
+        if ctx.watch and step.data.get("mode") == "safe":
+            watch_after_disable(ctx, step, result)
 
     verifies = True
 

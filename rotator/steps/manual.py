@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rotator.steps.base import PlannedStep, StepKind, register, strict
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.plan import PlanContext
+    from rotator.steps.base import ApplyContext, PlanContext
 
 
 @register

@@ -16,8 +16,7 @@ from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, stric
 from rotator.steps.storage import buckets_using
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.plan import PlanContext
+    from rotator.steps.base import ApplyContext, PlanContext
 
 
 # (resource, where it is, the key location it needs)

@@ -12,18 +12,17 @@ from rotator.errors import BadInput, Refused
 from rotator.journal import append_event, events_of, plan_life
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
 from rotator.places import Place, open_place
+from rotator.plandoc import load_plan
+from rotator.planfiles import place_alive, refuse_live_apply
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.timeutil import format_time
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.plan import PlanContext
+    from rotator.steps.base import ApplyContext, PlanContext
 
 
 def states_before(plan_file: str) -> dict[int, str]:
     """Each version's state when the plan was made (what a rollback returns it to)."""
-    from rotator.plan import load_plan
-
     doc, _ = load_plan(plan_file)
     return {int(n): s for n, s in doc["expect"]["versions"].items()}
 
@@ -31,8 +30,6 @@ def states_before(plan_file: str) -> dict[int, str]:
 def changed_by(plan_file: str) -> tuple[str, set[int], set[int]]:
     """The key of a saved plan, and the versions its apply disabled and destroyed (from
     its journal)."""
-    from rotator.plan import load_plan
-
     doc, _ = load_plan(plan_file)
     place = open_place(plan_file)
     events = events_of(place)
@@ -137,8 +134,6 @@ class RollbackPlan(StepKind):
         )
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
-        from rotator.planfiles import place_alive, refuse_live_apply
-
         # The rolled-back plan's journal is appended to: hold that plan's lock (a gs:// lock
         # object; locally the key's lock this apply holds) so a live apply of it, here or on
         # another machine, can never race the rollback. Refused before anything changes.

@@ -18,8 +18,7 @@ from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, stric
 from rotator.storage_rules import overwrite_blocker
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.plan import PlanContext
+    from rotator.steps.base import ApplyContext, PlanContext
 
 
 def buckets_using(ctx: PlanContext, key: str) -> list[Bucket]:
@@ -154,6 +153,10 @@ class RewriteObjects(StepKind):
                 "bytes": size,
             },
         )
+
+    def resume_note(self, step: PlannedStep, progress: dict[str, Any]) -> str:
+        planned = step.data.get("objects")
+        return f", {progress.get('rewritten', 0):,} of {planned:,} objects done" if planned else ""
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
         key, dest = step.data["key"], step.data["to"]

@@ -53,7 +53,8 @@ from rotator import playbooks
 from rotator.backends.fake import FakeBackend
 from rotator.cli import main
 from rotator.engine import apply_plan
-from rotator.plan import build_plan, dumps, resolve_params
+from rotator.plan import build_plan, resolve_params
+from rotator.plandoc import dumps
 
 PREFIXES = ("error:", "refused:", "stale:", "waiting:")
 

@@ -86,10 +86,10 @@ def test_batch_needs_a_manifest_bucket(tmp_path: Path) -> None:
 
 
 def test_auto_takes_batch_only_above_the_threshold_with_a_manifest_bucket(tmp_path: Path) -> None:
-    from rotator.engine import ApplyContext
+    from rotator.engine import ApplySession
 
-    ctx = ApplyContext(None, {}, None, 1, print, engine="auto", manifest_bucket="m", batch_threshold=100)  # type: ignore[arg-type]
+    ctx = ApplySession(None, {}, None, 1, print, engine="auto", manifest_bucket="m", batch_threshold=100)  # type: ignore[arg-type]
     assert ctx.engine_for(99) == "local" and ctx.engine_for(100) == "batch"
     ctx.manifest_bucket = None
     assert ctx.engine_for(10**9) == "local"
-    assert ApplyContext(None, {}, None, 1, print, engine="batch").engine_for(1) == "batch"  # type: ignore[arg-type]
+    assert ApplySession(None, {}, None, 1, print, engine="batch").engine_for(1) == "batch"  # type: ignore[arg-type]

@@ -394,7 +394,7 @@ def test_an_apply_that_loses_its_lock_stops_and_writes_no_more_journal(
     from rotator.engine import apply_plan
     from rotator.errors import RotatorError
     from rotator.interrupts import StopRequest
-    from rotator.plan import load_plan
+    from rotator.plandoc import load_plan
 
     w = world_with_state(tmp_path, firestore=[database(active=[v(APP_KEY, 2)])])
     assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
@@ -557,7 +557,7 @@ def test_an_apply_whose_lock_renewals_fail_stops_before_the_lock_expires(
     from rotator.engine import apply_plan
     from rotator.errors import RotatorError
     from rotator.interrupts import StopRequest
-    from rotator.plan import load_plan
+    from rotator.plandoc import load_plan
 
     w = world_with_state(tmp_path, firestore=[database(active=[v(APP_KEY, 2)])])
     assert w.plan("rotate-key", APP_KEY, out=URL).code == 0

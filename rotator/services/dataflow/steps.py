@@ -12,8 +12,7 @@ from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, reg
 from rotator.timeutil import format_time, parse_time
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.plan import PlanContext
+    from rotator.steps.base import ApplyContext, PlanContext
 
 # Streaming jobs created before this keep key-based transform data outside CMEK (R32).
 R32_CUTOFF = datetime(2024, 3, 7, tzinfo=timezone.utc)

@@ -14,8 +14,7 @@ from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, reg
 from rotator.timeutil import format_time
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.plan import PlanContext
+    from rotator.steps.base import ApplyContext, PlanContext
 
 
 @register

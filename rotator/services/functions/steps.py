@@ -12,8 +12,7 @@ from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, stric
 from rotator.windows import redeploy_window_pin
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.plan import PlanContext
+    from rotator.steps.base import ApplyContext, PlanContext
 
 
 def repository_for(repo: str | None, region: str, project: str, dest: str) -> str:

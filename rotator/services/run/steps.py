@@ -12,8 +12,7 @@ from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, stric
 from rotator.windows import redeploy_window_pin
 
 if TYPE_CHECKING:
-    from rotator.engine import ApplyContext
-    from rotator.plan import PlanContext
+    from rotator.steps.base import ApplyContext, PlanContext
 
 
 def _version_of(key: str, version: str | None) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rotator.backends.base import Backend
+from rotator.backends.base import ReadOnlyBackend
 from rotator.locations import key_region
 from rotator.model import RunService
 from rotator.pins import pin_primary, versions_used
@@ -14,14 +14,14 @@ from rotator.services.run.spec import RUN_IDLE, RUN_KEY, RUN_SERVING
 from rotator.windows import pin_window
 
 
-def run_services(backend: Backend, key: str) -> list[RunService]:
+def run_services(backend: ReadOnlyBackend, key: str) -> list[RunService]:
     """The Cloud Run services that can use `key`: those of its region (R7). Cloud Run
     lists one region at a time; a multi-region or global key serves none."""
     region = key_region(key)
     return backend.run.list_services(region) if region else []
 
 
-def inspected_run_services(backend: Backend, key: str, projects: Iterable[str]) -> list[RunService]:
+def inspected_run_services(backend: ReadOnlyBackend, key: str, projects: Iterable[str]) -> list[RunService]:
     """The Cloud Run services of every inspected project (--project) that can use `key`."""
     out: list[RunService] = []
     for project in dict.fromkeys(projects or (backend.project,)):
