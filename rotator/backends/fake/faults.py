@@ -106,8 +106,10 @@ ALIASES = {"429": "RESOURCE_EXHAUSTED", "503": "UNAVAILABLE", "504": "DEADLINE_E
 
 
 def api_methods(protocol: type) -> frozenset[str]:
+    # A service's protocol extends its reads protocol (rotator.backends.base): both count.
+    own = [k for k in protocol.__mro__ if k.__module__ == protocol.__module__]
     return frozenset(
-        n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_") and n not in LOCAL
+        n for k in own for n, v in vars(k).items() if callable(v) and not n.startswith("_") and n not in LOCAL
     )
 
 
