@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from rotator.backends.base import Backend, ReadOnlyBackend
     from rotator.interrupts import StopRequest
     from rotator.inventory import KeyInventory
-    from rotator.pins import PinGroup
     from rotator.journal import Journal
+    from rotator.pins import PinGroup
     from rotator.progress import ProgressFactory
     from rotator.ratelimit import AdaptiveRate
 
