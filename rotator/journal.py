@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rotator.errors import BadInput
+from rotator.liveness import process_alive
 from rotator.places import LocalPlace, Place
 
 
@@ -235,19 +236,6 @@ PLANNED, APPLYING, WAITING, INTERRUPTED, FAILED, DONE, ROLLED_BACK = (
 )
 LIFE_STATES = (PLANNED, APPLYING, WAITING, INTERRUPTED, FAILED, DONE, ROLLED_BACK)
 UNFINISHED = (APPLYING, WAITING, INTERRUPTED, FAILED)
-
-
-def process_alive(pid: int, host: str | None) -> bool:
-    """Is the apply process `pid` on `host` still running? Only this host can tell."""
-    if host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
 
 
 def plan_life(

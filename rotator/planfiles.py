@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import glob
 import os
-import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from rotator.errors import BadInput, Refused, RotatorError
-from rotator.journal import APPLYING, UNFINISHED, events_of, plan_life, process_alive
-from rotator.places import GcsPlace, Place, is_gcs, lock_is_live, open_place
+from rotator.journal import APPLYING, UNFINISHED, events_of, plan_life
+from rotator.liveness import apply_alive, lock_is_live
+from rotator.places import GcsPlace, Place, is_gcs, open_place
 from rotator.plandoc import load_plan
 
 
 def life_of(plan_path: str) -> dict[str, Any]:
     place = open_place(plan_path)
-    return plan_life(events_of(place), alive=place_alive(place))
-
-
-def place_alive(place: Place) -> Callable[[int, str | None], bool]:
-    """Is the apply that last ran this plan alive? This host can look at the process; for
-    another host only a live lock in the bucket tells."""
-
-    def alive(pid: int, host: str | None) -> bool:
-        if host == socket.gethostname() or not isinstance(place, GcsPlace):
-            return process_alive(pid, host)
-        held = place.lock_holder()
-        return held is not None and held.get("pid") == pid and held.get("host") == host
-
-    return alive
+    return plan_life(events_of(place), alive=apply_alive(place))
 
 
 def check_out(out: str, force: bool, formats: Iterable[str]) -> None:
@@ -45,7 +32,7 @@ def check_out(out: str, force: bool, formats: Iterable[str]) -> None:
     if not is_gcs(out) and os.path.isdir(out):
         raise BadInput(f"--out {out} is a directory", resource=out)
     place = open_place(out)
-    life = plan_life(events_of(place), alive=place_alive(place))
+    life = plan_life(events_of(place), alive=apply_alive(place))
     refuse_live_apply(place, life, f"--out {out}", "nothing was written")
     if life["state"] in UNFINISHED and not force:
         raise BadInput(

@@ -163,8 +163,9 @@ def status(env: Env, plan_file: str | None) -> None:
       rotator status                 # unfinished applies here
     """
     from rotator.journal import plan_life, plan_step_states
+    from rotator.liveness import apply_alive
     from rotator.plandoc import load_plan
-    from rotator.planfiles import place_alive, unfinished_applies
+    from rotator.planfiles import unfinished_applies
     from rotator.render import life_line, status_text
 
     if plan_file is None:
@@ -178,7 +179,7 @@ def status(env: Env, plan_file: str | None) -> None:
     doc, _ = load_plan(plan_file)
     place = open_place(plan_file)
     events = events_of(place)
-    life = plan_life(events, alive=place_alive(place))
+    life = plan_life(events, alive=apply_alive(place))
     steps = plan_step_states(doc["steps"], events, life)
     env.result(
         stamp(

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 from rotator import apierrors as api
 from rotator.errors import BadInput, Refused
 from rotator.journal import append_event, events_of, plan_life
+from rotator.liveness import apply_alive
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
 from rotator.places import Place, open_place
 from rotator.plandoc import load_plan
-from rotator.planfiles import place_alive, refuse_live_apply
+from rotator.planfiles import refuse_live_apply
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.timeutil import format_time
 
@@ -138,7 +139,7 @@ class RollbackPlan(StepKind):
         # object; locally the key's lock this apply holds) so a live apply of it, here or on
         # another machine, can never race the rollback. Refused before anything changes.
         original = open_place(step.data["plan"])
-        life = plan_life(events_of(original), alive=place_alive(original))
+        life = plan_life(events_of(original), alive=apply_alive(original))
         refuse_live_apply(original, life, f"rollback of {original.name}", "nothing was changed")
         with original.lock(ctx.emit, on_lost=ctx.stop.abort):
             return self._roll_back(ctx, step, original)

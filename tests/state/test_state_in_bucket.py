@@ -394,11 +394,12 @@ def test_an_apply_that_loses_its_lock_stops_and_writes_no_more_journal(
     from rotator.engine import apply_plan
     from rotator.errors import RotatorError
     from rotator.interrupts import StopRequest
+    from rotator.places import gcslock
     from rotator.plandoc import load_plan
 
     w = world_with_state(tmp_path, firestore=[database(active=[v(APP_KEY, 2)])])
     assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
-    monkeypatch.setattr(places, "LOCK_TTL_SECONDS", 0.9)
+    monkeypatch.setattr(gcslock, "LOCK_TTL_SECONDS", 0.9)
     monkeypatch.setattr(places, "_backend", [])  # use_backend below is undone after the test
     backend, other = open_world(str(w.path)), open_world(str(w.path))
     try:
@@ -453,7 +454,7 @@ def test_a_lost_lock_refuses_the_next_journal_write(tmp_path: Path) -> None:
     w = world_with_state(tmp_path)
     backend = open_world(str(w.path))
     try:
-        from rotator.places import GcsLock
+        from rotator.places.gcslock import GcsLock
 
         place = GcsPlace(URL, backend.storage)
         lost: list[Any] = []
@@ -505,7 +506,7 @@ def test_a_holder_whose_renewals_fail_fences_itself_before_a_takeover(tmp_path: 
     holder stops (as for a lost lock) before its lock expires, so when another machine
     takes the expired lock over, the old holder has already stopped and its journal
     write is refused: the journal the new owner holds never forks."""
-    from rotator.places import GcsLock
+    from rotator.places.gcslock import GcsLock
 
     w = world_with_state(tmp_path)
     backend, other = open_world(str(w.path)), open_world(str(w.path))
@@ -557,11 +558,12 @@ def test_an_apply_whose_lock_renewals_fail_stops_before_the_lock_expires(
     from rotator.engine import apply_plan
     from rotator.errors import RotatorError
     from rotator.interrupts import StopRequest
+    from rotator.places import gcslock
     from rotator.plandoc import load_plan
 
     w = world_with_state(tmp_path, firestore=[database(active=[v(APP_KEY, 2)])])
     assert w.plan("rotate-key", APP_KEY, out=URL).code == 0
-    monkeypatch.setattr(places, "LOCK_TTL_SECONDS", 0.9)
+    monkeypatch.setattr(gcslock, "LOCK_TTL_SECONDS", 0.9)
     monkeypatch.setattr(places, "_backend", [])  # use_backend below is undone after the test
     backend, other = open_world(str(w.path)), open_world(str(w.path))
     try:
@@ -609,7 +611,7 @@ def test_an_apply_whose_lock_renewals_fail_stops_before_the_lock_expires(
         # finds the journal as the stopped apply left it.
         while time.time() <= expires:
             time.sleep(0.02)
-        taker = places.GcsLock(seen, lambda _m: None, ttl=600)
+        taker = gcslock.GcsLock(seen, lambda _m: None, ttl=600)
         taker.acquire()
         taker.release()
         assert [n for n in state_objects(w) if ".journal/" in n] == batches

@@ -7,12 +7,10 @@ is refused (its hash no longer matches) until `world reset`.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,8 @@ from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.storage import FakeStorage
 from rotator.backends.fake.store import SCHEMA_VERSION, Store
 from rotator.backends.fake.worldfile import dump, load_into, validate_world
-from rotator.errors import BadInput, Refused
+from rotator.errors import BadInput
+from rotator.keylock import one_apply_per_key
 from rotator.kms_inventory import ORGANIZATION_ENV
 from rotator.retry import RetryPolicy
 from rotator.services.dataflow.fake import FakeDataflow
@@ -36,8 +35,6 @@ from rotator.services.functions.fake import FakeFunctions
 from rotator.services.run.fake import FakeRun
 from rotator.timeutil import format_time
 from rotator.yamlload import load_yaml
-
-_memory_locks: dict[tuple[int, str], threading.Lock] = {}
 
 
 class FakeClock:
@@ -153,31 +150,12 @@ class FakeBackend:
         with self.store.read():
             return dump(self.store)
 
-    @contextmanager
-    def apply_lock(self, key: str) -> Iterator[None]:
-        """One apply per key at a time, across processes (flock is released by the
-        kernel when a killed apply dies, so a crash never leaves a stale lock)."""
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        busy = Refused(
-            f"another rotator apply is running on {key}; wait for it to finish "
-            "(`rotator status PLAN.json`) before starting a second one",
-            resource=key,
-        )
-        if self.store.path is None:
-            lock = _memory_locks.setdefault((id(self.store), digest), threading.Lock())
-            if not lock.acquire(blocking=False):
-                raise busy
-            try:
-                yield
-            finally:
-                lock.release()
-            return
-        with open(f"{self.store.path}.lock-{digest}", "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise busy from None
-            yield
+    def apply_lock(self, key: str) -> AbstractContextManager[None]:
+        """One apply per key at a time, across processes: a file lock beside the world's
+        state (in memory for a world without a state file)."""
+        path = self.store.path
+        lock_file = (lambda digest: f"{path}.lock-{digest}") if path is not None else None
+        return one_apply_per_key(key, lock_file, scope=id(self.store))
 
 
 def state_path(world: str) -> str:

@@ -7,12 +7,9 @@ engine sees rotator.apierrors only. Each API can be pointed at a local server (S
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from functools import cached_property
@@ -26,7 +23,7 @@ from rotator.backends.gcp.kms import GcpKms
 from rotator.backends.gcp.logs import GcpLogs
 from rotator.backends.gcp.retry import RetryPolicy
 from rotator.backends.gcp.storage import GcpStorage
-from rotator.errors import Refused
+from rotator.keylock import one_apply_per_key
 from rotator.kms_inventory import ORGANIZATION_ENV
 
 if TYPE_CHECKING:
@@ -200,18 +197,9 @@ class GcpBackend:
     def describe(self) -> dict[str, str]:
         return {"backend": "gcp", "project": self.project}
 
-    @contextmanager
-    def apply_lock(self, key: str) -> Iterator[None]:
-        """One apply per key at a time on this machine (flock: a killed apply never
-        leaves a stale lock). Runs on several machines need their own coordination."""
+    def apply_lock(self, key: str) -> AbstractContextManager[None]:
+        """One apply per key at a time on this machine: a file lock in the user's cache.
+        Runs on several machines coordinate through a plan kept in a bucket (its lock)."""
         folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rotator" / "locks"
         folder.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        with open(folder / digest, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise Refused(
-                    f"another rotator apply is running on {key}; wait for it to finish", resource=key
-                ) from None
-            yield
+        return one_apply_per_key(key, lambda digest: folder / digest)
