@@ -1,5 +1,6 @@
-"""Shared fixtures. Builders and constants live in tests/helpers.py (`from helpers import ...`;
-pytest puts this directory on sys.path because this conftest lives here)."""
+"""Shared fixtures. Worlds are built in tests/worlds.py (`from worlds import ...`), running
+rotator in tests/helpers.py (`from helpers import ...`): pytest puts this directory on
+sys.path because this conftest lives here (tests/ has no __init__.py)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import make_world, write_world
+from worlds import make_world, write_world
 
 from rotator.backends.fake import FakeBackend
 
 
 @pytest.fixture
 def world() -> dict[str, Any]:
-    """The default world dict (see helpers.make_world); mutate it freely."""
+    """The default world dict (see worlds.make_world); mutate it freely."""
     return make_world()
 
 
 @pytest.fixture
 def backend(world: dict[str, Any]) -> FakeBackend:
     """An in-memory FakeBackend of the `world` fixture (edit `world` before first use
-    by overriding the fixture, or build your own with helpers.make_backend)."""
+    by overriding the fixture, or build your own with worlds.make_backend)."""
     return FakeBackend.from_dict(world)
 
 

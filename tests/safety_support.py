@@ -32,103 +32,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from worlds import APP_KEY, v
 
 from rotator.timeutil import parse_time
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "playbooks" / "examples" / "demo-world.yaml"
-APP = "projects/demo/locations/us-east1/keyRings/ring/cryptoKeys/app"
-NEW = "projects/demo/locations/us-east1/keyRings/ring/cryptoKeys/app-2026"
 ENABLED = "ENABLED"
 GONE = ("DESTROY_SCHEDULED", "DESTROYED")
 NOW, SOMEDAY = "now", "someday"
 
 
-# -- worlds ---------------------------------------------------------------------------------
-
-
-def v(key: str, n: int) -> str:
-    return f"{key}/cryptoKeyVersions/{n}"
-
-
-def demo_world() -> dict[str, Any]:
-    """The demo world (five services, a held, a retained, a versioned, a soft-deleted and
-    a CSEK object, ...) plus 100 objects under version 2: 305 live objects."""
-    doc: dict[str, Any] = yaml.safe_load(DEMO.read_text())
-    logs = next(b for b in doc["storage"] if b["bucket"] == "demo-logs")
-    logs["generate"].append({"prefix": "app/more-", "count": 100, "size": 1024, "kms_key_version": v(APP, 2)})
-    return doc
-
-
-def destroyable_world() -> dict[str, Any]:
-    """The demo world with everything on versions 1 and 2 moved to 3 and 4: versions 1
-    and 2 are DISABLED and free, so destroy-versions versions=1,2 goes through."""
-    moves = {v(APP, 1): v(APP, 3), v(APP, 2): v(APP, 4)}
-
-    def move(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {k: move(val) for k, val in x.items()}
-        if isinstance(x, list):
-            return [move(i) for i in x]
-        return moves.get(x, x) if isinstance(x, str) else x
-
-    doc: dict[str, Any] = move(demo_world())
-    app = next(k for k in doc["kms"] if k["key"] == APP)
-    app["versions"] = {1: "DISABLED", 2: "DISABLED", 3: "ENABLED", 4: "ENABLED"}
-    app["primary"] = 4
-    return doc
-
-
 # -- permanent faults on some objects (issue 6.2): one case, in process and over the wire ------
 
-AGENT = "serviceAccount:service-111111111111@gs-project-accounts.iam.gserviceaccount.com"
+# objects of bucket bkt in worlds.two_bucket_world:
 FORBIDDEN = ["o/03", "o/11"]  # answer 403 to their rewrite
 MISSING = ["o/07"]  # answers 404 to its rewrite, though it is there
-
-
-def two_bucket_world() -> dict[str, Any]:
-    """APP with versions 1 and 2: 20 objects under 1 in bkt, 5 under 2 in other."""
-    return {
-        "project": "demo",
-        "kms": [
-            {
-                "key": APP,
-                "primary": 2,
-                "versions": {1: "ENABLED", 2: "ENABLED"},
-                "iam": {"roles/cloudkms.cryptoKeyEncrypterDecrypter": [AGENT]},
-            }
-        ],
-        "storage": [
-            {
-                "bucket": "bkt",
-                "location": "US-EAST1",
-                "default_kms_key": APP,
-                "soft_delete": 0,
-                "generate": [{"prefix": "o/", "count": 20, "kms_key_version": v(APP, 1), "size": 10}],
-            },
-            {
-                "bucket": "other",
-                "location": "US-EAST1",
-                "default_kms_key": APP,
-                "soft_delete": 0,
-                "generate": [{"prefix": "x/", "count": 5, "kms_key_version": v(APP, 2), "size": 10}],
-            },
-        ],
-    }
 
 
 def assert_failed_objects_kept(doc: dict[str, Any], status: dict[str, Any], failed: list[str]) -> None:
     """After rotate-key's apply failed on `failed` (a world dump and `status --output
     json`): those objects are untouched under version 1, which stays ENABLED; the other
     24 moved; the rewrite step failed and the disable never ran."""
-    key = next(k for k in doc["kms"] if k["key"] == APP)
+    key = next(k for k in doc["kms"] if k["key"] == APP_KEY)
     assert key["versions"][1] == "ENABLED", key["versions"]
     assert violations(doc) == []
     objects = {o["name"]: o for b in doc["storage"] for o in b["objects"]}
     for name in failed:
-        assert objects[name]["kms_key_version"] == v(APP, 1) and objects[name]["generation"] == 1
-    moved = [n for n, o in objects.items() if o["kms_key_version"] == v(APP, 3)]
+        assert objects[name]["kms_key_version"] == v(APP_KEY, 1) and objects[name]["generation"] == 1
+    moved = [n for n, o in objects.items() if o["kms_key_version"] == v(APP_KEY, 3)]
     assert len(moved) == 25 - len(failed)
     steps = {s["id"]: s for s in status["steps"]}
     assert steps["rewrite-objects"]["state"] == "failed"
@@ -136,7 +66,7 @@ def assert_failed_objects_kept(doc: dict[str, Any], status: dict[str, Any], fail
 
 
 def assert_finished_after_fix(doc: dict[str, Any]) -> None:
-    key = next(k for k in doc["kms"] if k["key"] == APP)
+    key = next(k for k in doc["kms"] if k["key"] == APP_KEY)
     assert key["versions"] == {1: "DISABLED", 2: "DISABLED", 3: "ENABLED"}
     assert violations(doc) == []
 

@@ -8,18 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
-    APP_KEY,
-    NEW_KEY,
-    WorldCli,
-    assert_failed,
-    key,
-    make_world,
-    resealed,
-    run_cli,
-    v,
-    write_world,
-)
+from helpers import WorldCli, assert_failed, resealed, run_cli
+from worlds import APP_KEY, NEW_KEY, key, make_world, v, write_world
 
 RING = "projects/demo/locations/us-east1/keyRings/ring"
 

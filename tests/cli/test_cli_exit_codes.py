@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
+from helpers import WorldCli, assert_failed, run_cli
+from worlds import (
     APP_KEY,
     BUCKET,
     ENCRYPTER_DECRYPTER,
@@ -21,13 +22,10 @@ from helpers import (
     NEW_KEY,
     OBJECT,
     STORAGE_AGENT,
-    WorldCli,
-    assert_failed,
     bucket,
     key,
     make_world,
     obj,
-    run_cli,
     v,
 )
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
+from helpers import WorldCli, assert_failed
+from worlds import (
     APP_KEY,
     BUCKET,
     ENCRYPTER_DECRYPTER,
@@ -20,8 +21,6 @@ from helpers import (
     NEW_KEY,
     OBJECT,
     STORAGE_AGENT,
-    WorldCli,
-    assert_failed,
     bucket,
     key,
     make_world,

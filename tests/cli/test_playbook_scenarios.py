@@ -1,5 +1,5 @@
 """One scenario per playbook through the command line, on a world file with all five
-services (tests/services_world.py): rotate-key waits for Firestore (R21) and keeps
+services (worlds.services_world): rotate-key waits for Firestore (R21) and keeps
 what running jobs pin; disable-key snapshots Streaming Engine jobs first (R31) and
 reports every service's impact; replace-key moves what can move and reports what
 cannot (R20, R34); destroy-versions refuses what backups, idle revisions and running
@@ -20,21 +20,19 @@ from typing import Any
 
 import pytest
 import yaml
-from services_world import (
+from worlds import (
     ALL_AGENTS,
     APP_KEY,
     BATCH,
     BUCKET,
     DB,
     ENCRYPTER_DECRYPTER,
-    EU_KEY,
     FINISHED,
     FUNCTION,
     INGEST,
     LEGACY,
     NEW_BACKUP,
     NEW_BACKUP_EXPIRES,
-    NEW_KEY,
     OLD_BACKUP,
     OLD_BACKUP_EXPIRES,
     REPOSITORY,
@@ -48,6 +46,8 @@ from services_world import (
     services_world,
     v,
 )
+from worlds import APP_2026_KEY as NEW_KEY
+from worlds import APP_EU_KEY as EU_KEY
 
 from rotator import playbooks
 from rotator.backends.fake import FakeBackend

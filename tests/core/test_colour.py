@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import APP_KEY, make_world, run_cli, write_world
+from helpers import run_cli
+from worlds import APP_KEY, make_world, write_world
 
 from rotator.cli import cli
 

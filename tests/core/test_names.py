@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import APP_KEY, EU_KEY, NEW_KEY, v
+from worlds import APP_KEY, EU_KEY, NEW_KEY, v
 
 from rotator.errors import BadInput
 from rotator.names import KeyName, KeyVersionName, parse_key, parse_version, same_key, strip_version

@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from helpers import APP_KEY, make_world, run_cli, write_world
+from helpers import run_cli
+from worlds import APP_KEY, make_world, write_world
 
 from rotator.progress import NoProgress, ProgressBar, ProgressLines, factory_for
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import APP_KEY, make_world, run_cli, write_world
+from helpers import run_cli
+from worlds import APP_KEY, make_world, write_world
 
 
 def test_markdown_ticket_has_changes_pins_and_the_rollback(tmp_path: Path) -> None:

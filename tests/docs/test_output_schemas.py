@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import jsonschema
-from helpers import APP_KEY, make_world, run_cli, write_world
+from helpers import run_cli
+from worlds import APP_KEY, make_world, write_world
 
 from rotator.output_schemas import SCHEMA_VERSION, SCHEMAS
 

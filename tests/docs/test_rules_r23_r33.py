@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from helpers import WorldCli
-from services_world import (
+from worlds import APP_2026_KEY as NEW_KEY
+from worlds import (
     APP_KEY,
     BATCH,
     COMPUTE_AGENT,
@@ -27,7 +28,6 @@ from services_world import (
     ENCRYPTER_DECRYPTER,
     INGEST,
     LEGACY,
-    NEW_KEY,
     US_DB,
     services_world,
 )

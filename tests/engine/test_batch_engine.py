@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from helpers import APP_KEY, assert_failed, make_world, run_cli, write_world
+from helpers import assert_failed, run_cli
+from worlds import APP_KEY, make_world, write_world
 
 from rotator.backends.fake import open_world
 from rotator.backends.fake.batch import BATCH_DURATION

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import APP_KEY, bucket, key, make_world, v, write_world
+from worlds import APP_KEY, bucket, key, make_world, v, write_world
 
 from rotator import playbooks
 from rotator.journal import journal_path, read_events

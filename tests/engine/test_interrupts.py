@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import APP_KEY, WorldCli, assert_failed, bucket, key, make_world, v
+from helpers import WorldCli, assert_failed
 from test_crash_resume import (
     DEADLINE_SECONDS,
     LATENCY_MS,
@@ -39,6 +39,7 @@ from test_crash_resume import (
     status,
     write_bulk_world,
 )
+from worlds import APP_KEY, bucket, key, make_world, v
 
 from rotator.backends.fake.storage import FakeStorage
 from rotator.model import ENABLED

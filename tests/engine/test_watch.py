@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import APP_KEY, NEW_KEY, assert_failed, make_world, run_cli, write_world
+from helpers import assert_failed, run_cli
+from worlds import APP_KEY, NEW_KEY, make_world, write_world
 
 from rotator import apierrors as api
 from rotator import playbooks

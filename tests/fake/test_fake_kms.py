@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from helpers import (
+from worlds import (
     APP_KEY,
     BUCKET,
     ENCRYPTER_DECRYPTER,

@@ -11,19 +11,20 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import APP_KEY as HELPERS_APP_KEY
-from helpers import EU_KEY, assert_failed, bucket, key, make_world, obj, run_cli, v, write_world
-from services_world import (
+from helpers import assert_failed, run_cli
+from worlds import APP_2026_KEY as NEW_KEY
+from worlds import APP_EU_KEY as EUROPE_WEST1_KEY
+from worlds import (
     APP_KEY,
     ARTIFACT_AGENT,
     DB,
     ENCRYPTER_DECRYPTER,
+    EU_KEY,
     EVENTARC_AGENT,
     FUNCTION,
     FUNCTIONS_AGENT,
     GLOBAL_KEY,
     INGEST,
-    NEW_KEY,
     OLD_BACKUP,
     OLD_BACKUP_EXPIRES,
     REPOSITORY,
@@ -31,15 +32,20 @@ from services_world import (
     SERVICE,
     STORAGE_AGENT,
     backup,
+    bucket,
     database,
     function,
+    key,
     kms_key,
+    make_world,
+    obj,
     revision,
     service,
     services_world,
+    v,
+    write_world,
 )
-from services_world import EU_KEY as EUROPE_WEST1_KEY
-from services_world import job as services_job
+from worlds import job as services_job
 
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
@@ -358,7 +364,7 @@ def test_retention_expiry_prefers_what_cloud_storage_says() -> None:
 
 def retained_world() -> dict[str, Any]:
     """A locked 30-day policy; the object was created 2026-10-01 (so created + 30d has passed)."""
-    held = bucket("held", [obj("ledger", v(HELPERS_APP_KEY, 1), created="2026-10-01T00:00:00Z")])
+    held = bucket("held", [obj("ledger", v(APP_KEY, 1), created="2026-10-01T00:00:00Z")])
     held["retention"] = {"period": "30d", "locked": True}
     return make_world(storage=[held])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
+from worlds import (
     APP_KEY,
     BUCKET,
     EU_KEY,

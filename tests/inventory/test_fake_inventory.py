@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import APP_KEY, BUCKET, NEW_KEY, WorldCli, make_world, v
+from helpers import WorldCli
+from worlds import APP_KEY, BUCKET, NEW_KEY, make_world, v
 
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import APP_KEY, BUCKET, STORAGE_AGENT, WorldCli, assert_failed, bucket, key, make_world, obj, v
+from helpers import WorldCli, assert_failed
+from worlds import APP_KEY, BUCKET, STORAGE_AGENT, bucket, key, make_world, obj, v
 
 TABLE = "//bigquery.googleapis.com/projects/demo/datasets/sales/tables/orders"
 TABLE_TYPE = "bigquery.googleapis.com/Table"

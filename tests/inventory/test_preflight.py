@@ -11,25 +11,19 @@ from typing import Any
 
 import pytest
 from helpers import WorldCli, assert_failed
-from services_world import (
+from worlds import (
     ALL_AGENTS,
     APP_KEY,
-    ARTIFACT_AGENT,
     BUCKET,
-    COMPUTE_AGENT,
-    DATAFLOW_AGENT,
     ENCRYPTER_DECRYPTER,
-    EVENTARC_AGENT,
-    FIRESTORE_AGENT,
     FUNCTION,
-    FUNCTIONS_AGENT,
-    NEW_KEY,
     RUN_AGENT,
     SERVICE,
     STORAGE_AGENT,
     kms_key,
     services_world,
 )
+from worlds import APP_2026_KEY as NEW_KEY
 
 
 def _world(
@@ -56,16 +50,7 @@ def _refused(w: WorldCli, *args: str, needles: tuple[str, ...]) -> str:
 
 @pytest.mark.parametrize(
     "agent",
-    [
-        STORAGE_AGENT,
-        FIRESTORE_AGENT,
-        DATAFLOW_AGENT,
-        COMPUTE_AGENT,
-        RUN_AGENT,
-        FUNCTIONS_AGENT,
-        ARTIFACT_AGENT,
-        EVENTARC_AGENT,
-    ],
+    ALL_AGENTS,  # storage, firestore, dataflow, compute, run, functions, artifact-registry, eventarc
     ids=["storage", "firestore", "dataflow", "compute", "run", "functions", "artifact-registry", "eventarc"],
 )
 def test_rotate_key_refuses_every_missing_agent_grant(tmp_path: Path, agent: str) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import APP_KEY, BUCKET, NEW_KEY, WorldCli, assert_failed, bucket, key, make_world, obj, v
+from helpers import WorldCli, assert_failed
+from worlds import APP_KEY, BUCKET, NEW_KEY, bucket, fleet_on_shared_buckets, key, make_world, obj, v
 
 from rotator.backends.fake import FakeBackend
 from rotator.inventory import scan_key
@@ -221,47 +222,6 @@ def test_report_of_a_project_that_does_not_exist_is_bad_input(tmp_path: Path, ar
     assert r.stdout == ""
 
 
-def _fleet_on_shared_buckets() -> dict[str, Any]:
-    """services_world's five services on APP_KEY, more keys (three regions), and two
-    buckets whose objects are under several keys and versions: more than EXAMPLES under
-    one version, a hold, a live object under a DISABLED version, noncurrent and
-    soft-deleted generations."""
-    from services_world import APP_KEY as SW_APP
-    from services_world import EU_KEY, kms_key, services_world
-    from services_world import NEW_KEY as SW_NEW
-
-    doc = services_world()
-    doc["kms"][1] = kms_key(SW_NEW, {1: "DISABLED", 2: "ENABLED"}, primary=2)
-    ring = SW_APP.rsplit("/", 1)[0]
-    extra = [f"{ring}/k{i}" for i in range(4)]
-    doc["kms"] += [kms_key(k, {1: "ENABLED", 2: "ENABLED"}, primary=2) for k in extra]
-    objects = [obj(f"app/{i:02d}", v(SW_APP, 1), size=10 + i) for i in range(8)]
-    objects += [obj("app/held", v(SW_APP, 2), temporary_hold=True), obj("new/old", v(SW_NEW, 1))]
-    objects += [obj(f"k/{i}", v(k, 1 + i % 2), size=7) for i, k in enumerate(extra)]
-    objects.append(
-        obj(
-            "k/versioned",
-            v(extra[0], 2),
-            noncurrent=[{"generation": 1, "kms_key_version": v(extra[0], 1), "size": 3}],
-            soft_deleted=[
-                {
-                    "generation": 2,
-                    "kms_key_version": v(extra[1], 1),
-                    "size": 5,
-                    "hard_delete_time": "2026-11-29T00:00:00Z",
-                }
-            ],
-            generation=3,
-        )
-    )
-    doc["storage"][0]["objects"] += objects
-    doc["storage"].append(
-        bucket("shared-2", [obj(f"s/{i}", v(extra[i % 4], 2)) for i in range(6)], default_kms_key=extra[3])
-    )
-    doc["kms"] = [k for k in doc["kms"] if k["key"] != EU_KEY] + [kms_key(EU_KEY)]
-    return doc
-
-
 class _Counting:
     """A service whose list calls (and Artifact Registry's repository reads) are counted
     by method and arguments."""
@@ -296,7 +256,7 @@ def test_report_lists_each_bucket_and_service_once_whatever_the_number_of_keys()
     project, not once per key; and the report is the one built key by key."""
     from rotator.report import key_entry
 
-    doc = _fleet_on_shared_buckets()
+    doc = fleet_on_shared_buckets()
     backend, calls = _counted(doc)
     report = build_report(backend, ["demo"])
     assert len(report["keys"]) >= 9

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import APP_KEY, BUCKET, OBJECT, WorldCli, assert_failed, make_world, v
-from services_world import ENCRYPTER_DECRYPTER, FIRESTORE_AGENT, database
+from helpers import WorldCli, assert_failed
+from worlds import APP_KEY, BUCKET, ENCRYPTER_DECRYPTER, FIRESTORE_AGENT, OBJECT, database, make_world, v
 
 from rotator.journal import journal_path, read_events
 
@@ -278,7 +278,8 @@ def test_csv_is_for_report_only(w: WorldCli, where: str) -> None:
 
 
 def test_world_after_the_subcommand(tmp_path: Path) -> None:
-    from helpers import run_cli, write_world
+    from helpers import run_cli
+    from worlds import write_world
 
     write_world(tmp_path / "world.yaml", make_world())
     r = run_cli(["inventory", APP_KEY, "--world", "world.yaml", "--output", "json"], cwd=tmp_path)
@@ -325,7 +326,8 @@ def test_disable_key_asks_for_the_key_id_on_a_terminal(w: WorldCli) -> None:
 
 
 def test_destroy_versions_asks_for_the_key_id_and_yes_skips_it(tmp_path: Path) -> None:
-    from helpers import key, run_cli
+    from helpers import run_cli
+    from worlds import key
 
     w = WorldCli(
         tmp_path, make_world(kms=[key(APP_KEY, {1: "DISABLED", 2: "ENABLED"}, primary=2)], storage=[])
@@ -361,7 +363,7 @@ def test_progress_in_a_log_uses_one_line_format(tmp_path: Path) -> None:
     one kind of line, and its outcome one line at the end."""
     import re
 
-    from helpers import bucket, key
+    from worlds import bucket, key
 
     w = WorldCli(
         tmp_path,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import APP_KEY, assert_failed, make_world, run_cli, write_world
+from helpers import assert_failed, run_cli
+from worlds import APP_KEY, make_world, write_world
 
 from rotator.backends.fake import open_world
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import APP_KEY, EU_KEY, NEW_KEY, WorldCli, assert_failed, make_world, resealed, v, write_world
+from helpers import WorldCli, assert_failed, resealed
+from worlds import APP_KEY, EU_KEY, NEW_KEY, make_world, v, write_world
 
 RING = "projects/demo/locations/us-east1/keyRings/ring"
 

@@ -54,19 +54,10 @@ from typing import Any
 
 import pytest
 import yaml
-from safety_support import (
-    APP,
-    NEW,
-    Run,
-    Zygote,
-    demo_world,
-    destroyable_world,
-    live_objects,
-    normalized,
-    unsnapshotted_cancelled_jobs,
-    v,
-    violations,
-)
+from safety_support import Run, Zygote, live_objects, normalized, unsnapshotted_cancelled_jobs, violations
+from worlds import APP_2026_KEY as NEW
+from worlds import APP_KEY as APP
+from worlds import demo_world, destroyable_world, v
 
 from rotator import guards
 from rotator.backends.fake import open_world

@@ -31,18 +31,16 @@ import pytest
 import yaml
 from helpers import assert_failed, run_cli
 from safety_support import (
-    APP,
     FORBIDDEN,
     MISSING,
-    NEW,
     assert_failed_objects_kept,
     assert_finished_after_fix,
-    demo_world,
-    destroyable_world,
     normalized,
-    two_bucket_world,
     violations,
 )
+from worlds import APP_2026_KEY as NEW
+from worlds import APP_KEY as APP
+from worlds import demo_world, destroyable_world, two_bucket_world
 
 from rotator import playbooks, ratelimit, rewrites
 from rotator.backends.fake import FakeBackend, open_world
@@ -478,7 +476,7 @@ def test_a_lost_answer_during_rollback_is_accepted(
     """rollback restores DESTROY_SCHEDULED versions and enables them again: a lost answer
     on either change (the retry finds it done) neither fails the rollback nor leaves a
     version in its destroy window."""
-    from helpers import APP_KEY, make_world, write_world
+    from worlds import APP_KEY, make_world, write_world
 
     doc = make_world()
     doc["storage"][0]["objects"] = []

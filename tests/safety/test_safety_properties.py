@@ -41,8 +41,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from safety_support import APP, violations
-from services_world import ALL_AGENTS, ENCRYPTER_DECRYPTER
+from safety_support import violations
+from worlds import ALL_AGENTS, ENCRYPTER_DECRYPTER
+from worlds import APP_KEY as APP
 
 from rotator import guards, playbooks
 from rotator.backends.fake import FakeBackend

@@ -27,7 +27,10 @@ from typing import Any
 
 import pytest
 from helpers import WorldCli, assert_failed
-from safety_support import APP, NEW, demo_world, destroyable_world, live_objects, v, violations, wait_for
+from safety_support import live_objects, violations, wait_for
+from worlds import APP_2026_KEY as NEW
+from worlds import APP_KEY as APP
+from worlds import demo_world, destroyable_world, v
 
 from rotator import apierrors as api
 from rotator import playbooks

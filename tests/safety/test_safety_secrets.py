@@ -29,8 +29,9 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import BUCKET, OBJECT, STORAGE_AGENT, Result, WorldCli, make_world, run_cli
-from safety_support import APP, demo_world, v
+from helpers import Result, WorldCli, run_cli
+from worlds import APP_KEY as APP
+from worlds import BUCKET, OBJECT, STORAGE_AGENT, demo_world, make_world, v
 
 PRIVATE_KEY_ID = "5ec7e7000d15c0ffee5ec7e7000d15c0ffee0001"
 TOKENS = {
@@ -177,7 +178,7 @@ def test_fake_backend_outputs_carry_no_credentials(
     assert scan.run("stale apply", w("-v", "apply", "again.json", "--yes")).code == 4
     other = WorldCli(tmp_path / "r5", None)
     other.dir.mkdir()
-    from helpers import key, write_world
+    from worlds import key, write_world
 
     write_world(
         other.path,

@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from services_world import (
+from worlds import APP_2026_KEY as NEW_KEY
+from worlds import APP_EU_KEY as EU_KEY
+from worlds import (
     APP_KEY,
     ARTIFACT_AGENT,
     BATCH,
@@ -18,7 +20,6 @@ from services_world import (
     DATAFLOW_AGENT,
     DB,
     ENCRYPTER_DECRYPTER,
-    EU_KEY,
     FINISHED,
     FIRESTORE_AGENT,
     FUNCTION,
@@ -27,7 +28,6 @@ from services_world import (
     INGEST,
     LEGACY,
     NEW_BACKUP,
-    NEW_KEY,
     OLD_BACKUP,
     OLD_BACKUP_EXPIRES,
     REPOSITORY,

@@ -17,8 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import APP_KEY, BUCKET, OBJECT, WorldCli, assert_failed, bucket, make_world, obj, run_cli, v
-from services_world import ENCRYPTER_DECRYPTER, FIRESTORE_AGENT, database
+from helpers import WorldCli, assert_failed, run_cli
+from worlds import (
+    APP_KEY,
+    BUCKET,
+    ENCRYPTER_DECRYPTER,
+    FIRESTORE_AGENT,
+    OBJECT,
+    bucket,
+    database,
+    make_world,
+    obj,
+    v,
+)
 
 from rotator.backends.fake import open_world
 from rotator.errors import Refused
@@ -175,7 +186,7 @@ def test_journal_batches_are_generation_checked(tmp_path: Path) -> None:
 
 
 def bulk_world_with_state(tmp_path: Path, count: int) -> Path:
-    from helpers import key, write_world
+    from worlds import key, write_world
 
     doc = make_world(
         kms=[key(APP_KEY, {1: "ENABLED", 2: "ENABLED"}, primary=2)],

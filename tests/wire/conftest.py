@@ -20,14 +20,14 @@ from typing import Any  # noqa: E402
 import grpc  # noqa: E402
 import pytest  # noqa: E402
 from grpc_server import GrpcServer, serve_grpc  # noqa: E402
-from services_world import services_world  # noqa: E402
+from worlds import services_world  # noqa: E402
 
 from rotator.backends.fake import FakeBackend  # noqa: E402
 
 
 @pytest.fixture
 def grpc_world() -> dict[str, Any]:
-    """The world behind `grpc_server` (tests/services_world.py: all five services on
+    """The world behind `grpc_server` (worlds.services_world: all five services on
     APP_KEY); override this fixture or mutate it before the server starts."""
     return services_world()
 

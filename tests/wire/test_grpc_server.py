@@ -39,19 +39,19 @@ from grpc_server import (
     GrpcServer,
     status_for,
 )
-from services_world import (
+from worlds import APP_2026_KEY as NEW_KEY
+from worlds import APP_EU_KEY as EU_KEY
+from worlds import (
     APP_KEY,
     BATCH,
     BUCKET,
     DB,
     ENCRYPTER_DECRYPTER,
-    EU_KEY,
     FINISHED,
     FUNCTION,
     INGEST,
     LEGACY,
     NEW_BACKUP,
-    NEW_KEY,
     OLD_BACKUP,
     PROJECT,
     REPOSITORY,

@@ -12,9 +12,8 @@ import pytest
 import yaml
 from grpc_server import KMS, KMS_DASHBOARD, KMS_INVENTORY, GrpcServer
 from harness import serve_world_file
-from inventory.test_report import _fleet_on_shared_buckets
-from services_world import APP_KEY
 from storage_http import StorageServer
+from worlds import APP_KEY, fleet_on_shared_buckets
 
 from rotator.backends.gcp import GcpBackend
 from rotator.backends.gcp.retry import RetryPolicy
@@ -29,7 +28,7 @@ def served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[GcpBackend, StorageServer, GrpcServer]]:
     path = tmp_path / "world.yaml"
-    path.write_text(yaml.safe_dump(_fleet_on_shared_buckets(), sort_keys=False))
+    path.write_text(yaml.safe_dump(fleet_on_shared_buckets(), sort_keys=False))
     monkeypatch.setenv("ROTATOR_ORGANIZATION", "")
     with serve_world_file(path, tmp_path / "cache") as (env, storage, grpc_server):
         for k, v in env.items():

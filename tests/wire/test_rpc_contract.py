@@ -32,9 +32,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import dataflow_v1beta3 as dataflow
 from grpc_server import GrpcServer
 from harness import serve_world_file, world_advance
-from helpers import APP_KEY as HELPERS_APP_KEY
-from services_world import APP_KEY, FUNCTION, INGEST, OLD_BACKUP, SERVICE, services_world
 from storage_http import StorageServer
+from worlds import APP_KEY, FUNCTION, INGEST, OLD_BACKUP, SERVICE, services_world
 
 from rotator import playbooks
 from rotator.backends.gcp import GcpBackend
@@ -180,7 +179,7 @@ def test_retention_expiry_is_read_from_retention_expiration_time(wire: Wire) -> 
     """The policy's clock started late (an event-based hold released on 2026-11-02): Cloud
     Storage says 2026-12-02, creation + 30d would say 2026-10-31 (already free)."""
     wire.storage.retention_expiration[("held", "ledger")] = datetime(2026, 12, 2, tzinfo=timezone.utc)
-    inv = scan_key(wire.gcp, HELPERS_APP_KEY)
+    inv = scan_key(wire.gcp, APP_KEY)
     (group,) = [g for g in inv.versions[1].pins() if g.resource == "gs://held"]
     assert group.kind == RETAINED_OBJECT
     assert group.frees_on() == datetime(2026, 12, 2, tzinfo=timezone.utc)

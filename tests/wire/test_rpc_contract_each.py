@@ -46,8 +46,8 @@ from google.cloud.run_v2.services.services.transports import ServicesGrpcTranspo
 from google.cloud.storagebatchoperations_v1.services.storage_batch_operations.transports import (
     StorageBatchOperationsGrpcTransport,
 )
-from services_world import APP_KEY, BUCKET, DB, FUNCTION, OLD_BACKUP, PROJECT, RING, SERVICE
 from storage_http import serve_storage
+from worlds import APP_KEY, BUCKET, DB, FUNCTION, OLD_BACKUP, PROJECT, RING, SERVICE
 
 from rotator.backends.fake import FakeBackend
 

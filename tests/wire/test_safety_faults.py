@@ -39,19 +39,17 @@ from grpc_server import Fault as GrpcFault
 from harness import serve_world_file, world_advance, world_dump
 from helpers import assert_failed, run_cli
 from safety_support import (
-    APP,
     FORBIDDEN,
     MISSING,
-    NEW,
     assert_failed_objects_kept,
     assert_finished_after_fix,
-    demo_world,
-    destroyable_world,
     normalized,
-    two_bucket_world,
     violations,
 )
 from storage_http import Fault
+from worlds import APP_2026_KEY as NEW
+from worlds import APP_KEY as APP
+from worlds import demo_world, destroyable_world, two_bucket_world
 
 from rotator import playbooks
 from rotator.backends.fake import open_world

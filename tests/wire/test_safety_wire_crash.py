@@ -33,8 +33,9 @@ from typing import Any
 import pytest
 import yaml
 from harness import serve_world_file, world_advance, world_dump
-from safety_support import APP, normalized, violations
+from safety_support import normalized, violations
 from test_safety_faults import PLAYBOOKS
+from worlds import APP_KEY as APP
 
 from rotator.journal import journal_path, read_events
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from safety_support import APP, demo_world, live_objects, v, violations
+from safety_support import live_objects, violations
 from storage_http import Fault
 from test_safety_faults import Wire
+from worlds import APP_KEY as APP
+from worlds import demo_world, v
 
 from rotator.errors import Refused
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from harness import serve_world_file, world_dump
-from helpers import APP_KEY, bucket, key, make_world, v, write_world
+from worlds import APP_KEY, bucket, key, make_world, v, write_world
 
 URL = "gs://ops-state/plans/rk.json"
 TOTAL = 1500

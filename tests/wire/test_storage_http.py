@@ -15,8 +15,8 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import storage
-from helpers import APP_KEY, BUCKET, EU_KEY, NEW_KEY, NOW, OBJECT, bucket, make_world, obj, v
 from wire.storage_http import Fault, StorageServer, parse_fields, project_fields, serve_storage
+from worlds import APP_KEY, BUCKET, EU_KEY, NEW_KEY, NOW, OBJECT, bucket, make_world, obj, v
 
 from rotator.backends.fake import FakeBackend
 from rotator.backends.fake.storage import REWRITE_CHUNK_BYTES

@@ -76,7 +76,8 @@ def test_a_plan_made_on_the_fake_is_refused_by_the_gcp_backend(tmp_path: Path, m
     """The gcp side of the rows left out above: a plan from `--world` applied to Google
     is exit 2 naming the backend, and nothing changes; so is another project's plan."""
     from harness import serve_world_file
-    from helpers import APP_KEY, assert_failed, make_world, run_cli, write_world
+    from helpers import assert_failed, run_cli
+    from worlds import APP_KEY, make_world, write_world
 
     from rotator.backends.fake import open_world
 

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from helpers import APP_KEY, bucket, key, make_backend, obj, v
+from worlds import APP_KEY, bucket, key, make_backend, obj, v
 
 from rotator import playbooks
 from rotator.engine import apply_plan
