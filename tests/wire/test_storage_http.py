@@ -325,6 +325,30 @@ def test_list_blobs_with_fields_gives_everything_the_inventory_needs_without_a_g
     assert len(server.requests) == 3 and all(r.query["fields"] == FIELDS for r in server.requests)
 
 
+def test_a_listing_gives_exactly_the_fields_asked_for_and_the_same_values(server: StorageServer) -> None:
+    """The server leaves out what `fields` does not ask for before building it (costly
+    ones: links, etag, times, hashes): what it does give is what a full answer holds."""
+    full = _raw(server, "GET", f"/storage/v1/b/{BUCKET}/o")[1]["items"]
+    assert any("md5Hash" in item for item in full) and all("etag" in item for item in full)
+    for fields in (
+        "name,generation,kmsKeyName",
+        "name,etag,selfLink,mediaLink,id",
+        "name,timeCreated,updated,timeStorageClassUpdated",
+        "md5Hash,crc32c,size",
+        "*",
+    ):
+        status, page = _raw(server, "GET", f"/storage/v1/b/{BUCKET}/o?fields=items({fields}),nextPageToken")
+        kept = fields.split(",")
+        assert status == 200
+        assert page["items"] == [{k: x for k, x in item.items() if "*" in kept or k in kept} for item in full]
+
+
+def test_a_parsed_fields_selector_is_the_callers_own() -> None:
+    tree = parse_fields("items(name),nextPageToken")
+    tree["items"]["kind"] = None  # parse_fields answers from a cache: this must not leak
+    assert parse_fields("items(name),nextPageToken") == {"items": {"name": None}, "nextPageToken": None}
+
+
 def test_the_client_fetches_bucket_metadata_in_the_background_unless_disabled(
     client: storage.Client, server: StorageServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
