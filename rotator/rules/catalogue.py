@@ -87,7 +87,7 @@ RULES: tuple[Rule, ...] = (
         "Rewrites under HSM and EXTERNAL keys start at a tenth of the usual rate, and "
         "RESOURCE_EXHAUSTED is retried with exponential backoff, never treated as final.",
         ("dataflow", "run", "storage"),
-        ("rotator.ratelimit", "rotator.steps.storage", "rotator.backends.gcp.retry"),
+        ("rotator.ratelimit", "rotator.services.storage.steps", "rotator.backends.gcp.retry"),
     ),
     Rule(
         "R7",
@@ -100,7 +100,7 @@ RULES: tuple[Rule, ...] = (
         "replace-key refuses, before any change, a new key in the wrong place for anything "
         "that would move to it (exit 3).",
         ("storage", "dataflow", "run", "functions"),
-        ("rotator.locations", "rotator.steps.preflight", "rotator.guards", "rotator.backends.fake.storage"),
+        ("rotator.locations", "rotator.steps.preflight", "rotator.guards", "rotator.services.storage.fake"),
     ),
     # -- Cloud Storage -------------------------------------------------------------------
     Rule(
@@ -113,7 +113,7 @@ RULES: tuple[Rule, ...] = (
         "replace-key switches bucket defaults (R13.1) and names the destination key in every "
         "rewrite, so neither depends on the other.",
         ("storage",),
-        ("rotator.backends.fake.storage",),
+        ("rotator.services.storage.fake",),
     ),
     Rule(
         "R11",
@@ -123,7 +123,7 @@ RULES: tuple[Rule, ...] = (
         "Objects are moved with Rewrite Object, one per object, carrying the generation as a "
         "precondition so that a concurrent write is never overwritten.",
         ("storage",),
-        ("rotator.steps.storage",),
+        ("rotator.services.storage.steps",),
     ),
     Rule(
         "R12",
@@ -145,7 +145,7 @@ RULES: tuple[Rule, ...] = (
         "replace-key follows the runbook: step 2 is a manual check shown in the plan and "
         "recorded by apply; apply --watch does the watching of step 4.",
         ("storage",),
-        ("rotator.steps.storage", "rotator.steps.manual", "rotator.steps.kms"),
+        ("rotator.services.storage.steps", "rotator.steps.manual", "rotator.steps.kms"),
         parts=(
             "point every bucket whose default key is the old key at the new key",
             "find the code and requests that name the old key and change them (by hand)",
@@ -163,7 +163,7 @@ RULES: tuple[Rule, ...] = (
         "A live object under a version pins it against disable and destroy until it is "
         "rewritten; disable-key lists the objects it makes unreadable.",
         ("storage",),
-        ("rotator.services.storage.uses", "rotator.steps.kms", "rotator.backends.fake.storage"),
+        ("rotator.services.storage.uses", "rotator.steps.kms", "rotator.services.storage.fake"),
     ),
     Rule(
         "R15",
@@ -187,7 +187,7 @@ RULES: tuple[Rule, ...] = (
         "Such objects pin their version against disable and destroy, with the date they free "
         "up where there is one; they are never rewritten before that.",
         ("storage",),
-        ("rotator.storage_rules", "rotator.services.storage.spec", "rotator.backends.fake.storage"),
+        ("rotator.storage_rules", "rotator.services.storage.spec", "rotator.services.storage.fake"),
         inference="that such objects cannot be rewritten before then either, which follows from what "
         "retention and holds mean",
     ),
@@ -199,7 +199,7 @@ RULES: tuple[Rule, ...] = (
         "Tools that need the checksums (gcloud storage) pay that GET for every object.",
         "rotator never needs the checksums: it lists once, without a GET per object.",
         ("storage",),
-        ("rotator.backends.gcp.storage",),
+        ("rotator.services.storage.gcp",),
     ),
     Rule(
         "R18",
@@ -212,7 +212,7 @@ RULES: tuple[Rule, ...] = (
         "A noncurrent generation pins its version against disable and destroy; a "
         "soft-deleted one against destroy, until its hard-delete time.",
         ("storage",),
-        ("rotator.services.storage.spec", "rotator.steps.storage", "rotator.backends.fake.storage"),
+        ("rotator.services.storage.spec", "rotator.services.storage.steps", "rotator.services.storage.fake"),
         inferred=True,
         inference="the source does not speak of noncurrent or soft-deleted generations; rotator "
         "assumes they keep the version they were written under, the safe side",
@@ -225,7 +225,7 @@ RULES: tuple[Rule, ...] = (
         "A CSEK named in a request wins over the bucket's default CMEK key.",
         "Such an object is under no key version: it neither pins a version nor is rewritten.",
         ("storage",),
-        ("rotator.backends.fake.storage", "rotator.backends.fake.worldfile"),
+        ("rotator.services.storage.fake", "rotator.services.storage.world"),
     ),
     # -- Firestore -----------------------------------------------------------------------
     Rule(

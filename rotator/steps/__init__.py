@@ -1,18 +1,21 @@
-"""Importing this package registers every step kind: the core ones here (Cloud KMS, IAM,
-manual, preflight, rollback) and each service's from its package (rotator/services/<name>/steps.py)."""
+"""Importing this package registers every step kind: the core ones (Cloud KMS, IAM,
+manual, preflight, rollback) from their modules here, each service's from its package
+(rotator/services/<name>/steps.py)."""
 
-from rotator.services.dataflow import steps as _dataflow_steps  # noqa: F401
-from rotator.services.firestore import steps as _firestore_steps  # noqa: F401
-from rotator.services.functions import steps as _functions_steps  # noqa: F401
-from rotator.services.run import steps as _run_steps  # noqa: F401
-from rotator.steps import (  # noqa: F401
-    iam,
-    kms,
-    manual,
-    preflight,
-    rollback,
-    storage,
-)
+from importlib import import_module
+
+from rotator.services import SERVICES, part
 from rotator.steps.base import REGISTRY, PlannedStep, StepKind
+
+# The step kinds that belong to no service.
+CORE = ("iam", "kms", "manual", "preflight", "rollback")
+
+# In the order of their names, core and services together (the order the kinds were
+# registered in before the services had packages; `rotator rules` lists them so).
+for _name in sorted((*CORE, *SERVICES)):
+    if _name in CORE:
+        import_module(f"rotator.steps.{_name}")
+    else:
+        part(_name, "steps")
 
 __all__ = ["REGISTRY", "PlannedStep", "StepKind"]

@@ -12,8 +12,8 @@ from rotator.locations import key_location_for_database
 from rotator.model import ENABLED
 from rotator.names import parse_key
 from rotator.services.run.uses import run_services
+from rotator.services.storage import steps as storage_steps
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
-from rotator.steps.storage import buckets_using
 
 if TYPE_CHECKING:
     from rotator.steps.base import ApplyContext, PlanContext
@@ -85,7 +85,7 @@ class CheckKeyLocations(StepKind):
         key, new_key = ctx.key(params["key"]), ctx.key(params["new_key"])
         check_can_encrypt(ctx.inventory(new_key), new_key)
         location = parse_key(new_key).location
-        buckets = buckets_using(ctx, key)
+        buckets = storage_steps.buckets_using(ctx, key)
         guards.check_bucket_locations(buckets, new_key, location)
         regional = _regional_targets(ctx, key)
         if ctx.params.get("firestore") == "restore":

@@ -110,7 +110,7 @@ def resume(world: Path, plan: Path) -> subprocess.CompletedProcess[str]:
 _KILLER = """
 import os, signal, sys, threading
 from rotator.backends.fake.kms import FakeKms
-from rotator.backends.fake.storage import FakeStorage
+from rotator.services.storage.fake import FakeStorage
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)

@@ -41,8 +41,8 @@ from test_crash_resume import (
 )
 from worlds import APP_KEY, bucket, key, make_world, v
 
-from rotator.backends.fake.storage import FakeStorage
 from rotator.model import ENABLED
+from rotator.services.storage.fake import FakeStorage
 
 OBJECTS = 200
 SIGNAL_AT = 40  # the rewrite call during which the signal arrives

@@ -368,3 +368,20 @@ def test_yaml_with_integer_version_keys_and_times_as_text(tmp_path: Path) -> Non
     b = open_world(str(path))
     assert [x.state for x in b.kms.list_crypto_key_versions(APP_KEY)] == ["DISABLED", "ENABLED"]
     assert b.kms.get_crypto_key(APP_KEY).primary == 2
+
+
+# -- the frame and the services' sections ------------------------------------------------
+
+
+def test_each_service_section_is_the_one_its_spec_names_and_the_schema_lists_them_all() -> None:
+    """A service's world.py holds the schema of exactly the sections its spec names
+    (rotator/services/<name>/), and the world file's schema takes them from the registry."""
+    from rotator.backends.fake.worldfile import world_schema
+    from rotator.services import REGISTRY, part
+
+    for spec in REGISTRY:
+        assert tuple(part(spec.name, "world").SECTIONS) == spec.world_sections, spec.name
+    listed = list(world_schema()["properties"])
+    assert [s for s in listed if any(s in spec.world_sections for spec in REGISTRY)] == [
+        s for spec in REGISTRY for s in spec.world_sections
+    ]

@@ -54,7 +54,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
-from rotator.backends.fake.storage import _encode_token
+from rotator.backends.fake.pages import encode_token
 from rotator.locations import MULTI_REGION_KEY_LOCATION, key_location_for_bucket
 from rotator.model import NONCURRENT, SOFT_DELETED, Bucket, ObjectInfo
 
@@ -807,7 +807,7 @@ class StorageServer:
         token = q.get("pageToken") or None
         if token is None and max(prefix, start):
             # The fake has no prefix: start its scan just before the first candidate name.
-            token = _encode_token(max(prefix, start), -1)
+            token = encode_token(max(prefix, start), -1)
         page = self.backend.storage.list_objects(
             bucket, versions=versions, soft_deleted=soft, page_token=token, page_size=size
         )
@@ -843,7 +843,7 @@ class StorageServer:
             if generation is None:
                 raise HttpError(400, "generation is required with softDeleted", "required")
             page = self.backend.storage.list_objects(
-                bucket, soft_deleted=True, page_token=_encode_token(name, generation - 1), page_size=1
+                bucket, soft_deleted=True, page_token=encode_token(name, generation - 1), page_size=1
             )
             if not page.items or (page.items[0].name, page.items[0].generation) != (name, generation):
                 raise HttpError(404, f"No such object: {bucket}/{name}#{generation}")
@@ -861,7 +861,7 @@ class StorageServer:
             return None
         if following is None or following.name != o.name:
             page = self.backend.storage.list_objects(
-                o.bucket, versions=True, page_token=_encode_token(o.name, o.generation), page_size=1
+                o.bucket, versions=True, page_token=encode_token(o.name, o.generation), page_size=1
             )
             following = page.items[0] if page.items else None
         return following.created if following is not None and following.name == o.name else None

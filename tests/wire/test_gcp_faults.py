@@ -219,7 +219,7 @@ def test_the_batch_engine_over_the_wire(tmp_path: Path, monkeypatch: pytest.Monk
 def test_a_large_object_is_rewritten_through_the_token_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rotator.backends.fake.storage import REWRITE_CHUNK_BYTES
+    from rotator.services.storage.fake import REWRITE_CHUNK_BYTES
 
     doc = world(objects=1)
     doc["storage"][0]["objects"] = [

@@ -138,10 +138,10 @@ def test_a_lock_lost_over_the_wire_refuses_the_next_journal_write(tmp_path: Path
     from google.cloud import storage
 
     from rotator.backends.gcp.retry import RetryPolicy
-    from rotator.backends.gcp.storage import GcpStorage
     from rotator.errors import Refused
     from rotator.places import GcsPlace
     from rotator.places.gcslock import GcsLock
+    from rotator.services.storage.gcp import GcpStorage
 
     world = write_world(
         tmp_path / "world.yaml",
@@ -180,10 +180,10 @@ def test_a_holder_whose_renewals_fail_over_the_wire_fences_itself(tmp_path: Path
 
     from rotator import apierrors as api
     from rotator.backends.gcp.retry import RetryPolicy
-    from rotator.backends.gcp.storage import GcpStorage
     from rotator.errors import Refused
     from rotator.places import GcsPlace
     from rotator.places.gcslock import GcsLock
+    from rotator.services.storage.gcp import GcpStorage
 
     world = write_world(
         tmp_path / "world.yaml",

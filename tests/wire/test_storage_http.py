@@ -19,8 +19,8 @@ from wire.storage_http import Fault, StorageServer, parse_fields, project_fields
 from worlds import APP_KEY, BUCKET, EU_KEY, NEW_KEY, NOW, OBJECT, bucket, make_world, obj, v
 
 from rotator.backends.fake import FakeBackend
-from rotator.backends.fake.storage import REWRITE_CHUNK_BYTES
 from rotator.model import IamPolicy
+from rotator.services.storage.fake import REWRITE_CHUNK_BYTES
 
 ARCHIVE = "demo-archive"
 EU_BUCKET = "demo-eu"

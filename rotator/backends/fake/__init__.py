@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotator.backends.fake.batch import FakeStorageBatch
 from rotator.backends.fake.events import FakeLogs
@@ -22,19 +22,22 @@ from rotator.backends.fake.faults import from_environment as faults_from_environ
 from rotator.backends.fake.faults import wrap as wrap_in_faults
 from rotator.backends.fake.inventory import FakeInventory
 from rotator.backends.fake.kms import FakeKms
-from rotator.backends.fake.storage import FakeStorage
 from rotator.backends.fake.store import SCHEMA_VERSION, Store
 from rotator.backends.fake.worldfile import dump, load_into, validate_world
 from rotator.errors import BadInput
 from rotator.keylock import one_apply_per_key
 from rotator.kms_inventory import ORGANIZATION_ENV
 from rotator.retry import RetryPolicy
-from rotator.services.dataflow.fake import FakeDataflow
-from rotator.services.firestore.fake import FakeFirestore
-from rotator.services.functions.fake import FakeFunctions
-from rotator.services.run.fake import FakeRun
+from rotator.services import REGISTRY, part
 from rotator.timeutil import format_time
 from rotator.yamlload import load_yaml
+
+if TYPE_CHECKING:
+    from rotator.services.dataflow.fake import FakeDataflow
+    from rotator.services.firestore.fake import FakeFirestore
+    from rotator.services.functions.fake import FakeFunctions
+    from rotator.services.run.fake import FakeRun
+    from rotator.services.storage.fake import FakeStorage
 
 
 class FakeClock:
@@ -47,6 +50,13 @@ class FakeClock:
 
 class FakeBackend:
     kind = "fake"
+    # Each service's fake (rotator/services/<name>/fake.py), made by the registry loop
+    # in __init__ under the service's name.
+    storage: FakeStorage
+    firestore: FakeFirestore
+    dataflow: FakeDataflow
+    run: FakeRun
+    functions: FakeFunctions
 
     def __init__(
         self,
@@ -63,22 +73,20 @@ class FakeBackend:
         self.project_number = store.get_meta("project_number") or ""
         self.clock = FakeClock(store)
         self.kms = FakeKms(store)
-        self.storage = FakeStorage(store, self.kms, self.project_number)
-        self.firestore = FakeFirestore(store, self.kms, self.project, self.project_number)
-        self.dataflow = FakeDataflow(store, self.kms, self.project_number)
-        self.run = FakeRun(store, self.kms, self.project_number)
-        self.functions = FakeFunctions(store, self.kms, self.project_number)
+        # Locations that Google's all-locations lists (Firestore backups, Dataflow jobs,
+        # functions) report as `unreachable`: add one to get a partial list, as when a
+        # region does not answer in time. Not part of the world file.
+        self.unreachable: set[str] = set()
+        for service in REGISTRY:
+            setattr(self, service.name, part(service.name, "fake").connect(self))
         self.batch = FakeStorageBatch(store, self.storage, self.project)
         self.logs = FakeLogs(store)
         self.inventory = FakeInventory(store, self)
         # As on Google Cloud: the search needs an organization, the summary does not.
         self.organization: str | None = os.environ.get(ORGANIZATION_ENV) or None
-        self.kms.listeners = [self.firestore, self.dataflow]
-        # Locations that Google's all-locations lists (Firestore backups, Dataflow jobs,
-        # functions) report as `unreachable`: add one to get a partial list, as when a
-        # region does not answer in time. Not part of the world file.
-        self.unreachable: set[str] = set()
-        self.firestore.unreachable = self.dataflow.unreachable = self.functions.unreachable = self.unreachable
+        # Key events reach every service in the same transaction; those that react to
+        # one have its handler (Firestore re-encrypts, Dataflow jobs die: R21, R31, R33).
+        self.kms.listeners = list(self.fakes().values())
         # Faults (issue 6.2) are injected at the API boundary only: the services above
         # keep talking to each other directly, as Google's do.
         self.faults: FaultInjector | None = None
@@ -99,6 +107,10 @@ class FakeBackend:
         store = Store(None)
         load_into(store, doc)
         return cls(store, faults=faults, retry=retry)
+
+    def fakes(self) -> dict[str, Any]:
+        """Each service's fake by its name, in registry order."""
+        return {service.name: getattr(self, service.name) for service in REGISTRY}
 
     def identity(self) -> str:
         return "fake backend (no credentials)"
@@ -141,9 +153,9 @@ class FakeBackend:
             self.store.set_now(now)
             stamp = format_time(now)
             self.kms.advance_to(c, stamp)
-            self.storage.advance_to(c, stamp)
-            self.firestore.advance_to(c, stamp)
-            self.dataflow.advance_to(c, stamp)
+            for fake in self.fakes().values():
+                if hasattr(fake, "advance_to"):  # what the clock changes on its own
+                    fake.advance_to(c, stamp)
         return now
 
     def dump(self) -> dict[str, Any]:

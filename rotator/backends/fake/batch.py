@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.backends.fake.documents import check_key_name, find, load_docs, save_docs
-from rotator.backends.fake.storage import FakeStorage
 from rotator.backends.fake.store import Store
 from rotator.model import BatchJob
 from rotator.timeutil import format_time, parse_time
+
+if TYPE_CHECKING:
+    from rotator.services.storage.fake import FakeStorage
 
 BATCH_DURATION = timedelta(minutes=10)
 ERROR_SAMPLE = 20

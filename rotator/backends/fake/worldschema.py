@@ -5,17 +5,22 @@ failure is BadInput naming the path."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rotator.errors import BadInput
 from rotator.names import parse_key, parse_version
-from rotator.timeutil import parse_duration, parse_time
+from rotator.timeutil import format_duration, parse_duration, parse_time
 
 DURATION = {"type": ["string", "integer"]}
 TIME = {"type": "string"}
 KEY = {"type": ["string", "null"]}
 BOOL = {"type": "boolean"}
+
+
+def format_duration_s(seconds: int) -> str:
+    """A duration the store keeps in seconds, as the world file writes it ("7d")."""
+    return format_duration(timedelta(seconds=seconds))
 
 
 def obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:

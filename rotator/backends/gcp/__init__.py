@@ -12,25 +12,25 @@ import time
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rotator.backends.gcp.batch import GcpStorageBatch
-from rotator.backends.gcp.connect import STORAGE_EMULATOR, Credentials, grpc_transport
+from rotator.backends.gcp.connect import Credentials, grpc_transport
 from rotator.backends.gcp.inventory import GcpKeyInventory
 from rotator.backends.gcp.kms import GcpKms
 from rotator.backends.gcp.logs import GcpLogs
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.backends.gcp.storage import GcpStorage
 from rotator.keylock import one_apply_per_key
 from rotator.kms_inventory import ORGANIZATION_ENV
+from rotator.services import SERVICES, part
 
 if TYPE_CHECKING:
     from rotator.services.dataflow.gcp import GcpDataflow
     from rotator.services.firestore.gcp import GcpFirestore
     from rotator.services.functions.gcp import GcpFunctions
     from rotator.services.run.gcp import GcpRun
+    from rotator.services.storage.gcp import GcpStorage
 
 
 class ServiceClock:
@@ -67,7 +67,8 @@ class GcpBackend:
         self.retry = retry or RetryPolicy()
         self.clock = ServiceClock()
         self.kms = GcpKms(self._kms_client(), self.retry)
-        self.storage = GcpStorage(self._storage_client(), self.project, self.retry)
+        # Made at once, unlike the other services' (below): every run reads Cloud Storage.
+        self.storage: GcpStorage = part("storage", "gcp").connect(self)
         # One cheap call that also sets the clock from Google's Date header.
         number = self.storage.project_number()
         self.project_number = os.environ.get("ROTATOR_PROJECT_NUMBER") or number
@@ -76,32 +77,22 @@ class GcpBackend:
         self._batch: GcpStorageBatch | None = None
         self._logs: GcpLogs | None = None
 
-    # -- the services' clients, made (and their libraries imported) on first use: a plan
-    # with --services storage, or a step that touches only Cloud Storage and KMS, never
-    # pays for the others' imports (about 0.3 s per process start together) ---------------
-    @cached_property
-    def firestore(self) -> GcpFirestore:
-        from rotator.services.firestore import gcp
+    # Each other service's adapter (rotator/services/<name>/gcp.py) under the service's
+    # name, made (and its client library imported) on first use: a plan with --services
+    # storage, or a step that touches only Cloud Storage and KMS, never pays for the
+    # others' imports (about 0.3 s per process start together).
+    firestore: GcpFirestore
+    dataflow: GcpDataflow
+    run: GcpRun
+    functions: GcpFunctions
 
-        return gcp.connect(self)
-
-    @cached_property
-    def dataflow(self) -> GcpDataflow:
-        from rotator.services.dataflow import gcp
-
-        return gcp.connect(self)
-
-    @cached_property
-    def run(self) -> GcpRun:
-        from rotator.services.run import gcp
-
-        return gcp.connect(self)
-
-    @cached_property
-    def functions(self) -> GcpFunctions:
-        from rotator.services.functions import gcp
-
-        return gcp.connect(self)
+    def __getattr__(self, name: str) -> object:
+        """Called only for an attribute not set yet: a service's adapter, made once."""
+        if name not in SERVICES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        adapter = part(name, "gcp").connect(self)
+        setattr(self, name, adapter)
+        return adapter
 
     # -- clients -------------------------------------------------------------------------
     def _kms_client(self) -> Any:
@@ -113,19 +104,6 @@ class GcpBackend:
         return kms_v1.KeyManagementServiceClient(
             transport=grpc_transport(KeyManagementServiceGrpcTransport, "kms", self.credentials)
         )
-
-    def _storage_client(self) -> Any:
-        from google.cloud import storage
-
-        local = bool(os.environ.get(STORAGE_EMULATOR))
-        # google-cloud-storage 3.x otherwise GETs each bucket's metadata in the background
-        # for tracing: one extra request per bucket that rotator never needs.
-        os.environ.setdefault("DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA", "true")
-        client = storage.Client(project=self.project, credentials=self.credentials.for_api(local))
-        client._http.hooks.setdefault("response", []).append(
-            lambda response, *_a, **_k: self.clock.observe(response.headers.get("Date"))
-        )
-        return client
 
     def _key_inventory(self) -> GcpKeyInventory:
         """Cloud KMS Inventory: the per-key summary needs no organization; the search

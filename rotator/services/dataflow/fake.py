@@ -7,7 +7,7 @@ first); a running job's key cannot change (R34)."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.agents import agents
@@ -24,6 +24,9 @@ from rotator.backends.fake.store import Store
 from rotator.model import ENCRYPTER_DECRYPTER, DataflowJob, DataflowSnapshot, Listing
 from rotator.services.dataflow.spec import SPEC
 from rotator.timeutil import format_time, parse_duration, parse_time
+
+if TYPE_CHECKING:
+    from rotator.backends.fake import FakeBackend
 
 # Snapshot states of one still being taken (SnapshotState: PENDING, RUNNING).
 _TAKING = ("PENDING", "RUNNING")
@@ -204,3 +207,10 @@ class FakeDataflow:
             if d.get("state", "RUNNING") == "RUNNING" and d.get("kms_key") == key:
                 d["state"] = "CANCELLED"
         save_docs(c, "dataflow", docs)
+
+
+def connect(backend: FakeBackend) -> FakeDataflow:
+    """This service's fake in `backend`'s world (rotator/backends/fake/__init__.py)."""
+    fake = FakeDataflow(backend.store, backend.kms, backend.project_number)
+    fake.unreachable = backend.unreachable  # one set for every all-locations list (tests)
+    return fake

@@ -4,7 +4,7 @@ protected by the same key; moving it means redeploying its source."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.agents import agents
@@ -22,6 +22,9 @@ from rotator.backends.fake.store import Store
 from rotator.model import CloudFunction, Listing
 from rotator.services.functions.spec import SPEC
 from rotator.timeutil import format_time, parse_time
+
+if TYPE_CHECKING:
+    from rotator.backends.fake import FakeBackend
 
 _UNSET: Any = object()
 
@@ -156,3 +159,10 @@ class FakeFunctions:
                     raise api.FailedPrecondition(
                         f"{name}: {e.message} (R41)", resource=name, rule="R41"
                     ) from None
+
+
+def connect(backend: FakeBackend) -> FakeFunctions:
+    """This service's fake in `backend`'s world (rotator/backends/fake/__init__.py)."""
+    fake = FakeFunctions(backend.store, backend.kms, backend.project_number)
+    fake.unreachable = backend.unreachable  # one set for every all-locations list (tests)
+    return fake

@@ -5,7 +5,7 @@ latest revision moves to it; nothing new starts under an unusable key."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.agents import agents
@@ -24,6 +24,9 @@ from rotator.locations import is_region
 from rotator.model import RunRevision, RunService
 from rotator.services.run.spec import SPEC
 from rotator.timeutil import format_time, parse_time
+
+if TYPE_CHECKING:
+    from rotator.backends.fake import FakeBackend
 
 _UNSET: Any = object()
 
@@ -160,3 +163,8 @@ class FakeRun:
                             resource=name,
                             rule="R41",
                         ) from None
+
+
+def connect(backend: FakeBackend) -> FakeRun:
+    """This service's fake in `backend`'s world (rotator/backends/fake/__init__.py)."""
+    return FakeRun(backend.store, backend.kms, backend.project_number)

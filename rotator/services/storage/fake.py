@@ -9,18 +9,18 @@ object cannot be rewritten without its key (R19); a bucket's key sits where R7 s
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from rotator import apierrors as api
 from rotator.agents import STORAGE, agents
 from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.pages import decode_token, encode_token
 from rotator.backends.fake.store import Store
 from rotator.errors import BadInput
 from rotator.locations import bucket_key_location_ok, key_location_for_bucket
@@ -38,22 +38,11 @@ from rotator.names import parse_key
 from rotator.storage_rules import overwrite_blocker
 from rotator.timeutil import format_time, parse_time
 
+if TYPE_CHECKING:
+    from rotator.backends.fake import FakeBackend
+
 # Objects above this size take several rewrite calls, as large re-encryptions do.
 REWRITE_CHUNK_BYTES = 256 * 1024 * 1024
-
-
-def _encode_token(*parts: object) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode()
-
-
-def _decode_token(token: str) -> list[object]:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, UnicodeDecodeError):
-        raise api.InvalidArgument(f"invalid token {token!r}") from None
-    if not isinstance(value, list):
-        raise api.InvalidArgument(f"invalid token {token!r}")
-    return value
 
 
 def remember_purged(c: sqlite3.Connection, where: str, args: tuple[object, ...]) -> None:
@@ -190,7 +179,7 @@ class FakeStorage:
             states = (LIVE,)
         after_name, after_gen = "", -1
         if page_token:
-            parts = _decode_token(page_token)
+            parts = decode_token(page_token)
             if len(parts) != 2:
                 raise api.InvalidArgument("invalid page token")
             after_name, after_gen = str(parts[0]), int(parts[1])  # type: ignore[call-overload]
@@ -214,7 +203,7 @@ class FakeStorage:
         token = None
         if len(rows) > page_size:
             last = items[-1]
-            token = _encode_token(last.name, last.generation)
+            token = encode_token(last.name, last.generation)
         return ObjectPage(items, token)
 
     def get_object(self, bucket: str, name: str, generation: int | None = None) -> ObjectInfo:
@@ -256,7 +245,7 @@ class FakeStorage:
             version = self._encryption_for_write(c, brow, destination_kms_key)
             done_bytes = 0
             if rewrite_token:
-                parts = _decode_token(rewrite_token)
+                parts = decode_token(rewrite_token)
                 if parts[:4] != [bucket, name, row["generation"], destination_kms_key]:
                     raise api.InvalidArgument(
                         f"gs://{bucket}/{name}: rewrite token belongs to another rewrite"
@@ -266,7 +255,7 @@ class FakeStorage:
             total = row["size"]
             if total - done_bytes > step:
                 done_bytes += step
-                token = _encode_token(bucket, name, row["generation"], destination_kms_key, done_bytes)
+                token = encode_token(bucket, name, row["generation"], destination_kms_key, done_bytes)
                 return RewriteResult(False, total, done_bytes, token, None)
             new = self._write_generation(c, brow, row, name, version, total)
         return RewriteResult(True, total, total, None, new)
@@ -496,3 +485,8 @@ class FakeStorage:
     def advance_to(self, c: sqlite3.Connection, now: str) -> None:
         """Soft-deleted generations past their hard-delete time are gone (R18)."""
         c.execute("DELETE FROM objects WHERE state=? AND hard_delete_time<=?", (SOFT_DELETED, now))
+
+
+def connect(backend: FakeBackend) -> FakeStorage:
+    """This service's fake in `backend`'s world (rotator/backends/fake/__init__.py)."""
+    return FakeStorage(backend.store, backend.kms, backend.project_number)

@@ -13,11 +13,12 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
+from rotator.backends.gcp.connect import STORAGE_EMULATOR
 from rotator.backends.gcp.errors import translated
 from rotator.backends.gcp.retry import RetryPolicy
 from rotator.model import (
@@ -31,6 +32,9 @@ from rotator.model import (
     RewriteResult,
 )
 
+if TYPE_CHECKING:
+    from rotator.backends.gcp import GcpBackend
+
 LIST_FIELDS = (
     "items(name,generation,kmsKeyName,size,timeCreated,timeDeleted,temporaryHold,eventBasedHold,"
     "retention,retentionExpirationTime,softDeleteTime,hardDeleteTime,customerEncryption),nextPageToken"
@@ -38,6 +42,21 @@ LIST_FIELDS = (
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # Answers Cloud Storage's request-rate guidance says to back off from: 408, 429, 5xx.
 THROTTLING = (gexc.TooManyRequests, gexc.ServerError)
+
+
+def connect(backend: GcpBackend) -> GcpStorage:
+    """The adapter over a JSON API client whose every answer sets the backend's clock
+    from Google's Date header (retention and hard-delete times are judged by the
+    service's time, R16)."""
+    local = bool(os.environ.get(STORAGE_EMULATOR))
+    # google-cloud-storage 3.x otherwise GETs each bucket's metadata in the background
+    # for tracing: one extra request per bucket that rotator never needs.
+    os.environ.setdefault("DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA", "true")
+    client = storage.Client(project=backend.project, credentials=backend.credentials.for_api(local))
+    client._http.hooks.setdefault("response", []).append(
+        lambda response, *_a, **_k: backend.clock.observe(response.headers.get("Date"))
+    )
+    return GcpStorage(client, backend.project, backend.retry)
 
 
 def throttling(error: BaseException) -> bool:
