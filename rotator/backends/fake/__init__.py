@@ -22,6 +22,7 @@ from rotator.backends.fake.faults import from_environment as faults_from_environ
 from rotator.backends.fake.faults import wrap as wrap_in_faults
 from rotator.backends.fake.inventory import FakeInventory
 from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import SCHEMA_VERSION, Store
 from rotator.backends.fake.worldfile import dump, load_into, validate_world
 from rotator.errors import BadInput
@@ -77,8 +78,9 @@ class FakeBackend:
         # functions) report as `unreachable`: add one to get a partial list, as when a
         # region does not answer in time. Not part of the world file.
         self.unreachable: set[str] = set()
+        world: FakeWorld = self  # what each fake is made from (checked here by mypy)
         for service in REGISTRY:
-            setattr(self, service.name, part(service.name, "fake").connect(self))
+            setattr(self, service.name, part(service.name, "fake").connect(world))
         self.batch = FakeStorageBatch(store, self.storage, self.project)
         self.logs = FakeLogs(store)
         self.inventory = FakeInventory(store, self)

@@ -21,6 +21,7 @@ from rotator.backends.gcp.inventory import GcpKeyInventory
 from rotator.backends.gcp.kms import GcpKms
 from rotator.backends.gcp.logs import GcpLogs
 from rotator.backends.gcp.retry import RetryPolicy
+from rotator.backends.gcp.shared import GcpWorld
 from rotator.keylock import one_apply_per_key
 from rotator.kms_inventory import ORGANIZATION_ENV
 from rotator.services import SERVICES, part
@@ -90,7 +91,8 @@ class GcpBackend:
         """Called only for an attribute not set yet: a service's adapter, made once."""
         if name not in SERVICES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        adapter = part(name, "gcp").connect(self)
+        world: GcpWorld = self  # what each adapter is made from (checked here by mypy)
+        adapter = part(name, "gcp").connect(world)
         setattr(self, name, adapter)
         return adapter
 

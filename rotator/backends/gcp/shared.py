@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
+
+from rotator.backends.gcp.connect import Credentials
+from rotator.backends.gcp.inventory import GcpKeyInventory
+from rotator.backends.gcp.retry import RetryPolicy
 
 OPERATION_TIMEOUT = 900.0
 UNSET: Any = object()
@@ -38,3 +42,28 @@ def recorded_version(key: str | None, recorded: str | None) -> str | None:
 def location_of(name: str) -> str:
     """ "projects/P/locations/L" (or a bare L) -> L."""
     return name.rsplit("/locations/", 1)[-1].split("/", 1)[0]
+
+
+class DateObserver(Protocol):
+    """The backend's clock, set from the Date header of Google's answers (ServiceClock)."""
+
+    def observe(self, date_header: str | None) -> None: ...
+
+
+class GcpWorld(Protocol):
+    """What each service's adapter is made from (its `connect`): the parts of the gcp
+    backend it shares with the others. GcpBackend has them; the adapters name this
+    protocol rather than the backend, so no service imports the backend that loops over it."""
+
+    @property
+    def credentials(self) -> Credentials: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def retry(self) -> RetryPolicy: ...
+    @property
+    def inventory(self) -> GcpKeyInventory: ...
+    @property
+    def clock(self) -> DateObserver: ...
+
+    def primary_of(self, key: str) -> int | None: ...

@@ -7,7 +7,7 @@ first); a running job's key cannot change (R34)."""
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rotator import apierrors as api
 from rotator.agents import agents
@@ -20,13 +20,11 @@ from rotator.backends.fake.documents import (
     save_docs,
 )
 from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.model import ENCRYPTER_DECRYPTER, DataflowJob, DataflowSnapshot, Listing
 from rotator.services.dataflow.spec import SPEC
 from rotator.timeutil import format_time, parse_duration, parse_time
-
-if TYPE_CHECKING:
-    from rotator.backends.fake import FakeBackend
 
 # Snapshot states of one still being taken (SnapshotState: PENDING, RUNNING).
 _TAKING = ("PENDING", "RUNNING")
@@ -209,7 +207,7 @@ class FakeDataflow:
         save_docs(c, "dataflow", docs)
 
 
-def connect(backend: FakeBackend) -> FakeDataflow:
+def connect(backend: FakeWorld) -> FakeDataflow:
     """This service's fake in `backend`'s world (rotator/backends/fake/__init__.py)."""
     fake = FakeDataflow(backend.store, backend.kms, backend.project_number)
     fake.unreachable = backend.unreachable  # one set for every all-locations list (tests)

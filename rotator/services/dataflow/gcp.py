@@ -5,17 +5,14 @@ before a key is disabled (R31)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rotator import apierrors as api
 from rotator.backends.gcp.connect import grpc_transport
 from rotator.backends.gcp.errors import translated
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.backends.gcp.shared import EPOCH
+from rotator.backends.gcp.shared import EPOCH, GcpWorld
 from rotator.model import DataflowJob, DataflowSnapshot, Listing
-
-if TYPE_CHECKING:
-    from rotator.backends.gcp import GcpBackend
 
 # Dataflow states that no longer use the key (everything else is treated as running).
 _ENDED = {
@@ -28,7 +25,7 @@ _ENDED = {
 }
 
 
-def connect(backend: GcpBackend) -> GcpDataflow:
+def connect(backend: GcpWorld) -> GcpDataflow:
     """The adapter over the Jobs and Snapshots clients (their library imported here, on
     first use: a plan that never reads Dataflow never loads it)."""
     from google.cloud import dataflow_v1beta3

@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rotator import apierrors as api
 from rotator.agents import agents
 from rotator.backends.fake.documents import check_key_name, encrypt_version, find, load_docs, save_docs
 from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.locations import key_location_for_database
 from rotator.model import Backup, Database, Listing
 from rotator.services.firestore.spec import SPEC
 from rotator.timeutil import format_time, parse_duration, parse_time
-
-if TYPE_CHECKING:
-    from rotator.backends.fake import FakeBackend
 
 NOT_ACCESSIBLE = "The customer-managed encryption key required by the requested resource is not accessible"
 
@@ -182,7 +180,7 @@ def _expired(backup: dict[str, Any], now: datetime) -> bool:
     return "expire_time" in backup and parse_time(backup["expire_time"]) <= now
 
 
-def connect(backend: FakeBackend) -> FakeFirestore:
+def connect(backend: FakeWorld) -> FakeFirestore:
     """This service's fake in `backend`'s world (rotator/backends/fake/__init__.py)."""
     fake = FakeFirestore(backend.store, backend.kms, backend.project, backend.project_number)
     fake.unreachable = backend.unreachable  # one set for every all-locations list (tests)

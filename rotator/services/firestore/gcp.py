@@ -4,19 +4,16 @@ do not say their version, R24: any of their key's), restoring a backup under a k
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rotator.backends.gcp.connect import grpc_transport
 from rotator.backends.gcp.errors import translated
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.backends.gcp.shared import EPOCH, OPERATION_TIMEOUT, location_of
+from rotator.backends.gcp.shared import EPOCH, OPERATION_TIMEOUT, GcpWorld, location_of
 from rotator.model import Backup, Database, Listing
 
-if TYPE_CHECKING:
-    from rotator.backends.gcp import GcpBackend
 
-
-def connect(backend: GcpBackend) -> GcpFirestore:
+def connect(backend: GcpWorld) -> GcpFirestore:
     """The adapter over the Firestore Admin client (its library imported here, on first
     use: a plan that never reads Firestore never loads it)."""
     from google.cloud import firestore_admin_v1

@@ -4,7 +4,7 @@ protected by the same key; moving it means redeploying its source."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rotator import apierrors as api
 from rotator.agents import agents
@@ -18,13 +18,11 @@ from rotator.backends.fake.documents import (
 )
 from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.model import CloudFunction, Listing
 from rotator.services.functions.spec import SPEC
 from rotator.timeutil import format_time, parse_time
-
-if TYPE_CHECKING:
-    from rotator.backends.fake import FakeBackend
 
 _UNSET: Any = object()
 
@@ -161,7 +159,7 @@ class FakeFunctions:
                     ) from None
 
 
-def connect(backend: FakeBackend) -> FakeFunctions:
+def connect(backend: FakeWorld) -> FakeFunctions:
     """This service's fake in `backend`'s world (rotator/backends/fake/__init__.py)."""
     fake = FakeFunctions(backend.store, backend.kms, backend.project_number)
     fake.unreachable = backend.unreachable  # one set for every all-locations list (tests)

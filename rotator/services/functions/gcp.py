@@ -6,7 +6,7 @@ primary (R42); repositories and their keys."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rotator import apierrors as api
 from rotator.backends.gcp.connect import grpc_transport
@@ -15,6 +15,7 @@ from rotator.backends.gcp.retry import RetryPolicy
 from rotator.backends.gcp.shared import (
     OPERATION_TIMEOUT,
     UNSET,
+    GcpWorld,
     PrimaryOf,
     location_of,
     output_time,
@@ -22,13 +23,10 @@ from rotator.backends.gcp.shared import (
 )
 from rotator.model import CloudFunction, Listing
 
-if TYPE_CHECKING:
-    from rotator.backends.gcp import GcpBackend
-
 FUNCTION_VERSION_LABEL = "rotator-kms-key-version"
 
 
-def connect(backend: GcpBackend) -> GcpFunctions:
+def connect(backend: GcpWorld) -> GcpFunctions:
     """The adapter over the Functions and Artifact Registry clients (their libraries
     imported here, on first use: a plan that never reads functions never loads them)."""
     from google.cloud import functions_v2

@@ -5,7 +5,7 @@ latest revision moves to it; nothing new starts under an unusable key."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rotator import apierrors as api
 from rotator.agents import agents
@@ -19,14 +19,12 @@ from rotator.backends.fake.documents import (
 )
 from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
+from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.locations import is_region
 from rotator.model import RunRevision, RunService
 from rotator.services.run.spec import SPEC
 from rotator.timeutil import format_time, parse_time
-
-if TYPE_CHECKING:
-    from rotator.backends.fake import FakeBackend
 
 _UNSET: Any = object()
 
@@ -165,6 +163,6 @@ class FakeRun:
                         ) from None
 
 
-def connect(backend: FakeBackend) -> FakeRun:
+def connect(backend: FakeWorld) -> FakeRun:
     """This service's fake in `backend`'s world (rotator/backends/fake/__init__.py)."""
     return FakeRun(backend.store, backend.kms, backend.project_number)

@@ -4,7 +4,7 @@ the key version it records; a new revision deployed under a key's primary (R43).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rotator.backends.gcp.connect import grpc_transport
 from rotator.backends.gcp.errors import tested_permissions, translated
@@ -13,19 +13,17 @@ from rotator.backends.gcp.shared import (
     EPOCH,
     OPERATION_TIMEOUT,
     UNSET,
+    GcpWorld,
     PrimaryOf,
     output_time,
     recorded_version,
 )
 from rotator.model import RunRevision, RunService
 
-if TYPE_CHECKING:
-    from rotator.backends.gcp import GcpBackend
-
 RUN_VERSION_ANNOTATION = "rotator.kms-key-version"
 
 
-def connect(backend: GcpBackend) -> GcpRun:
+def connect(backend: GcpWorld) -> GcpRun:
     """The adapter over the Services and Revisions clients (their library imported here,
     on first use: a plan that never reads Cloud Run never loads it)."""
     from google.cloud import run_v2

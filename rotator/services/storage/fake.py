@@ -14,13 +14,13 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from rotator import apierrors as api
 from rotator.agents import STORAGE, agents
 from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.pages import decode_token, encode_token
+from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.errors import BadInput
 from rotator.locations import bucket_key_location_ok, key_location_for_bucket
@@ -37,9 +37,6 @@ from rotator.model import (
 from rotator.names import parse_key
 from rotator.storage_rules import overwrite_blocker
 from rotator.timeutil import format_time, parse_time
-
-if TYPE_CHECKING:
-    from rotator.backends.fake import FakeBackend
 
 # Objects above this size take several rewrite calls, as large re-encryptions do.
 REWRITE_CHUNK_BYTES = 256 * 1024 * 1024
@@ -487,6 +484,6 @@ class FakeStorage:
         c.execute("DELETE FROM objects WHERE state=? AND hard_delete_time<=?", (SOFT_DELETED, now))
 
 
-def connect(backend: FakeBackend) -> FakeStorage:
+def connect(backend: FakeWorld) -> FakeStorage:
     """This service's fake in `backend`'s world (rotator/backends/fake/__init__.py)."""
     return FakeStorage(backend.store, backend.kms, backend.project_number)

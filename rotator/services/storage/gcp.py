@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage
@@ -21,6 +21,7 @@ from google.cloud import storage
 from rotator.backends.gcp.connect import STORAGE_EMULATOR
 from rotator.backends.gcp.errors import translated
 from rotator.backends.gcp.retry import RetryPolicy
+from rotator.backends.gcp.shared import GcpWorld
 from rotator.model import (
     LIVE,
     NONCURRENT,
@@ -32,9 +33,6 @@ from rotator.model import (
     RewriteResult,
 )
 
-if TYPE_CHECKING:
-    from rotator.backends.gcp import GcpBackend
-
 LIST_FIELDS = (
     "items(name,generation,kmsKeyName,size,timeCreated,timeDeleted,temporaryHold,eventBasedHold,"
     "retention,retentionExpirationTime,softDeleteTime,hardDeleteTime,customerEncryption),nextPageToken"
@@ -44,7 +42,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 THROTTLING = (gexc.TooManyRequests, gexc.ServerError)
 
 
-def connect(backend: GcpBackend) -> GcpStorage:
+def connect(backend: GcpWorld) -> GcpStorage:
     """The adapter over a JSON API client whose every answer sets the backend's clock
     from Google's Date header (retention and hard-delete times are judged by the
     service's time, R16)."""
