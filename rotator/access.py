@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from rotator.agents import agents
+from rotator.changes import Change
 from rotator.errors import Refused
 from rotator.model import ENCRYPTER_DECRYPTER
 from rotator.services import REGISTRY
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
 # as opposed to changes of the key itself (disable, destroy, restore): each service's
 # (its spec's key_changes), and two of the key's own.
 _SERVICE_USE = {
-    "create_version",  # Firestore re-encrypts to it; new writes use it (R2, R21)
-    "grant",
+    Change.CREATE_VERSION,  # Firestore re-encrypts to it; new writes use it (R2, R21)
+    Change.GRANT,
     *(action for service in REGISTRY for action in service.key_changes),
 }
 # action -> (the API asked, the change's field naming the resource, the permissions).
@@ -43,13 +44,13 @@ def caller_permissions(change: dict[str, Any]) -> tuple[str, str, list[str]] | N
     """(api, resource, permissions) a change needs, for the APIs with testIamPermissions."""
     a = change["action"]
     kms = {
-        "create_version": ["cloudkms.cryptoKeyVersions.create"],
-        "set_primary": ["cloudkms.cryptoKeys.update"],
-        "disable": ["cloudkms.cryptoKeyVersions.update"],
-        "enable": ["cloudkms.cryptoKeyVersions.update"],
-        "destroy": ["cloudkms.cryptoKeyVersions.destroy"],
-        "restore": ["cloudkms.cryptoKeyVersions.restore"],
-        "grant": ["cloudkms.cryptoKeys.getIamPolicy", "cloudkms.cryptoKeys.setIamPolicy"],
+        Change.CREATE_VERSION: ["cloudkms.cryptoKeyVersions.create"],
+        Change.SET_PRIMARY: ["cloudkms.cryptoKeys.update"],
+        Change.DISABLE: ["cloudkms.cryptoKeyVersions.update"],
+        Change.ENABLE: ["cloudkms.cryptoKeyVersions.update"],
+        Change.DESTROY: ["cloudkms.cryptoKeyVersions.destroy"],
+        Change.RESTORE: ["cloudkms.cryptoKeyVersions.restore"],
+        Change.GRANT: ["cloudkms.cryptoKeys.getIamPolicy", "cloudkms.cryptoKeys.setIamPolicy"],
     }.get(a)
     if kms is not None:
         return "kms", change.get("key") or _key_of(change["version"]), kms

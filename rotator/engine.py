@@ -20,6 +20,7 @@ from rotator.errors import BadInput, Failure, Interrupted, RotatorError, Stale
 from rotator.interrupts import StopRequest
 from rotator.inventory import KeyInventory, scan_key
 from rotator.journal import DONE, ROLLED_BACK, Journal, plan_life, progress_across_runs
+from rotator.names import parse_key
 from rotator.places import LocalPlace, Place, refuse_state_under_plan_key
 from rotator.progress import NoProgress, ProgressFactory
 from rotator.ratelimit import DEFAULT_CONCURRENCY, AdaptiveRate
@@ -187,10 +188,8 @@ def check_expectations(backend: Backend, plan: dict[str, Any]) -> None:
         seen = expect["versions"].get(n)
         if seen != state:
             what = f"was {seen}" if seen else "did not exist"
-            raise Stale(
-                f"{key}/cryptoKeyVersions/{n} is {state} but {what} when planned; plan again",
-                resource=f"{key}/cryptoKeyVersions/{n}",
-            )
+            name = str(parse_key(key).version(int(n)))
+            raise Stale(f"{name} is {state} but {what} when planned; plan again", resource=name)
 
 
 def verify_done(ctx: ApplySession, life: dict[str, Any]) -> dict[str, Any]:

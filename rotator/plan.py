@@ -13,6 +13,7 @@ from rotator import __version__, guards
 from rotator import apierrors as api
 from rotator.access import check_access
 from rotator.backends.base import Backend, ReadOnlyBackend
+from rotator.changes import SUMMARY_FIELDS, change_of
 from rotator.errors import BadInput
 from rotator.inventory import KeyInventory, scan_key
 from rotator.names import parse_key
@@ -245,36 +246,13 @@ def inventory_json(inv: KeyInventory) -> dict[str, Any]:
 
 
 def summarize(doc: dict[str, Any]) -> dict[str, int]:
-    s = {
-        "steps": len(doc["steps"]),
-        "objects_to_rewrite": 0,
-        "bytes_to_rewrite": 0,
-        "versions_to_disable": 0,
-        "versions_pinned": 0,
-        "versions_to_destroy": 0,
-        "versions_to_enable": 0,
-        "versions_to_restore": 0,
-        "buckets_to_change": 0,
-        "grants": 0,
-    }
+    """The plan's counters: each change adds its own (rotator.changes); a step's kept
+    versions (data.keep: pinned, so left enabled) are counted as pinned."""
+    s = {"steps": len(doc["steps"]), **dict.fromkeys(SUMMARY_FIELDS, 0)}
     for step in doc["steps"]:
         for c in step["changes"]:
-            action = c["action"]
-            if action == "rewrite":
-                s["objects_to_rewrite"] += c["objects"]
-                s["bytes_to_rewrite"] += c["bytes"]
-            elif action == "disable":
-                s["versions_to_disable"] += 1
-            elif action == "destroy":
-                s["versions_to_destroy"] += 1
-            elif action == "enable":
-                s["versions_to_enable"] += 1
-            elif action == "restore":
-                s["versions_to_restore"] += 1
-            elif action == "set_default_kms_key":
-                s["buckets_to_change"] += 1
-            elif action == "grant":
-                s["grants"] += 1
-        if step["kind"] == "kms.disable_versions":
-            s["versions_pinned"] += len(step["data"].get("keep", {}))
+            kind = change_of(c)
+            for counter, n in (kind.tally(c) if kind is not None else {}).items():
+                s[counter] += n
+        s["versions_pinned"] += len(step["data"].get("keep", {}))
     return s

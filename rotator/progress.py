@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
-from rotator.render import human_bytes
+from rotator.units import human_bytes
 
 
 class Progress(Protocol):

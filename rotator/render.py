@@ -4,80 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rotator.changes import Change, change_line, change_sign
 from rotator.guards import describe_pin
 from rotator.pins import PinGroup
-
-_SIGN = {
-    "deploy_revision": "~",
-    "create_repository": "+",
-    "redeploy_function": "~",
-    "wait_reencryption": "…",
-    "restore_database": "+",
-    "snapshot_job": "+",
-    "restore": "+",
-    "enable": "+",
-    "create_version": "+",
-    "set_primary": "~",
-    "grant": "+",
-    "set_default_kms_key": "~",
-    "rewrite": "~",
-    "disable": "-",
-    "destroy": "-",
-}
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
-def _change_line(c: dict[str, Any]) -> str:
-    a = c["action"]
-    if a == "create_version":
-        return f"create version {c['expected_version']} of {c['key']}"
-    if a == "set_primary":
-        return f"primary version {c['from']} -> {c['to']}"
-    if a == "grant":
-        return f"grant {c['role']} to {c['member']} ({c['service']})"
-    if a == "set_default_kms_key":
-        return f"{c['bucket']}: default key -> {c['to']}"
-    if a == "rewrite":
-        version = c["from_version"].rsplit("/", 1)[1]
-        noun = "object" if c["objects"] == 1 else "objects"
-        return (
-            f"{c['bucket']}: {c['objects']:,} {noun} ({human_bytes(c['bytes'])}) "
-            f"under version {version} -> {c['to_key'].rsplit('/', 1)[1]}"
-        )
-    if a == "disable":
-        return f"disable {c['version']}"
-    if a == "deploy_revision":
-        return f"{c['service']}: new revision under {c['to_key'].rsplit('/', 1)[1]} (replaces {c['from']})"
-    if a == "create_repository":
-        return f"{c['repository']}: create under {c['kms_key'].rsplit('/', 1)[1]} (R42)"
-    if a == "redeploy_function":
-        return f"{c['function']}: redeploy under {c['to_key'].rsplit('/', 1)[1]}"
-    if a == "wait_reencryption":
-        return f"{c['database']}: wait until re-encrypted with the new primary (R21)"
-    if a == "restore_database":
-        return (
-            f"{c['new_database']}: restore {c['backup']} ({c['snapshot_time']}) under "
-            f"{c['kms_key'].rsplit('/', 1)[1]}"
-        )
-    if a == "snapshot_job":
-        return f"snapshot Dataflow job {c['job']} ({c['region']}) (R31)"
-    if a == "restore":
-        return (
-            f"restore {c['version']} (scheduled for destruction at {c['destroy_time']}; comes back DISABLED)"
-        )
-    if a == "enable":
-        return f"enable {c['version']}"
-    if a == "destroy":
-        return f"destroy {c['version']} (DESTROYED after {c['destroyed_after']})"
-    return str(c)
+from rotator.units import human_bytes
 
 
 def _pin_line(b: dict[str, Any]) -> str:
@@ -129,7 +59,7 @@ def plan_text(doc: dict[str, Any]) -> str:
         out.append(f"Step {i}: {step['id']} ({step['kind']}){'  [' + rules + ']' if rules else ''}")
         out.append(f"    {step['title']}")
         for c in step["changes"]:
-            out.append(f"    {_SIGN.get(c['action'], '*')} {_change_line(c)}")
+            out.append(f"    {change_sign(c)} {change_line(c)}")
         for n, reasons in step["data"].get("keep", {}).items():
             out.append(f"    ! keep version {n}: pinned")
             for r in reasons:
@@ -278,7 +208,7 @@ def plan_markdown(doc: dict[str, Any], plan_file: str | None = None) -> str:
     ]
     for i, step in enumerate(doc["steps"], 1):
         rules = f" ({', '.join(step['rules'])})" if step["rules"] else ""
-        lines = [_change_line(c) for c in step["changes"]] or ["nothing to do"]
+        lines = [change_line(c) for c in step["changes"]] or ["nothing to do"]
         for j, line in enumerate(lines):
             out.append(f"| {i if j == 0 else ''} | {step['id'] + rules if j == 0 else ''} | {line} |")
     kept = [(n, r) for step in doc["steps"] for n, rs in step["data"].get("keep", {}).items() for r in rs]
@@ -290,8 +220,8 @@ def plan_markdown(doc: dict[str, Any], plan_file: str | None = None) -> str:
     notes = [n for step in doc["steps"] for n in step["notes"]]
     if notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    disables = [c["version"] for st in doc["steps"] for c in st["changes"] if c["action"] == "disable"]
-    destroys = [c for st in doc["steps"] for c in st["changes"] if c["action"] == "destroy"]
+    disables = [c["version"] for st in doc["steps"] for c in st["changes"] if c["action"] == Change.DISABLE]
+    destroys = [c for st in doc["steps"] for c in st["changes"] if c["action"] == Change.DESTROY]
     out += ["", "## Rollback", ""]
     if disables or destroys:
         out.append(

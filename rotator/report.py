@@ -24,11 +24,11 @@ from rotator.backends.base import Backend
 from rotator.inventory import scan_key
 from rotator.model import CryptoKey
 from rotator.ratelimit import PerMinuteQuota, QuotaKms
-from rotator.render import human_bytes
 from rotator.scan import ScanCache
 from rotator.services import service_of
 from rotator.services.core import INVENTORY_UNREADABLE, OTHER_PROJECT, UNCOVERED
 from rotator.timeutil import format_duration, format_time
+from rotator.units import human_bytes
 
 KeyDone = Callable[[str], None]
 

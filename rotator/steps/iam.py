@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.agents import agents
+from rotator.changes import Change
 from rotator.model import ENCRYPTER_DECRYPTER
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 
@@ -37,7 +38,13 @@ class GrantAgents(StepKind):
             rules=self.rules,
             targets=[new_key],
             changes=[
-                {"action": "grant", "key": new_key, "role": ENCRYPTER_DECRYPTER, "member": m, "service": s}
+                {
+                    "action": Change.GRANT,
+                    "key": new_key,
+                    "role": ENCRYPTER_DECRYPTER,
+                    "member": m,
+                    "service": s,
+                }
                 for s, m in missing
             ],
             notes=["granting needs roles/owner or roles/cloudkms.admin on the key (R5)"],

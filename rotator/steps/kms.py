@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator import guards
+from rotator.changes import Change
 from rotator.errors import BadInput, Stale
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
 from rotator.pins import PinGroup
@@ -56,8 +57,8 @@ class CreatePrimaryVersion(StepKind):
             rules=self.rules,
             targets=[key],
             changes=[
-                {"action": "create_version", "key": key, "expected_version": number},
-                {"action": "set_primary", "key": key, "from": inv.key.primary, "to": number},
+                {"action": Change.CREATE_VERSION, "key": key, "expected_version": number},
+                {"action": Change.SET_PRIMARY, "key": key, "from": inv.key.primary, "to": number},
             ],
             notes=[
                 "new writes are encrypted with the new primary; old versions stay "
@@ -197,7 +198,7 @@ class DisableVersions(StepKind):
             title=title,
             rules=self.rules,
             targets=[key],
-            changes=[{"action": "disable", "version": f"{key}/cryptoKeyVersions/{n}"} for n in disable],
+            changes=[{"action": Change.DISABLE, "version": f"{key}/cryptoKeyVersions/{n}"} for n in disable],
             blockers=blockers + impact,
             notes=notes,
             data={
@@ -347,7 +348,7 @@ class DestroyVersions(StepKind):
             targets=[key],
             changes=[
                 {
-                    "action": "destroy",
+                    "action": Change.DESTROY,
                     "version": f"{key}/cryptoKeyVersions/{n}",
                     "destroyed_after": format_time(when),
                 }

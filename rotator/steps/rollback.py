@@ -8,10 +8,12 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
+from rotator.changes import Change
 from rotator.errors import BadInput, Refused
 from rotator.journal import append_event, events_of, plan_life
 from rotator.liveness import apply_alive
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
+from rotator.names import parse_key
 from rotator.places import Place, open_place
 from rotator.plandoc import load_plan
 from rotator.planfiles import refuse_live_apply
@@ -82,7 +84,7 @@ class RollbackPlan(StepKind):
         changes, notes, lost = [], [], []
         for n in sorted(destroyed | disabled):
             v = versions.get(n)
-            name = f"{key}/cryptoKeyVersions/{n}"
+            name = str(parse_key(key).version(n))
             if v is None:
                 continue
             if v.state == DESTROYED:
@@ -90,16 +92,16 @@ class RollbackPlan(StepKind):
             elif v.state == DESTROY_SCHEDULED:
                 changes.append(
                     {
-                        "action": "restore",
+                        "action": Change.RESTORE,
                         "version": name,
                         "destroy_time": format_time(v.destroy_time) if v.destroy_time else None,
                     }
                 )
                 # Restored versions come back DISABLED; enable only what was enabled before.
                 if before.get(n) == ENABLED:
-                    changes.append({"action": "enable", "version": name})
+                    changes.append({"action": Change.ENABLE, "version": name})
             elif v.state == DISABLED:
-                changes.append({"action": "enable", "version": name})
+                changes.append({"action": Change.ENABLE, "version": name})
             else:
                 notes.append(f"version {n} is already {v.state}")
         if lost:
@@ -129,8 +131,8 @@ class RollbackPlan(StepKind):
             data={
                 "key": key,
                 "plan": plan_file,
-                "restore": [c["version"] for c in changes if c["action"] == "restore"],
-                "enable": [c["version"] for c in changes if c["action"] == "enable"],
+                "restore": [c["version"] for c in changes if c["action"] == Change.RESTORE],
+                "enable": [c["version"] for c in changes if c["action"] == Change.ENABLE],
             },
         )
 

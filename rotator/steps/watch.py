@@ -17,7 +17,8 @@ def watch_after_disable(ctx: ApplyContext, step: PlannedStep, result: dict[str, 
     """R13.4: after disabling, watch the services' logs for failures caused by the key.
     One appears: re-enable what this step disabled, and stop (exit 1) naming it."""
     key = parse_key(step.data["key"])
-    disabled = [str(key.version(n)) for n in result.get("disabled", [])]
+    numbers = list(result.get("disabled", []))
+    disabled = [str(key.version(n)) for n in numbers]
     if not disabled or ctx.watch is None:
         return
     since = ctx.backend.clock.now()
@@ -50,7 +51,7 @@ def watch_after_disable(ctx: ApplyContext, step: PlannedStep, result: dict[str, 
     )
     raise Failure(
         f"{first.resource} ({first.service}) failed after the disable: {first.message}; "
-        f"re-enabled {', '.join(str(v.rsplit('/', 1)[1]) for v in disabled)} (R13.4)",
+        f"re-enabled {', '.join(str(n) for n in numbers)} (R13.4)",
         resource=first.resource,
         rule="R13",
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from rotator.changes import Change
 from rotator.errors import Failure, Waiting
 from rotator.model import DataflowJob
 from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
@@ -114,7 +115,7 @@ class SnapshotJobs(StepKind):
             title=f"snapshot {len(jobs)} Streaming Engine job(s)",
             rules=self.rules,
             targets=[j.id for j in jobs],
-            changes=[{"action": "snapshot_job", "job": j.id, "region": j.region} for j in jobs],
+            changes=[{"action": Change.SNAPSHOT_JOB, "job": j.id, "region": j.region} for j in jobs],
             notes=notes,
             data={"jobs": [j.id for j in jobs]},
         )

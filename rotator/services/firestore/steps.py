@@ -8,6 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
+from rotator.changes import Change
 from rotator.errors import Refused, Stale, Waiting
 from rotator.services.firestore.spec import FIRESTORE_ACTIVE
 from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
@@ -44,7 +45,7 @@ class WaitReencryption(StepKind):
             title=f"wait for re-encryption of {len(dbs)} Firestore database(s) with the new primary",
             rules=self.rules,
             targets=dbs,
-            changes=[{"action": "wait_reencryption", "database": d} for d in dbs],
+            changes=[{"action": Change.WAIT_REENCRYPTION, "database": d} for d in dbs],
             notes=[
                 "Firestore re-encrypts with the new primary on its own; both versions must stay "
                 "enabled until it finishes (R21), or every call fails (R22)"
@@ -164,7 +165,7 @@ class RestoreNewestBackup(StepKind):
             target = f"projects/{ctx.backend.project}/databases/{restored_id(db.name, new_key)}"
             changes.append(
                 {
-                    "action": "restore_database",
+                    "action": Change.RESTORE_DATABASE,
                     "database": db.name,
                     "backup": newest.name,
                     "snapshot_time": format_time(newest.snapshot_time),

@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
+from rotator.changes import Change
 from rotator.services.functions.spec import FUNCTION, FUNCTION_KEY, FUNCTION_WINDOW
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.windows import redeploy_window_pin
@@ -47,9 +48,9 @@ class RedeployFunctions(StepKind):
             repo = fn.docker_repository
             if dest != key:
                 repo = repository_for(fn.docker_repository, fn.region, ctx.backend.project, dest)
-                changes.append({"action": "create_repository", "repository": repo, "kms_key": dest})
+                changes.append({"action": Change.CREATE_REPOSITORY, "repository": repo, "kms_key": dest})
             changes.append(
-                {"action": "redeploy_function", "function": fn.name, "to_key": dest, "repository": repo}
+                {"action": Change.REDEPLOY_FUNCTION, "function": fn.name, "to_key": dest, "repository": repo}
             )
             moves.append({"function": fn.name, "repository": repo})
             ctx.resolved_uses.update(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rotator.changes import Change
 from rotator.errors import Stale
 from rotator.services.run.spec import RUN_KEY, RUN_SERVING, RUN_WINDOW
 from rotator.services.run.uses import inspected_run_services
@@ -50,7 +51,7 @@ class RedeployServices(StepKind):
             services.append(svc.name)
             changes.append(
                 {
-                    "action": "deploy_revision",
+                    "action": Change.DEPLOY_REVISION,
                     "service": svc.name,
                     "from": latest.name,
                     "to_key": dest,

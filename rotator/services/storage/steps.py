@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 from rotator import apierrors as api
 from rotator import guards
 from rotator.backends.base import StorageApi, iter_objects
+from rotator.changes import Change
 from rotator.errors import BadInput, Failure, Stale, Waiting
 from rotator.model import BatchJob, Bucket
 from rotator.ratelimit import GCS_START_RPS, KMS_QUOTA_START_RPS
@@ -51,7 +52,7 @@ class SetBucketDefaults(StepKind):
             rules=self.rules,
             targets=[f"gs://{b}" for b in buckets],
             changes=[
-                {"action": "set_default_kms_key", "bucket": f"gs://{b}", "from": key, "to": new_key}
+                {"action": Change.SET_DEFAULT_KMS_KEY, "bucket": f"gs://{b}", "from": key, "to": new_key}
                 for b in buckets
             ],
             data={"key": key, "new_key": new_key, "buckets": buckets},
@@ -110,7 +111,7 @@ class RewriteObjects(StepKind):
             for n, (count, nbytes) in sorted(per_version.items()):
                 changes.append(
                     {
-                        "action": "rewrite",
+                        "action": Change.REWRITE,
                         "bucket": f"gs://{bucket}",
                         "from_version": f"{key}/cryptoKeyVersions/{n}",
                         "to_key": dest,
