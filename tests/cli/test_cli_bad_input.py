@@ -1,5 +1,7 @@
 """Bad input through the CLI: exit 2, one `error:` line naming the field or value, and
-no change to the world (same `world dump`, no journal, no plan file)."""
+no change to the world (same `world dump`, no journal, no plan file).
+
+Backends: fake."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@
 Every non-zero exit prints one final stderr line starting with error:/refused:/
 stale:/waiting: naming the resource and the rule; `--output json` puts exactly one
 JSON document on stdout.
+
+Backends: fake; gcp over the wire (tests/wire/test_suites_over_the_wire.py runs this file again).
 """
 
 from __future__ import annotations

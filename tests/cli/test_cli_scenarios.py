@@ -4,6 +4,8 @@ The pin table of README.md ("What pins a version") for Cloud Storage + KMS, row 
 row, for disable (rotate-key's disable step keeps or disables) and destroy
 (destroy-versions refuses with exit 3 or schedules); the issue's scenario; the
 replace-key runbook (R13); the emergency disable-key; status and re-apply.
+
+Backends: fake; gcp over the wire (tests/wire/test_suites_over_the_wire.py runs this file again).
 """
 
 from __future__ import annotations

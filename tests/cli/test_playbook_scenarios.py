@@ -4,6 +4,8 @@ what running jobs pin; disable-key snapshots Streaming Engine jobs first (R31) a
 reports every service's impact; replace-key moves what can move and reports what
 cannot (R20, R34); destroy-versions refuses what backups, idle revisions and running
 jobs still pin (R24, R43, R31). Plus `apply --wait` through the engine on the fake clock.
+
+Backends: fake; gcp over the wire (tests/wire/test_suites_over_the_wire.py runs this file again).
 """
 
 from __future__ import annotations

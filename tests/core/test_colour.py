@@ -1,4 +1,6 @@
-"""Colour only on a terminal, never with NO_COLOR, never in what a script reads."""
+"""Colour only on a terminal, never with NO_COLOR, never in what a script reads.
+
+Backends: fake."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Key and key-version names (R1): parse, strip, compare; malformed names say what is wrong."""
+"""Key and key-version names (R1): parse, strip, compare; malformed names say what is wrong.
+
+Backends: none (names only)."""
 
 from __future__ import annotations
 

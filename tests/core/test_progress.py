@@ -1,5 +1,7 @@
 """Progress on stderr: a bar on a terminal, periodic lines in a log, none when quiet or
-when stdout carries JSON; and the R6 start rate for HSM/external keys."""
+when stdout carries JSON; and the R6 start rate for HSM/external keys.
+
+Backends: fake."""
 
 from __future__ import annotations
 

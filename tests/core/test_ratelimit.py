@@ -1,3 +1,9 @@
+"""Rate limits (rotator.ratelimit): a bucket's write rate bursts then waits, starts at
+Cloud Storage's guidance and at most doubles every 20 minutes up to its cap, comes down
+within seconds under throttling, and Little's law sizes the requests in flight.
+
+Backends: none (the rate limiters on an injected clock)."""
+
 from __future__ import annotations
 
 import itertools

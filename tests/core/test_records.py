@@ -1,5 +1,7 @@
 """Change records: the plan as a markdown ticket, the audit record of each apply, and
-shell completion."""
+shell completion.
+
+Backends: fake."""
 
 from __future__ import annotations
 

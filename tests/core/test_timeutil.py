@@ -1,4 +1,6 @@
-"""Durations ("30d", "2h30m") and RFC 3339 times as the world file writes them."""
+"""Durations ("30d", "2h30m") and RFC 3339 times as the world file writes them.
+
+Backends: none (durations and times only)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Everything a user can type is documented: every command and option in README.md,
-every playbook and step kind, and an example in every --help."""
+every playbook and step kind, and an example in every --help.
+
+Backends: none (the documents and the commands' --help)."""
 
 from __future__ import annotations
 

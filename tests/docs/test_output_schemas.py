@@ -1,6 +1,8 @@
 """Every command's --output json document validates against its documented schema
 (rotator/output_schemas.py), carries its kind and schema_version, and is alone on
-stdout."""
+stdout.
+
+Backends: fake."""
 
 from __future__ import annotations
 

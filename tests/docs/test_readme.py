@@ -1,4 +1,6 @@
-"""README.md's two commands work as written, and CI runs exactly its test command."""
+"""README.md's two commands work as written, and CI runs exactly its test command.
+
+Backends: fake (the demo, on its world file)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """The rules ship with the tool (rotator/rules.py, `rotator rules`), and the project
 keeps to them: every rule cited in the package, its playbooks and the README exists;
 every rule is named by a test; every rule is enforced or modelled in the modules its
-entry names, and each of those modules cites it."""
+entry names, and each of those modules cites it.
+
+Backends: none (the code, the documents and `rotator rules`)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ R33: revoking the Encrypter/Decrypter role of the Dataflow service agent or the 
 Engine default account halts the jobs on that key. rotator only ever grants: after
 replace-key the old key still carries every grant its running jobs need, and the jobs
 run. A job halted by a revocation no longer pins its version.
+
+Backends: fake.
 """
 
 from __future__ import annotations

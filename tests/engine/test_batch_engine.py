@@ -1,6 +1,8 @@
 """--engine batch: a bucket's rewrite handed to Cloud Storage batch operations (the
 fake models the jobs: they run on the fake clock and refuse held or retained objects
-like a rewrite would)."""
+like a rewrite would).
+
+Backends: fake."""
 
 from __future__ import annotations
 

@@ -13,6 +13,8 @@ rewrite), exactly one new key version, and a complete, readable journal.
   process right before or right after that call;
 * a torn last journal line (a kill in the middle of a journal write) must not break
   the resumed apply, nor any later reader of the journal.
+
+Backends: fake (in real processes).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ every object rewritten exactly once.
 
 The in-process test runs on the fake backend and over the wire (it is in the wire
 suites); the real-process tests send the signal from outside, as a shell or a job
-scheduler would."""
+scheduler would.
+
+Backends: fake; gcp over the wire (some tests: tests/wire/test_suites_over_the_wire.py names them)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """apply --watch: after a disable, watch the services' logs (the fake's event log); a
-failure caused by the key re-enables what was disabled and stops with exit 1 (R13.4)."""
+failure caused by the key re-enables what was disabled and stops with exit 1 (R13.4).
+
+Backends: fake."""
 
 from __future__ import annotations
 

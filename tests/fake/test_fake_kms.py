@@ -1,4 +1,6 @@
-"""The fake Cloud KMS (R1-R3, R5): version states, rotation, IAM with etags."""
+"""The fake Cloud KMS (R1-R3, R5): version states, rotation, IAM with etags.
+
+Backends: fake."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The fake answers as Google's APIs do where rotator once misread them (issue 11): the
-same findings are shown over the wire in tests/wire/test_rpc_contract.py."""
+same findings are shown over the wire in tests/wire/test_rpc_contract.py.
+
+Backends: fake; gcp over the wire (the CLI cases, through `backend_kind`)."""
 
 from __future__ import annotations
 

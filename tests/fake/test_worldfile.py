@@ -1,4 +1,6 @@
-"""The fake world file: validation with paths, dump/load round trips, durable state."""
+"""The fake world file: validation with paths, dump/load round trips, durable state.
+
+Backends: fake."""
 
 from __future__ import annotations
 

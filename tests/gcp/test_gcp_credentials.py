@@ -1,5 +1,7 @@
 """Without credentials and without local endpoints, the real backend stops at once
-with one `error:` line about credentials: no traceback, no hang."""
+with one `error:` line about credentials: no traceback, no hang.
+
+Backends: gcp (without credentials or endpoints: it must stop at once)."""
 
 from __future__ import annotations
 

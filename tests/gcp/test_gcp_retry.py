@@ -1,4 +1,6 @@
-"""Retries live only in backends/gcp: what is retried, what never is, and the messages."""
+"""Retries live only in backends/gcp: what is retried, what never is, and the messages.
+
+Backends: gcp (its error translation and retry policy, in process)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The fake's Cloud KMS Inventory itself (issue 12): the summary always, the search only
 with an organization, every product including `other_resources`, and faults through
-ROTATOR_FAKE_FAULTS (services=inventory)."""
+ROTATOR_FAKE_FAULTS (services=inventory).
+
+Backends: fake."""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ operator acknowledges it; resources in projects rotator did not inspect pin too.
 
 Run on the fake in process and, through tests/wire (test_suites_over_the_wire), on the
 gcp backend over gRPC: ROTATOR_ORGANIZATION and ROTATOR_FAKE_FAULTS reach both.
+
+Backends: fake; gcp over the wire (tests/wire/test_suites_over_the_wire.py runs this file again).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 Encrypter/Decrypter on the key it will use (R5), and the caller holds the permission of
 every change (testIamPermissions on Cloud KMS keys and Cloud Storage buckets). Anything
 missing: `refused:` exit 3 naming the member, the role or permission and the resource,
-and nothing changed. Run on both backends (test_suites_over_the_wire)."""
+and nothing changed. Run on both backends (test_suites_over_the_wire).
+
+Backends: fake; gcp over the wire (tests/wire/test_suites_over_the_wire.py runs this file again)."""
 
 from __future__ import annotations
 

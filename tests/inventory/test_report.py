@@ -2,7 +2,9 @@
 rotation, the age of its primary, each version's state, age and what it protects, which
 versions are safe to disable or destroy; text, json and csv; Cloud KMS reads under a
 per-project quota (counted on an injected clock, never timed). The CLI cases run on
-both backends (test_suites_over_the_wire)."""
+both backends (test_suites_over_the_wire).
+
+Backends: fake; gcp over the wire (tests/wire/test_suites_over_the_wire.py runs this file again)."""
 
 from __future__ import annotations
 

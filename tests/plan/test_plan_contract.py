@@ -1,6 +1,8 @@
 """A plan is a contract (issue 13): tamper-evident, single-use, honest about what it
 did. Every test here runs on the fake backend and again through the gcp backend over
-the wire (tests/wire/test_suites_over_the_wire.py lists this file)."""
+the wire (tests/wire/test_suites_over_the_wire.py lists this file).
+
+Backends: fake; gcp over the wire (tests/wire/test_suites_over_the_wire.py runs this file again)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """rollback: undo an applied plan's disables and scheduled destructions, within the
-destroy window (R1), from its journal."""
+destroy window (R1), from its journal.
+
+Backends: fake."""
 
 from __future__ import annotations
 

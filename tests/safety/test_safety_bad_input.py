@@ -6,6 +6,8 @@ It adds to tests/cli/test_cli_bad_input.py (81 cases) what that file does not co
 names, option values, custom playbook files (unknown step kind, bad `with:`, duplicate
 ids, ...), world files, plan files, a plan for another project or backend, and a world
 edited under its state. len(CASES) is the figure in README "Safety".
+
+Backends: fake; gcp over the wire (tests/wire/test_suites_over_the_wire.py runs this file again).
 """
 
 from __future__ import annotations

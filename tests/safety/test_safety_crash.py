@@ -33,6 +33,8 @@ Figures (CI size): KILL_POINTS = 20 per playbook, at least (80 in all, ~20 s; in
 22-25 per playbook: the kinds drawn first, delay kills and the real process come on top).
 A bigger run: ROTATOR_CRASH_KILL_POINTS=200 ROTATOR_CRASH_SEED=7 pytest tests/safety/test_safety_crash.py
 (the seed changes which points are drawn; every run prints its kill points with -s).
+
+Backends: fake (in real processes).
 """
 
 from __future__ import annotations

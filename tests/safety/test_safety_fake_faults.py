@@ -17,6 +17,8 @@ same client-side RetryPolicy the gcp backend uses:
   object named, the versions they need kept ENABLED, exit 1 with a summary; once the
   cause is gone, the same apply finishes;
 * ROTATOR_FAKE_FAULTS itself is checked: a wrong field is exit 2 and nothing is made.
+
+Backends: fake.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ clock moves 7 hours and apply runs again); a refusal (3), a stale plan (4) or a 
 
 Examples: ROTATOR_HYPOTHESIS_EXAMPLES (default 100 for CI, ~4 s; nightly: 1000, ~25 s), derandomized
 (the same examples every run), no deadline.
+
+Backends: fake.
 """
 
 from __future__ import annotations

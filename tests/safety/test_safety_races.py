@@ -10,6 +10,8 @@
   disable-key, destroy-versions and to changes made while an apply is paused);
 * two applies on one key at once: the second refuses (exit 3, "another rotator apply is
   running"), changes nothing, and the first finishes as if alone.
+
+Backends: fake.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ what reached the wire servers.
 * the gcp backend with no local endpoint, so the key file is really used: the token
   endpoint (a local server named in the key file) turns the signed assertion down;
   rotator must say so without the key, its id, or the assertion it sent.
+
+Backends: fake; gcp over the wire (its own servers).
 """
 
 from __future__ import annotations

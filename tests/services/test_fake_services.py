@@ -1,6 +1,8 @@
 """The fake's Firestore, Dataflow, Cloud Run and functions enforce what the cloud
 enforces (SPEC "The fake world file"): each wrong step below fails with the error the
 cloud answers with, naming the rule (R5, R7, R20-R24, R30-R34, R40-R43).
+
+Backends: fake.
 """
 
 from __future__ import annotations

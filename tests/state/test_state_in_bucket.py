@@ -2,7 +2,9 @@
 record and apply lock as objects beside it, so an apply started on one machine is
 resumed from another directory and another HOME, and two applies of one plan never run
 at once. The CLI tests run on the fake backend (the objects live in the fake world's
-buckets) and over the wire (tests/wire/test_suites_over_the_wire.py lists this file)."""
+buckets) and over the wire (tests/wire/test_suites_over_the_wire.py lists this file).
+
+Backends: fake; gcp over the wire (some tests: tests/wire/test_suites_over_the_wire.py names them)."""
 
 from __future__ import annotations
 

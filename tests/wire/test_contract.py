@@ -1,7 +1,9 @@
 """The same scenarios on both backends: the fake in process, and the gcp backend
 through the official clients over the wire (tests/wire servers over the same kind of
 world). Each scenario runs twice from identical worlds and must end in the same world,
-with the same exit codes and the same refusal dates."""
+with the same exit codes and the same refusal dates.
+
+Backends: fake; gcp over the wire (the same scenarios on both, side by side)."""
 
 from __future__ import annotations
 

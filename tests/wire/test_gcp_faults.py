@@ -1,5 +1,7 @@
 """Faults over the wire: what the gcp backend retries (429, 503, UNAVAILABLE), what it
-never retries (403, 404, 412), and the message for a missing permission."""
+never retries (403, 404, 412), and the message for a missing permission.
+
+Backends: gcp over the wire."""
 
 from __future__ import annotations
 

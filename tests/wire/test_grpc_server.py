@@ -1,6 +1,8 @@
 """tests/wire/grpc_server.py through the official Google client libraries: every
 hosted method, values round-tripping between the fake and the wire, the fake's
-errors as google.api_core exceptions, and fault injection."""
+errors as google.api_core exceptions, and fault injection.
+
+Backends: wire servers (grpc_server.py under the official clients)."""
 
 from __future__ import annotations
 

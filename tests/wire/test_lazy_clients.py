@@ -1,7 +1,9 @@
 """Each service's gcp adapter (rotator/services/<name>/gcp.py) imports its client
 library on first use: a plan that looks only at Cloud Storage never loads the other
 services' libraries (about 0.3 s of every process start together). Checked over the
-wire, in a fresh interpreter, on the demo world where every service has resources."""
+wire, in a fresh interpreter, on the demo world where every service has resources.
+
+Backends: gcp over the wire."""
 
 from __future__ import annotations
 

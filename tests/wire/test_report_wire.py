@@ -1,6 +1,8 @@
 """`report` over the wire lists each bucket and each service once per project, however
 many keys it reports (counted on the servers, not timed): the gcp backend's side of
-tests/inventory/test_report.py::test_report_lists_each_bucket_and_service_once_whatever_the_number_of_keys."""
+tests/inventory/test_report.py::test_report_lists_each_bucket_and_service_once_whatever_the_number_of_keys.
+
+Backends: gcp over the wire."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The gcp backend against servers that answer as Google's API references say (the
 contract in rotator/backends/gcp/CONTRACT.md), for each finding of issue 11. The
-fake-side twins are in tests/fake/test_google_contract.py."""
+fake-side twins are in tests/fake/test_google_contract.py.
+
+Backends: gcp over the wire."""
 
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ each refusal the reference documents, answered by the wire servers with Google's
 out for the view asked. Driven through the official clients, as rotator drives them.
 
 `test_every_call_in_the_contract_is_tested` keeps it so: a call named in CONTRACT.md
-with no row here (or no test named in COVERED_ELSEWHERE) fails."""
+with no row here (or no test named in COVERED_ELSEWHERE) fails.
+
+Backends: gcp over the wire."""
 
 from __future__ import annotations
 

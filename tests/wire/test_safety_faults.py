@@ -19,6 +19,8 @@ against tests/wire servers that inject Google-shaped errors at a rate.
 * permanent 403 and 404 on some objects, through the CLI: each object is named, the
   versions they need stay ENABLED, exit 1 with a one-line summary; once the cause is
   gone, the same apply finishes.
+
+Backends: gcp over the wire.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ Figures (CI size): WIRE_KILL_POINTS = 5 per playbook (20 in all), one of each ki
 request present first (mid-listing, mid-rewrite, a KMS change, a service change), then
 uniform. A bigger run: ROTATOR_WIRE_CRASH_KILL_POINTS=25 pytest
 tests/wire/test_safety_wire_crash.py.
+
+Backends: gcp over the wire (in real processes).
 """
 
 from __future__ import annotations

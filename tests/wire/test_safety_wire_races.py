@@ -5,6 +5,8 @@
   generation under the bucket default's new primary, and leaves it;
 * two applies on one key at once: the second refuses (exit 3's Refused), the first
   finishes.
+
+Backends: gcp over the wire.
 """
 
 from __future__ import annotations

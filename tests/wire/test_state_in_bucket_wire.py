@@ -2,7 +2,9 @@
 directory, HOME and cache, so their per-machine locks are different files) apply one
 `gs://` plan through the gcp backend at once: only the lock object in the bucket stands
 between them, and one refuses. Then the refused machine, once the first is SIGKILLed,
-takes the lock over and finishes the apply exactly once."""
+takes the lock over and finishes the apply exactly once.
+
+Backends: gcp over the wire."""
 
 from __future__ import annotations
 

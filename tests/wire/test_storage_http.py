@@ -1,5 +1,7 @@
 """tests/wire/storage_http.py against the OFFICIAL google-cloud-storage client: the fake world's
-Cloud Storage over the JSON API, exactly as the gcp backend will talk to Google."""
+Cloud Storage over the JSON API, exactly as the gcp backend will talk to Google.
+
+Backends: wire servers (storage_http.py under the official client)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """The scenario suites of the fake backend, run again through the gcp backend over the
 wire: every CLI scenario and exit-code test, unchanged, with `--world W` replaced by
 the official clients talking to tests/wire servers that serve W (helpers.run_cli with
-ROTATOR_TEST_BACKEND=gcp)."""
+ROTATOR_TEST_BACKEND=gcp).
+
+Backends: gcp over the wire (the suites it lists); fake (one plan, made on it)."""
 
 from __future__ import annotations
 

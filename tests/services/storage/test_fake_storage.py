@@ -1,5 +1,7 @@
 """The fake Cloud Storage: each rule (R5, R7, R10-R19) as "a wrong step fails the way the
-cloud would", next to the right step that works."""
+cloud would", next to the right step that works.
+
+Backends: fake."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The gcp backend reads listed objects from their JSON resources directly
 (services/storage/gcp.from_resource): the same ObjectInfo the client library's Blob
-gives, for every field rotator judges pins by (R16, R17)."""
+gives, for every field rotator judges pins by (R16, R17).
+
+Backends: gcp (its reading of JSON resources, in process)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 for what it supports: buckets, paged listing with the fields projection, get, and an
 in-place rewrite. It keeps no CMEK state, its bundled filesystem backend has no object
 versioning, and it ignores ifGenerationMatch on rewrites: those are checked against
-the wire server in tests/wire instead."""
+the wire server in tests/wire instead.
+
+Backends: fake-gcs-server (the gcp Storage adapter against it)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Parallel listing by name ranges (rotator.listing): the same objects in the same order
-as one listing, whatever the names look like, with bounded look-ahead."""
+as one listing, whatever the names look like, with bounded look-ahead.
+
+Backends: none (parallel listing over pages the test serves)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The local rewrite engine (rotator.rewrites): buckets side by side within one budget
 of requests in flight (--concurrency), every object under a retiring version rewritten
-exactly once, none of the current ones touched."""
+exactly once, none of the current ones touched.
+
+Backends: fake."""
 
 from __future__ import annotations
 
