@@ -5,10 +5,6 @@ from __future__ import annotations
 
 from rotator.services import spec
 
-# The name the Cloud Storage fake, still in rotator/backends/fake/, passes to `agents`,
-# until it moves into its service's package and takes the name from its spec (issue 15).
-STORAGE = "storage"
-
 
 def agents(service: str, project_number: str) -> list[str]:
     """IAM members ('serviceAccount:...') that need Encrypter/Decrypter for `service`."""

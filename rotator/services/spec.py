@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from rotator.changes import Change
+
 
 @dataclass(frozen=True)
 class PinKind:
@@ -68,10 +70,10 @@ class ServiceSpec:
     listed_once: frozenset[str] = field(default_factory=frozenset)
     # The changes (plan actions) the service carries out with the key, so its agents
     # must hold Encrypter/Decrypter on it before a plan relies on them (R5; rotator.access).
-    key_changes: frozenset[str] = field(default_factory=frozenset)
+    key_changes: frozenset[Change] = field(default_factory=frozenset)
     # What the caller needs for a change, asked of the service's testIamPermissions at
     # plan time: action -> (the change's field naming the resource, the permissions).
-    change_permissions: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    change_permissions: Mapping[Change, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Each kind names the service it is defined in: written once, here.

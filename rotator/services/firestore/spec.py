@@ -3,6 +3,7 @@ and backups (R20-R24)."""
 
 from __future__ import annotations
 
+from rotator.changes import Change
 from rotator.services.spec import PinKind, ServiceSpec
 
 FIRESTORE_KEY = "firestore_database_key"
@@ -56,5 +57,5 @@ SPEC = ServiceSpec(
     world_sections=("firestore",),
     listed_once=frozenset({"list_databases", "list_backups"}),
     # Firestore has no testIamPermissions: its calls' permissions are not asked ahead.
-    key_changes=frozenset({"restore_database"}),
+    key_changes=frozenset({Change.RESTORE_DATABASE}),
 )

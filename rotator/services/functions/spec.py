@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from rotator.changes import Change
 from rotator.services.spec import PinKind, ServiceSpec
 
 FUNCTION_KEY = "function_key"
@@ -98,6 +99,6 @@ SPEC = ServiceSpec(
     once=frozenset({"redeploy_function", "create_repository"}),
     world_sections=("functions", "artifact_registry"),
     listed_once=frozenset({"list_functions", "list_repositories", "get_repository_key"}),
-    key_changes=frozenset({"redeploy_function", "create_repository"}),
-    change_permissions={"redeploy_function": ("function", ("cloudfunctions.functions.update",))},
+    key_changes=frozenset({Change.REDEPLOY_FUNCTION, Change.CREATE_REPOSITORY}),
+    change_permissions={Change.REDEPLOY_FUNCTION: ("function", ("cloudfunctions.functions.update",))},
 )

@@ -3,6 +3,7 @@ runs under, serving or idle (R40, R41, R43)."""
 
 from __future__ import annotations
 
+from rotator.changes import Change
 from rotator.services.spec import PinKind, ServiceSpec
 
 RUN_KEY = "run_service_key"
@@ -86,6 +87,6 @@ SPEC = ServiceSpec(
     once=frozenset({"update_service"}),
     world_sections=("run",),
     listed_once=frozenset({"list_services"}),
-    key_changes=frozenset({"deploy_revision"}),
-    change_permissions={"deploy_revision": ("service", ("run.services.update",))},
+    key_changes=frozenset({Change.DEPLOY_REVISION}),
+    change_permissions={Change.DEPLOY_REVISION: ("service", ("run.services.update",))},
 )

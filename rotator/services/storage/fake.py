@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from rotator import apierrors as api
-from rotator.agents import STORAGE, agents
+from rotator.agents import agents
 from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.pages import decode_token, encode_token
@@ -35,6 +35,7 @@ from rotator.model import (
     RewriteResult,
 )
 from rotator.names import parse_key
+from rotator.services.storage.spec import SPEC
 from rotator.storage_rules import overwrite_blocker
 from rotator.timeutil import format_time, parse_time
 
@@ -56,7 +57,7 @@ class FakeStorage:
     def __init__(self, store: Store, kms: FakeKms, project_number: str):
         self.store = store
         self.kms = kms
-        self.agent = agents(STORAGE, project_number)[0]
+        self.agent = agents(SPEC.name, project_number)[0]
         # Simulated service latency per data call, in seconds (ROTATOR_FAKE_LATENCY_MS):
         # lets crash tests catch an apply mid-rewrite and benchmarks model a network.
         self.latency = float(os.environ.get("ROTATOR_FAKE_LATENCY_MS", "0") or 0) / 1000

@@ -3,6 +3,7 @@ encrypted under its versions (R10-R19)."""
 
 from __future__ import annotations
 
+from rotator.changes import Change
 from rotator.services.spec import PinKind, ServiceSpec
 
 BUCKET_DEFAULT = "bucket_default"
@@ -77,9 +78,12 @@ SPEC = ServiceSpec(
     once=frozenset({"rewrite_object", "delete_object"}),
     world_sections=("storage",),
     listed_once=frozenset({"list_buckets"}),
-    key_changes=frozenset({"rewrite", "set_default_kms_key"}),
+    key_changes=frozenset({Change.REWRITE, Change.SET_DEFAULT_KMS_KEY}),
     change_permissions={
-        "rewrite": ("bucket", ("storage.objects.create", "storage.objects.delete", "storage.objects.get")),
-        "set_default_kms_key": ("bucket", ("storage.buckets.update",)),
+        Change.REWRITE: (
+            "bucket",
+            ("storage.objects.create", "storage.objects.delete", "storage.objects.get"),
+        ),
+        Change.SET_DEFAULT_KMS_KEY: ("bucket", ("storage.buckets.update",)),
     },
 )
