@@ -23,25 +23,19 @@ from rotator.journal import DONE, ROLLED_BACK, Journal, plan_life, progress_acro
 from rotator.names import parse_key
 from rotator.places import LocalPlace, Place, refuse_state_under_plan_key
 from rotator.progress import NoProgress, ProgressFactory
-from rotator.ratelimit import DEFAULT_CONCURRENCY, AdaptiveRate
+from rotator.ratelimit import DEFAULT_CONCURRENCY
 from rotator.services import SERVICES
 from rotator.steps import REGISTRY, PlannedStep
 from rotator.timeutil import parse_time
 
-CHECKPOINT_EVERY_OBJECTS = 1000
 # A step whose un-retried call failed transiently is re-run (with its re-checks) this often.
 STEP_RETRIES = 3
 STEP_RETRY_SECONDS = 0.5
-# --engine auto hands a bucket to Cloud Storage batch operations from this many objects.
-BATCH_THRESHOLD = 1_000_000
-CHECKPOINT_EVERY_SECONDS = 2.0
 # A plan describes the world when it was made. Older than PLAN_AGE_WARN it is applied with
 # a warning; older than PLAN_AGE_LIMIT it is refused (stale, exit 4) unless --force.
 # Documented in docs/plan.md.
 PLAN_AGE_WARN = timedelta(days=7)
 PLAN_AGE_LIMIT = timedelta(days=30)
-
-Progress = Callable[..., None]
 
 
 @dataclass
@@ -53,10 +47,9 @@ class ApplySession:
     journal: Journal
     concurrency: int
     emit: Callable[[str], None]
-    max_rps: int | None = None  # --max-rps: cap on each bucket's write rate
-    engine: str = "local"  # --engine: local | batch | auto
-    manifest_bucket: str | None = None  # where batch manifests are written
-    batch_threshold: int = BATCH_THRESHOLD
+    # The command line's settings for one service's steps (e.g. Cloud Storage's --engine),
+    # carried as given: each service reads and types its own.
+    options: dict[str, Any] = field(default_factory=dict)
     progress_bars: ProgressFactory = field(default=lambda _label, _total, _bytes: NoProgress())
     wait: timedelta | None = None  # --wait: how long a wait step may poll
     watch: timedelta | None = None  # --watch: how long to watch the logs after a disable
@@ -95,17 +88,6 @@ class ApplySession:
                 return False
         return True
 
-    def engine_for(self, objects: int) -> str:
-        """local: rewrites from this machine; batch: Cloud Storage batch operations.
-        auto takes batch above the threshold, when a manifest bucket was given."""
-        if self.engine == "auto":
-            return "batch" if self.manifest_bucket and objects >= self.batch_threshold else "local"
-        return self.engine
-
-    def bucket_rate(self, start: float) -> AdaptiveRate:
-        """A bucket's write rate: Cloud Storage's ramp-up guidance, capped by --max-rps."""
-        return AdaptiveRate(start, cap=self.max_rps)
-
     def fresh_inventory(self, key: str) -> KeyInventory:
         """Always re-read: a guard must judge the world as it is now, not as planned."""
         return scan_key(
@@ -126,32 +108,6 @@ class ApplySession:
             if made is not None and made[0] == key:
                 return made[1], made[2]
         return None
-
-    def progress(self, step_id: str, bucket: str) -> Progress:
-        """A callback for per-object counters: a journal checkpoint at most every
-        CHECKPOINT_EVERY_* (never a disk sync per object), and the bucket's outcome once
-        at the end. Progress while it runs is the progress bar's (one line format in a
-        log, rotator/progress.py)."""
-        last = {"t": time.monotonic(), "n": 0}
-
-        def report(counts: dict[str, Any], final: bool = False) -> None:
-            n = counts.get("rewritten", 0) + counts.get("already_current", 0)
-            now = time.monotonic()
-            if (
-                final
-                or n - last["n"] >= CHECKPOINT_EVERY_OBJECTS
-                or now - last["t"] >= CHECKPOINT_EVERY_SECONDS
-            ):
-                last.update(t=now, n=n)
-                self.journal.checkpoint(step_id, bucket=bucket, **counts)
-            if final:
-                self.emit(
-                    f"gs://{bucket} done: {counts.get('rewritten', 0)} rewritten, "
-                    f"{counts.get('already_current', 0)} already current, "
-                    f"{counts.get('skipped_pinned', 0)} pinned"
-                )
-
-        return report
 
 
 def backend_identity(backend: Backend) -> str:
@@ -273,20 +229,20 @@ def apply_plan(
     plan_path: str,
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
-    max_rps: int | None = None,
     wait: timedelta | None = None,
     emit: Callable[[str], None] = lambda _m: None,
     sleep: Callable[[float], None] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     progress_bars: ProgressFactory = lambda _label, _total, _bytes: NoProgress(),
     watch: timedelta | None = None,
-    engine: str = "local",
-    manifest_bucket: str | None = None,
-    batch_threshold: int = BATCH_THRESHOLD,
     stop: StopRequest | None = None,
     force: bool = False,
     place: Place | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
+    """Apply a saved plan. `options`: the settings of one service's steps, carried to
+    them as given (Cloud Storage's engine=, manifest_bucket=, max_rps=, batch_threshold=:
+    rotator/services/storage/settings.py)."""
     check_target(backend, plan)
     key = plan["params"]["key"]
     stop = stop or StopRequest()
@@ -303,10 +259,7 @@ def apply_plan(
             journal,
             concurrency,
             emit,
-            max_rps=max_rps,
-            engine=engine,
-            manifest_bucket=manifest_bucket,
-            batch_threshold=batch_threshold,
+            options=options,
             progress_bars=progress_bars,
             wait=wait,
             watch=watch,

@@ -22,6 +22,7 @@ from rotator import apierrors as api
 from rotator.backends.base import StorageApi, iter_objects
 from rotator.model import Bucket, ObjectInfo
 from rotator.ratelimit import GCS_START_RPS, AdaptiveRate, InFlight
+from rotator.services.storage.settings import RewriteSettings, bucket_progress
 from rotator.storage_rules import overwrite_blocker
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class Rewriter:
             size_pool(self.cap + BUCKETS_AT_ONCE)  # the rewrites and each bucket's listing
         for bucket in buckets:
             # One write rate per bucket (Cloud Storage's guidance), judged on throttling.
-            rate = self.ctx.bucket_rate(self.step.data.get("start_rps", GCS_START_RPS))
+            rate = RewriteSettings.of(self.ctx).bucket_rate(self.step.data.get("start_rps", GCS_START_RPS))
             self.rates[bucket.name] = rate
             self.sizers[bucket.name] = InFlight(self.cap, _rate_of(rate))
         if hasattr(self.storage, "on_throttle"):
@@ -153,7 +154,7 @@ class Rewriter:
     def _bucket(self, pool: ThreadPoolExecutor, bucket: Bucket, tally: RewriteTally) -> None:
         ctx, storage = self.ctx, self.storage
         now = ctx.backend.clock.now()
-        progress = ctx.progress(self.step.id, bucket.name)
+        progress = bucket_progress(ctx, self.step.id, bucket.name)
         planned = [c for c in self.step.changes if c.get("bucket") == f"gs://{bucket.name}"]
         bar = ctx.progress_bars(
             f"gs://{bucket.name}", sum(c["objects"] for c in planned), sum(c["bytes"] for c in planned)

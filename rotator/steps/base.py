@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from rotator.journal import Journal
     from rotator.pins import PinGroup
     from rotator.progress import ProgressFactory
-    from rotator.ratelimit import AdaptiveRate
 
 Emit = Callable[[str], None]
 
@@ -117,21 +116,14 @@ class ApplyContext(Protocol):
         """Write an event to the apply's audit record (beside the journal)."""
         ...
 
-    # Cloud Storage rewrite settings (--max-rps, --engine, --manifest-bucket, progress
-    # bars). They belong to the storage side: to move behind a neutral extension point.
-    max_rps: int | None
-    engine: str
-    manifest_bucket: str | None
-    batch_threshold: int
+    # The command line's settings for one service's steps (e.g. Cloud Storage's --engine
+    # and --manifest-bucket), carried as given: each service types and reads its own.
+    options: dict[str, Any]
 
     @property
-    def progress_bars(self) -> ProgressFactory: ...
-
-    def engine_for(self, objects: int) -> str: ...
-
-    def bucket_rate(self, start: float) -> AdaptiveRate: ...
-
-    def progress(self, step_id: str, bucket: str) -> Callable[..., None]: ...
+    def progress_bars(self) -> ProgressFactory:
+        """A progress bar per unit of work (a bucket's objects): a terminal's, or none."""
+        ...
 
 
 @dataclass

@@ -90,9 +90,13 @@ def test_batch_needs_a_manifest_bucket(tmp_path: Path) -> None:
 
 def test_auto_takes_batch_only_above_the_threshold_with_a_manifest_bucket(tmp_path: Path) -> None:
     from rotator.engine import ApplySession
+    from rotator.services.storage.settings import RewriteSettings
 
-    ctx = ApplySession(None, {}, None, 1, print, engine="auto", manifest_bucket="m", batch_threshold=100)  # type: ignore[arg-type]
-    assert ctx.engine_for(99) == "local" and ctx.engine_for(100) == "batch"
-    ctx.manifest_bucket = None
-    assert ctx.engine_for(10**9) == "local"
-    assert ApplySession(None, {}, None, 1, print, engine="batch").engine_for(1) == "batch"  # type: ignore[arg-type]
+    given = {"engine": "auto", "manifest_bucket": "m", "batch_threshold": 100}
+    ctx = ApplySession(None, {}, None, 1, print, options=given)  # type: ignore[arg-type]
+    settings = RewriteSettings.of(ctx)
+    assert settings.engine_for(99) == "local" and settings.engine_for(100) == "batch"
+    ctx.options["manifest_bucket"] = None
+    assert RewriteSettings.of(ctx).engine_for(10**9) == "local"
+    batch = ApplySession(None, {}, None, 1, print, options={"engine": "batch"})  # type: ignore[arg-type]
+    assert RewriteSettings.of(batch).engine_for(1) == "batch"

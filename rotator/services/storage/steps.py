@@ -14,6 +14,7 @@ from rotator.errors import BadInput, Failure, Stale, Waiting
 from rotator.model import BatchJob, Bucket
 from rotator.ratelimit import GCS_START_RPS, KMS_QUOTA_START_RPS
 from rotator.rewrites import Rewriter, RewriteTally
+from rotator.services.storage.settings import RewriteSettings
 from rotator.services.storage.spec import BUCKET_DEFAULT, LIVE_OBJECT
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.storage_rules import overwrite_blocker
@@ -167,7 +168,7 @@ class RewriteObjects(StepKind):
         for bucket_name in step.data["buckets"]:
             bucket = ctx.backend.storage.get_bucket(bucket_name)
             planned = sum(c["objects"] for c in step.changes if c.get("bucket") == f"gs://{bucket_name}")
-            if ctx.engine_for(planned) == "batch":
+            if RewriteSettings.of(ctx).engine_for(planned) == "batch":
                 tallies.append(RewriteTally())
                 self._rewrite_bucket_batch(ctx, step, bucket, retiring, dest, tallies[-1])
             else:
@@ -219,7 +220,7 @@ class RewriteObjects(StepKind):
         batch = ctx.backend.batch
         recorded = ctx.journal.value(step.id, f"batch:{bucket.name}")
         if recorded is None:
-            if not ctx.manifest_bucket:
+            if not RewriteSettings.of(ctx).manifest_bucket:
                 raise BadInput(
                     "--engine batch needs --manifest-bucket BUCKET (where the manifest is written)"
                 )
@@ -270,9 +271,10 @@ class RewriteObjects(StepKind):
         self, ctx: ApplyContext, step: PlannedStep, bucket: Bucket, retiring: set[str], dest: str, job_id: str
     ) -> BatchJob:
         batch = ctx.backend.batch
-        assert ctx.manifest_bucket is not None
+        manifest_bucket = RewriteSettings.of(ctx).manifest_bucket
+        assert manifest_bucket is not None
         rows = _Counted(_manifest_rows(ctx.backend.storage, bucket, retiring, ctx.backend.clock.now()))
-        uri = batch.write_manifest(ctx.manifest_bucket, f"rotator/{job_id}.csv", rows)
+        uri = batch.write_manifest(manifest_bucket, f"rotator/{job_id}.csv", rows)
         try:
             job = batch.create_job(job_id, bucket.name, uri, dest)
         except api.AlreadyExists:  # made between our look and our create: the same job
