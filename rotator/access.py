@@ -14,6 +14,7 @@ from rotator.agents import agents
 from rotator.changes import Change
 from rotator.errors import Refused
 from rotator.model import ENCRYPTER_DECRYPTER
+from rotator.names import key_of
 from rotator.services import REGISTRY
 
 if TYPE_CHECKING:
@@ -36,10 +37,6 @@ _CALLER_NEEDS = {
 }
 
 
-def _key_of(version: str) -> str:
-    return version.split("/cryptoKeyVersions/")[0]
-
-
 def caller_permissions(change: dict[str, Any]) -> tuple[str, str, list[str]] | None:
     """(api, resource, permissions) a change needs, for the APIs with testIamPermissions."""
     a = change["action"]
@@ -53,7 +50,7 @@ def caller_permissions(change: dict[str, Any]) -> tuple[str, str, list[str]] | N
         Change.GRANT: ["cloudkms.cryptoKeys.getIamPolicy", "cloudkms.cryptoKeys.setIamPolicy"],
     }.get(a)
     if kms is not None:
-        return "kms", change.get("key") or _key_of(change["version"]), kms
+        return "kms", change.get("key") or key_of(change["version"]), kms
     if a in _CALLER_NEEDS:
         api, field, permissions = _CALLER_NEEDS[a]
         return api, change[field], permissions

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from rotator.names import location_of
+
 # Predefined dual-regions take a key ring in that same dual-region (R7).
 _PREDEFINED_DUAL = {"ASIA1", "EUR4", "NAM4"}
 # Cloud Storage's multi-regions and the KMS location of their keys: KMS names the
@@ -36,7 +38,7 @@ def key_region(key: str) -> str | None:
     """The one region whose regional resources (Cloud Run, functions, Dataflow,
     Artifact Registry) can use this key, or None for a multi-region or global key:
     those need a key in their own region (R7, R30)."""
-    location = key.split("/")[3] if key.count("/") >= 3 else ""
+    location = location_of(key) if "/locations/" in key else ""
     return location if is_region(location) else None
 
 

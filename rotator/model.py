@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
+from rotator.names import key_of, location_of, version_id
+
 T = TypeVar("T")
 
 
@@ -55,7 +57,7 @@ class CryptoKey:
 
     @property
     def location(self) -> str:
-        return self.name.split("/")[3]
+        return location_of(self.name)
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,11 @@ class CryptoKeyVersion:
 
     @property
     def number(self) -> int:
-        return int(self.name.rsplit("/", 1)[1])
+        return version_id(self.name)
 
     @property
     def key(self) -> str:
-        return self.name.split("/cryptoKeyVersions/")[0]
+        return key_of(self.name)
 
 
 @dataclass
@@ -215,7 +217,7 @@ class RunService:
 
     @property
     def region(self) -> str:
-        return self.name.split("/")[3]
+        return location_of(self.name)
 
     @property
     def latest(self) -> RunRevision | None:
@@ -233,7 +235,7 @@ class CloudFunction:
 
     @property
     def region(self) -> str:
-        return self.name.split("/")[3]
+        return location_of(self.name)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 
 A key is   projects/P/locations/L/keyRings/R/cryptoKeys/K
 a version  projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N
+
+The one place that knows these shapes: code elsewhere builds and splits names with
+the helpers below (version_name, key_of, version_id, ...) rather than by hand. The
+helpers do not validate (parse_key / parse_version do, with the R1 message): they are
+for names the tool, the cloud or a checked world file already made.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ _KEY_RE = re.compile(
 )
 _VERSION_RE = re.compile(_KEY_RE.pattern + r"/cryptoKeyVersions/(?P<version>[1-9][0-9]{0,9})")
 
+_VERSIONS = "/cryptoKeyVersions/"
 _SEGMENTS = ("projects", "locations", "keyRings", "cryptoKeys", "cryptoKeyVersions")
 _PART_RULES = {
     "projects": (_PROJECT, "lower-case [a-z0-9.:-]"),
@@ -106,10 +112,53 @@ def parse_version(text: str, *, field: str = "key version") -> KeyVersionName:
 def strip_version(text: str) -> KeyName:
     """The key of a key or key-version name (Cloud Storage reports object keys with
     their version; buckets name the bare key)."""
-    if "/cryptoKeyVersions/" in text:
+    if is_version(text):
         return parse_version(text).key
     return parse_key(text)
 
 
 def same_key(a: str, b: str) -> bool:
     return strip_version(a) == strip_version(b)
+
+
+def version_name(key: str, number: int | str) -> str:
+    """Version `number` of `key`: the text of KeyVersionName, without parsing the key."""
+    return f"{key}{_VERSIONS}{number}"
+
+
+def is_version(name: str) -> bool:
+    """Whether a name names a key version rather than a key."""
+    return _VERSIONS in name
+
+
+def key_of(name: str) -> str:
+    """The key of a version name; a key name is its own key."""
+    return name.split(_VERSIONS)[0]
+
+
+def version_id(version: str) -> int:
+    """N of .../cryptoKeyVersions/N."""
+    return int(version.rsplit("/", 1)[1])
+
+
+def versions_prefix(key: str) -> str:
+    """What every version name of `key` starts with (for listings and range queries)."""
+    return key + _VERSIONS
+
+
+def is_version_of(version: str | None, key: str) -> bool:
+    """Whether `version` is a version of `key` (None is no version)."""
+    return bool(version) and str(version).startswith(versions_prefix(key))
+
+
+def version_number(key: str, version: str | None) -> int | None:
+    """N when `version` is key/cryptoKeyVersions/N, else None."""
+    prefix = versions_prefix(key)
+    return int(version[len(prefix) :]) if version and version.startswith(prefix) else None
+
+
+def location_of(name: str) -> str:
+    """L of projects/P/locations/L/... (a key, a version, a Cloud Run service, a function,
+    a repository, a Firestore backup); Google's `unreachable` lists give
+    projects/P/locations/L or a bare L, read the same way."""
+    return name.rsplit("/locations/", 1)[-1].split("/", 1)[0]

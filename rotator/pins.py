@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rotator.model import CryptoKeyVersion, unreachable_of
+from rotator.names import version_number
 from rotator.services import PIN_KINDS, service_of
 from rotator.services.core import UNLISTED
 from rotator.services.spec import PinKind
@@ -121,10 +122,8 @@ class VersionUse:
 
 
 def version_use(uses: dict[int, VersionUse], key: str, version: str | None) -> VersionUse | None:
-    prefix = key + "/cryptoKeyVersions/"
-    if not version or not version.startswith(prefix):
-        return None
-    return uses.get(int(version[len(prefix) :]))
+    number = version_number(key, version)
+    return None if number is None else uses.get(number)
 
 
 def versions_used(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.errors import BadInput
+from rotator.names import key_of
 from rotator.places.gcs import GcsPlace
 from rotator.places.kinds import JournalWriter, Place, is_gcs
 from rotator.places.local import LocalPlace
@@ -49,7 +50,7 @@ def keys_put_at_risk(plan: dict[str, Any]) -> set[str]:
     for step in plan.get("steps", []):
         for change in step.get("changes", []):
             if change.get("action") in ("disable", "destroy") and change.get("version"):
-                keys.add(str(change["version"]).split("/cryptoKeyVersions/")[0])
+                keys.add(key_of(str(change["version"])))
     return keys
 
 
@@ -65,7 +66,7 @@ def refuse_state_under_plan_key(place: Place, plan: dict[str, Any]) -> None:
         raise BadInput(f"{place.name}: bucket {place.bucket} not found", resource=place.name) from None
     if not default:
         return
-    default_key = default.split("/cryptoKeyVersions/")[0]
+    default_key = key_of(default)
     if default_key in keys_put_at_risk(plan):
         raise BadInput(
             f"{place.name}: bucket gs://{place.bucket} is protected by {default_key} (its default "

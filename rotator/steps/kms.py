@@ -10,6 +10,7 @@ from rotator import guards
 from rotator.changes import Change
 from rotator.errors import BadInput, Stale
 from rotator.model import DESTROY_SCHEDULED, DESTROYED, DISABLED, ENABLED
+from rotator.names import version_name
 from rotator.pins import PinGroup
 from rotator.services import PIN_KINDS
 from rotator.services.core import PRIMARY
@@ -94,7 +95,7 @@ class CreatePrimaryVersion(StepKind):
             created = kms.create_crypto_key_version(key).number
             ctx.journal.record(step.id, created_version=created)
         if kms.get_crypto_key(key).primary != created:
-            kms.update_crypto_key_primary_version(key, f"{key}/cryptoKeyVersions/{created}")
+            kms.update_crypto_key_primary_version(key, version_name(key, created))
         ctx.emit(f"{key}: version {created} is primary")
         return {"version": created}
 
@@ -198,7 +199,7 @@ class DisableVersions(StepKind):
             title=title,
             rules=self.rules,
             targets=[key],
-            changes=[{"action": Change.DISABLE, "version": f"{key}/cryptoKeyVersions/{n}"} for n in disable],
+            changes=[{"action": Change.DISABLE, "version": version_name(key, n)} for n in disable],
             blockers=blockers + impact,
             notes=notes,
             data={
@@ -223,13 +224,13 @@ class DisableVersions(StepKind):
             inv = ctx.fresh_inventory(key)
             for n in todo:
                 if states.get(n) not in (ENABLED, DISABLED):
-                    raise Stale(f"{key}/cryptoKeyVersions/{n} is {states.get(n)}; plan again", resource=key)
+                    raise Stale(f"{version_name(key, n)} is {states.get(n)}; plan again", resource=key)
                 pins = guards.disable_blockers(inv.version(n), retiring_key=step.data["retiring_key"])
                 if pins:
                     raise Stale(
-                        f"{key}/cryptoKeyVersions/{n} is still pinned: "
+                        f"{version_name(key, n)} is still pinned: "
                         f"{guards.describe_pin(pins[0])}; nothing was disabled; plan again",
-                        resource=f"{key}/cryptoKeyVersions/{n}",
+                        resource=version_name(key, n),
                         rule=pins[0].rule,
                     )
         if step.data["mode"] == "emergency":
@@ -242,7 +243,7 @@ class DisableVersions(StepKind):
                 )
         done = []
         for n in todo:
-            name = f"{key}/cryptoKeyVersions/{n}"
+            name = version_name(key, n)
             if states.get(n) == DISABLED:
                 continue  # a previous attempt got here (or someone did): the goal holds
             if states.get(n) != ENABLED:
@@ -263,13 +264,13 @@ class DisableVersions(StepKind):
         key = step.data["key"]
         states = _states(ctx.backend, key)
         drift = [
-            f"{key}/cryptoKeyVersions/{n} is {states.get(n)} again (the apply disabled it)"
+            f"{version_name(key, n)} is {states.get(n)} again (the apply disabled it)"
             for n in result.get("disabled", [])
             if states.get(n) == ENABLED
         ]
         if step.data["mode"] == "emergency":  # the goal: nothing of the key usable
             drift += [
-                f"{key}/cryptoKeyVersions/{n} is ENABLED (made since the apply)"
+                f"{version_name(key, n)} is ENABLED (made since the apply)"
                 for n, state in sorted(states.items())
                 if state == ENABLED and n not in result.get("disabled", [])
             ]
@@ -349,7 +350,7 @@ class DestroyVersions(StepKind):
             changes=[
                 {
                     "action": Change.DESTROY,
-                    "version": f"{key}/cryptoKeyVersions/{n}",
+                    "version": version_name(key, n),
                     "destroyed_after": format_time(when),
                 }
                 for n in todo
@@ -375,7 +376,7 @@ class DestroyVersions(StepKind):
         guards.refuse_destroy(inv, pending)  # re-check every pin right before (exit 3)
         out = {}
         for n in pending:
-            name = f"{key}/cryptoKeyVersions/{n}"
+            name = version_name(key, n)
             try:
                 v = ctx.backend.kms.destroy_crypto_key_version(name)
             except api.FailedPrecondition:
@@ -394,7 +395,7 @@ class DestroyVersions(StepKind):
         key = step.data["key"]
         states = _states(ctx.backend, key)
         return [
-            f"{key}/cryptoKeyVersions/{n} is {states.get(int(n))} (restored since the apply scheduled "
+            f"{version_name(key, n)} is {states.get(int(n))} (restored since the apply scheduled "
             "its destruction)"
             for n in step.data["destroy"]
             if states.get(int(n)) not in (DESTROY_SCHEDULED, DESTROYED)

@@ -10,7 +10,7 @@ from rotator.errors import Refused
 from rotator.inventory import KeyInventory
 from rotator.locations import key_location_for_database
 from rotator.model import ENABLED
-from rotator.names import parse_key
+from rotator.names import is_version_of, parse_key
 from rotator.services.run.uses import run_services
 from rotator.services.storage import steps as storage_steps
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
@@ -26,15 +26,14 @@ Target = tuple[str, str, str]
 def _regional_targets(ctx: PlanContext, key: str) -> list[Target]:
     """Cloud Run services and functions that will move: same region as the key (R7)."""
     out = []
-    prefix = key + "/cryptoKeyVersions/"
     inv = ctx.inventory(key)
     if "run" not in inv.uninspected:
         for svc in run_services(ctx.backend, key):
-            if any(r.kms_key == key or (r.kms_key_version or "").startswith(prefix) for r in svc.revisions):
+            if any(r.kms_key == key or is_version_of(r.kms_key_version, key) for r in svc.revisions):
                 out.append((svc.name, svc.region, svc.region))
     if "functions" not in inv.uninspected:
         for fn in ctx.backend.functions.list_functions():
-            if fn.kms_key == key or (fn.kms_key_version or "").startswith(prefix):
+            if fn.kms_key == key or is_version_of(fn.kms_key_version, key):
                 out.append((fn.name, fn.region, fn.region))
     return out
 

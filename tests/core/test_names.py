@@ -8,7 +8,22 @@ import pytest
 from worlds import APP_KEY, EU_KEY, NEW_KEY, v
 
 from rotator.errors import BadInput
-from rotator.names import KeyName, KeyVersionName, parse_key, parse_version, same_key, strip_version
+from rotator.names import (
+    KeyName,
+    KeyVersionName,
+    is_version,
+    is_version_of,
+    key_of,
+    location_of,
+    parse_key,
+    parse_version,
+    same_key,
+    strip_version,
+    version_id,
+    version_name,
+    version_number,
+    versions_prefix,
+)
 
 
 def test_parse_key_splits_every_part_and_prints_back() -> None:
@@ -132,3 +147,58 @@ def test_upper_case_location_message_names_the_location() -> None:
     err = _bad_key("projects/demo/locations/US-EAST1/keyRings/ring/cryptoKeys/app")
     assert "location" in err.message.split(":", 2)[-1]
     assert "outside [A-Za-z0-9_-]" not in err.message
+
+
+# The helpers every other module builds and splits names with (issue 15: one copy).
+
+
+def test_version_name_is_the_text_of_a_key_version_name() -> None:
+    assert version_name(APP_KEY, 3) == str(parse_key(APP_KEY).version(3)) == v(APP_KEY, 3)
+    assert version_name(APP_KEY, "3") == v(APP_KEY, 3)
+
+
+def test_is_version_tells_a_version_from_a_key() -> None:
+    assert is_version(v(APP_KEY, 1))
+    assert not is_version(APP_KEY)
+
+
+def test_key_of_a_version_is_its_key_and_a_key_is_its_own() -> None:
+    assert key_of(v(APP_KEY, 7)) == APP_KEY
+    assert key_of(APP_KEY) == APP_KEY
+
+
+def test_version_id_is_the_number_at_the_end() -> None:
+    assert version_id(v(APP_KEY, 12)) == 12
+    with pytest.raises(ValueError):
+        version_id(APP_KEY)
+
+
+def test_versions_prefix_starts_every_version_of_the_key_and_no_other() -> None:
+    prefix = versions_prefix(APP_KEY)
+    assert v(APP_KEY, 1).startswith(prefix)
+    assert not v(APP_KEY + "2", 1).startswith(prefix)
+
+
+def test_is_version_of_needs_the_same_key_and_a_version() -> None:
+    assert is_version_of(v(APP_KEY, 2), APP_KEY)
+    assert not is_version_of(v(NEW_KEY, 2), APP_KEY)
+    assert not is_version_of(v(APP_KEY + "2", 2), APP_KEY)  # a key whose id extends this one
+    assert not is_version_of(APP_KEY, APP_KEY)
+    assert not is_version_of(None, APP_KEY)
+    assert not is_version_of("", APP_KEY)
+
+
+def test_version_number_of_a_version_of_the_key_else_none() -> None:
+    assert version_number(APP_KEY, v(APP_KEY, 4)) == 4
+    assert version_number(APP_KEY, v(NEW_KEY, 4)) is None
+    assert version_number(APP_KEY, None) is None
+    assert version_number(APP_KEY, APP_KEY) is None
+
+
+def test_location_of_any_resource_name_and_of_an_unreachable_entry() -> None:
+    assert location_of(APP_KEY) == "us-east1"
+    assert location_of(v(EU_KEY, 1)) == parse_key(EU_KEY).location
+    assert location_of("projects/demo/locations/us-central1/services/web") == "us-central1"
+    assert location_of("projects/demo/locations/nam5/backups/b1") == "nam5"
+    assert location_of("projects/demo/locations/europe-west1") == "europe-west1"  # Google's unreachable
+    assert location_of("europe-west1") == "europe-west1"  # or a bare location

@@ -14,6 +14,7 @@ from rotator import apierrors as api
 from rotator.backends.fake.documents import check_key_name, find, load_docs, save_docs
 from rotator.backends.fake.store import Store
 from rotator.model import BatchJob
+from rotator.names import is_version_of
 from rotator.timeutil import format_time, parse_time
 
 if TYPE_CHECKING:
@@ -137,6 +138,4 @@ class FakeStorageBatch:
             obj = self.storage.get_object(bucket, name)
         except api.NotFound:
             return False
-        return obj.generation > generation and (obj.kms_key_version or "").startswith(
-            key + "/cryptoKeyVersions/"
-        )
+        return obj.generation > generation and is_version_of(obj.kms_key_version, key)

@@ -12,7 +12,7 @@ from typing import Any
 from rotator import apierrors as api
 from rotator.backends.fake.kms import FakeKms
 from rotator.errors import BadInput
-from rotator.names import parse_key
+from rotator.names import is_version, location_of, parse_key
 
 
 def load_docs(c: sqlite3.Connection, service: str) -> list[dict[str, Any]]:
@@ -37,7 +37,7 @@ def find(items: list[dict[str, Any]], field: str, name: str, what: str) -> dict[
 
 def check_key_name(key: str, *, service: str) -> str:
     """A service takes a key, never a version (R42: functions use the primary)."""
-    if "/cryptoKeyVersions/" in key:
+    if is_version(key):
         raise api.InvalidArgument(
             f"{service}: {key} names a key version; give the key, the service uses its primary "
             "version (R2, R42)",
@@ -63,7 +63,7 @@ def encrypt_version(
 def check_region(key: str, region: str, *, service: str, resource: str) -> None:
     """Dataflow, Cloud Run, functions, Artifact Registry: a key in the same region, never
     global or multi-region (R7, R30)."""
-    location = key.split("/")[3]
+    location = location_of(key)
     if location != region:
         raise api.InvalidArgument(
             f"{service}: {resource} is in {region}; its key must be in {region}, not {location} (R7)",

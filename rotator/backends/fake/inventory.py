@@ -24,6 +24,7 @@ from rotator import apierrors as api
 from rotator.backends.fake.documents import load_docs
 from rotator.backends.fake.store import Store
 from rotator.model import CryptoKey, ProtectedResource, ProtectedResourcesSummary
+from rotator.names import is_version, key_of, version_id, version_name, versions_prefix
 
 OTHER_RESOURCES = "other_resources"
 
@@ -69,10 +70,10 @@ class FakeInventory:
             raise api.InvalidArgument(
                 "SearchProtectedResources needs an organization scope (organizations/ORG)", resource=key
             )
-        key_name = key.split("/cryptoKeyVersions/")[0]
+        key_name = key_of(key)
         self.backend.kms.get_crypto_key(key_name)
         found = self.protected(key_name)
-        if "/cryptoKeyVersions/" in key:
+        if is_version(key):
             found = [r for r in found if key in r.versions]
         return found
 
@@ -99,10 +100,10 @@ class FakeInventory:
     def _protected(self, key: str) -> Iterator[ProtectedResource]:
         b = self.backend
         home = b.project
-        under = f"{key}/cryptoKeyVersions/"
+        under = versions_prefix(key)
 
         def mine(versions: Iterable[str | None]) -> tuple[str, ...]:
-            return tuple(sorted({v for v in versions if v and v.startswith(under)}, key=_number))
+            return tuple(sorted({v for v in versions if v and v.startswith(under)}, key=version_id))
 
         under_key = self._versions_by_bucket(under)
         for bucket in b.storage.list_buckets():
@@ -176,11 +177,10 @@ class FakeInventory:
         for o in others:
             if o["key"] != key:
                 continue
-            versions = tuple(f"{key}/cryptoKeyVersions/{n}" for n in o.get("versions", []))
+            versions = tuple(version_name(key, n) for n in o.get("versions", []))
             yield ProtectedResource(
                 o["name"], o["type"], versions, o.get("project") or project_of(o["name"], home)
             )
-
 
     def _versions_by_bucket(self, under: str) -> dict[str, list[str]]:
         """bucket -> the versions under `under` its generations (live, noncurrent,
@@ -195,7 +195,3 @@ class FakeInventory:
         for bucket, version in rows:
             out.setdefault(bucket, []).append(version)
         return out
-
-
-def _number(version: str) -> int:
-    return int(version.rsplit("/", 1)[1])

@@ -24,7 +24,7 @@ from rotator.model import (
     CryptoKeyVersion,
     IamPolicy,
 )
-from rotator.names import parse_key, parse_version
+from rotator.names import location_of, parse_key, parse_version, version_name
 from rotator.timeutil import format_time, parse_time
 
 
@@ -69,8 +69,8 @@ class FakeKms:
         row = c.execute("SELECT * FROM versions WHERE key=? AND number=?", (key, number)).fetchone()
         if row is None:
             raise api.NotFound(
-                f"CryptoKeyVersion {key}/cryptoKeyVersions/{number} not found.",
-                resource=f"{key}/cryptoKeyVersions/{number}",
+                f"CryptoKeyVersion {version_name(key, number)} not found.",
+                resource=version_name(key, number),
             )
         return row
 
@@ -89,7 +89,7 @@ class FakeKms:
     def _to_version(row: sqlite3.Row) -> CryptoKeyVersion:
         dt = row["destroy_time"]
         return CryptoKeyVersion(
-            name=f"{row['key']}/cryptoKeyVersions/{row['number']}",
+            name=version_name(row["key"], row["number"]),
             state=row["state"],
             destroy_time=parse_time(dt) if dt else None,
             create_time=parse_time(row["create_time"]) if row["create_time"] else None,
@@ -110,7 +110,7 @@ class FakeKms:
 
     def list_locations(self, name: str) -> list[str]:
         """The fake offers Cloud KMS where its world has key rings."""
-        return sorted({n.split("/")[3] for n in self._key_names(name.rstrip("/") + "/")})
+        return sorted({location_of(n) for n in self._key_names(name.rstrip("/") + "/")})
 
     def list_key_rings(self, parent: str) -> list[str]:
         return sorted(
@@ -174,7 +174,7 @@ class FakeKms:
                     rule="R2",
                 )
             c.execute("UPDATE keys SET primary_version=? WHERE name=?", (number, key))
-            self._notify("on_primary_changed", c, key, f"{key}/cryptoKeyVersions/{number}")
+            self._notify("on_primary_changed", c, key, version_name(key, number))
             return self._to_key(self._key_row(c, key))
 
     def update_crypto_key_version(self, version: str, state: str) -> CryptoKeyVersion:
@@ -249,7 +249,7 @@ class FakeKms:
     @staticmethod
     def _primary_name(c: sqlite3.Connection, key: str) -> str | None:
         row = c.execute("SELECT primary_version FROM keys WHERE name=?", (key,)).fetchone()
-        return f"{key}/cryptoKeyVersions/{row[0]}" if row and row[0] is not None else None
+        return version_name(key, row[0]) if row and row[0] is not None else None
 
     def advance_to(self, c: sqlite3.Connection, now: str) -> None:
         """Scheduled destructions whose time has come become DESTROYED for good (R1)."""
@@ -298,7 +298,7 @@ class FakeKms:
                 resource=key,
                 rule="R15",
             )
-        return f"{key}/cryptoKeyVersions/{primary}"
+        return version_name(key, primary)
 
     @staticmethod
     def _check_agent(krow: sqlite3.Row, member: str, *, service: str) -> None:

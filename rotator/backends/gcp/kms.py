@@ -10,6 +10,7 @@ from google.iam.v1 import policy_pb2
 from rotator.backends.gcp.errors import tested_permissions, translated
 from rotator.backends.gcp.retry import RetryPolicy
 from rotator.model import CryptoKey, CryptoKeyVersion, IamPolicy
+from rotator.names import version_id
 
 
 def _version(v: kms_v1.CryptoKeyVersion) -> CryptoKeyVersion:
@@ -25,7 +26,7 @@ def _version(v: kms_v1.CryptoKeyVersion) -> CryptoKeyVersion:
 
 def crypto_key(ck: kms_v1.CryptoKey) -> CryptoKey:
     """A Cloud KMS CryptoKey message (KMS or KMS Inventory's key list) -> CryptoKey."""
-    primary = int(ck.primary.name.rsplit("/", 1)[1]) if ck.primary and ck.primary.name else None
+    primary = version_id(ck.primary.name) if ck.primary and ck.primary.name else None
     duration = ck.destroy_scheduled_duration
     period = ck.rotation_period
     next_time = ck.next_rotation_time
@@ -100,7 +101,7 @@ class GcpKms:
             self.retry.call(
                 self.client.update_crypto_key_primary_version,
                 name=key,
-                crypto_key_version_id=version.rsplit("/", 1)[1],
+                crypto_key_version_id=str(version_id(version)),
                 retry=None,
             )
         return self.get_crypto_key(key)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from rotator.backends.gcp.connect import Credentials
 from rotator.backends.gcp.inventory import GcpKeyInventory
 from rotator.backends.gcp.retry import RetryPolicy
+from rotator.names import is_version_of, version_name
 
 OPERATION_TIMEOUT = 900.0
 UNSET: Any = object()
@@ -35,13 +36,8 @@ def recorded_version(key: str | None, recorded: str | None) -> str | None:
     if not key or not recorded:
         return None
     if recorded.isdigit():
-        return f"{key}/cryptoKeyVersions/{recorded}"
-    return recorded if recorded.startswith(key + "/cryptoKeyVersions/") else None
-
-
-def location_of(name: str) -> str:
-    """ "projects/P/locations/L" (or a bare L) -> L."""
-    return name.rsplit("/locations/", 1)[-1].split("/", 1)[0]
+        return version_name(key, recorded)
+    return recorded if is_version_of(recorded, key) else None
 
 
 class DateObserver(Protocol):

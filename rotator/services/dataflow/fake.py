@@ -23,6 +23,7 @@ from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.model import ENCRYPTER_DECRYPTER, DataflowJob, DataflowSnapshot, Listing
+from rotator.names import key_of, location_of
 from rotator.services.dataflow.spec import SPEC
 from rotator.timeutil import format_time, parse_duration, parse_time
 
@@ -152,7 +153,7 @@ class FakeDataflow:
             version = None
             if kms_key:
                 kms_key = check_key_name(kms_key, service="Dataflow")
-                if kms_key.split("/")[3] in ("global", "us", "eu", "europe", "asia"):
+                if location_of(kms_key) in ("global", "us", "eu", "europe", "asia"):
                     raise api.InvalidArgument(
                         f"Dataflow: {kms_key} is not regional; the key must be in {region} (R30)",
                         resource=job,
@@ -184,7 +185,7 @@ class FakeDataflow:
     def on_version_unusable(self, c: sqlite3.Connection, version: str, primary: str | None) -> None:
         """R31: jobs under the version, or under a key whose primary just went, are cancelled."""
         docs = load_docs(c, "dataflow")
-        key = version.split("/cryptoKeyVersions/")[0]
+        key = key_of(version)
         for d in docs:
             if d.get("state", "RUNNING") != "RUNNING":
                 continue

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rotator.changes import Change
 from rotator.errors import Failure, Waiting
 from rotator.model import DataflowJob
+from rotator.names import is_version_of
 from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
 from rotator.timeutil import format_time, parse_time
 
@@ -22,7 +23,7 @@ _USABLE = ("PENDING", "RUNNING", "READY")
 
 
 def uses_key(job: DataflowJob, key: str) -> bool:
-    return job.kms_key == key or (job.kms_key_version or "").startswith(key + "/cryptoKeyVersions/")
+    return job.kms_key == key or is_version_of(job.kms_key_version, key)
 
 
 def r32_note(job: DataflowJob) -> str | None:

@@ -18,6 +18,7 @@ from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.locations import key_location_for_database
 from rotator.model import Backup, Database, Listing
+from rotator.names import key_of, location_of
 from rotator.services.firestore.spec import SPEC
 from rotator.timeutil import format_time, parse_duration, parse_time
 
@@ -63,7 +64,7 @@ class FakeFirestore:
         with self.store.read() as c:
             for d in load_docs(c, "firestore"):
                 for b in d.get("backups", []):
-                    if b["backup"].split("/")[3] in self.unreachable:
+                    if location_of(b["backup"]) in self.unreachable:
                         continue
                     out.append(
                         Backup(
@@ -124,12 +125,12 @@ class FakeFirestore:
             active: list[str] = []
             key = None
             if use_backup_encryption and b.get("kms_key_version"):
-                key = b["kms_key_version"].split("/cryptoKeyVersions/")[0]
+                key = key_of(b["kms_key_version"])
                 active = [b["kms_key_version"]]
             elif kms_key:
                 key = check_key_name(kms_key, service="Firestore")
                 want = key_location_for_database(location)
-                if key.split("/")[3] != want:
+                if location_of(key) != want:
                     raise api.InvalidArgument(
                         f"Firestore: database in {location} needs a key in {want}, not "
                         f"{key.split('/')[3]} (R7)",

@@ -9,8 +9,9 @@ from typing import Any
 from rotator.backends.gcp.connect import grpc_transport
 from rotator.backends.gcp.errors import translated
 from rotator.backends.gcp.retry import RetryPolicy
-from rotator.backends.gcp.shared import EPOCH, OPERATION_TIMEOUT, GcpWorld, location_of
+from rotator.backends.gcp.shared import EPOCH, OPERATION_TIMEOUT, GcpWorld
 from rotator.model import Backup, Database, Listing
+from rotator.names import location_of
 
 
 def connect(backend: GcpWorld) -> GcpFirestore:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rotator import apierrors as api
 from rotator.changes import Change
 from rotator.errors import Refused, Stale, Waiting
+from rotator.names import version_name
 from rotator.services.firestore.spec import FIRESTORE_ACTIVE
 from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
 from rotator.timeutil import format_time
@@ -56,8 +57,7 @@ class WaitReencryption(StepKind):
         )
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
-        prefix = step.data["key"] + "/cryptoKeyVersions/"
-        retiring = {f"{prefix}{n}" for n in step.data["retiring"]}
+        retiring = {version_name(step.data["key"], n) for n in step.data["retiring"]}
 
         def pending() -> list[tuple[str, str]]:
             out = []
@@ -69,9 +69,9 @@ class WaitReencryption(StepKind):
             return out
 
         primary = ctx.backend.kms.get_crypto_key(step.data["key"]).primary
-        if primary in step.data["retiring"]:
+        if primary is not None and primary in step.data["retiring"]:
             raise Stale(
-                f"{step.data['key']}/cryptoKeyVersions/{primary}, which this plan retires, is primary again; "
+                f"{version_name(step.data['key'], primary)}, which this plan retires, is primary again; "
                 "re-encryption will never leave it; plan again",
                 resource=step.data["key"],
                 rule="R21",

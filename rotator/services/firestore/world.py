@@ -8,6 +8,7 @@ from typing import Any
 
 from rotator.backends.fake.worldschema import BOOL, DURATION, KEY, TIME, Checker, obj
 from rotator.locations import key_location_for_database
+from rotator.names import location_of, version_name
 
 _DATABASE = obj(
     {
@@ -71,6 +72,6 @@ def fill_defaults(sections: dict[str, list[dict[str, Any]]], primaries: dict[str
     active versions, it is active on its key's primary."""
     for d in sections.get("firestore", []):
         if "location" not in d:
-            d["location"] = d["kms_key"].split("/")[3] if d.get("kms_key") else "us-east1"
+            d["location"] = location_of(d["kms_key"]) if d.get("kms_key") else "us-east1"
         if d.get("kms_key") and "active_key_versions" not in d and primaries.get(d["kms_key"]):
-            d["active_key_versions"] = [f"{d['kms_key']}/cryptoKeyVersions/{primaries[d['kms_key']]}"]
+            d["active_key_versions"] = [version_name(d["kms_key"], primaries[d["kms_key"]])]

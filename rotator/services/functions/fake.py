@@ -21,6 +21,7 @@ from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.model import CloudFunction, Listing
+from rotator.names import is_version_of, location_of
 from rotator.services.functions.spec import SPEC
 from rotator.timeutil import format_time, parse_time
 
@@ -73,7 +74,7 @@ class FakeFunctions:
             return [
                 (r["repository"], r.get("kms_key"))
                 for r in load_docs(c, "artifact_registry")
-                if r["repository"].split("/")[3] == region
+                if location_of(r["repository"]) == region
             ]
 
     def repository_image_versions(self, repository: str, key: str) -> tuple[str, ...] | None:
@@ -81,7 +82,7 @@ class FakeFunctions:
         the primary of the time; old images stay until deleted."""
         with self.store.read() as c:
             repo = find(load_docs(c, "artifact_registry"), "repository", repository, "repository")
-        return tuple(v for v in repo.get("image_versions", []) if v.startswith(key + "/cryptoKeyVersions/"))
+        return tuple(v for v in repo.get("image_versions", []) if is_version_of(v, key))
 
     def create_repository(self, repository: str, *, kms_key: str | None) -> None:
         with self.store.write() as c:
@@ -91,7 +92,7 @@ class FakeFunctions:
             if kms_key:
                 kms_key = check_key_name(kms_key, service="Artifact Registry")
                 check_region(
-                    kms_key, repository.split("/")[3], service="Artifact Registry", resource=repository
+                    kms_key, location_of(repository), service="Artifact Registry", resource=repository
                 )
                 encrypt_version(c, self.kms, kms_key, self.agents[1:2], service="Artifact Registry")
             repos.append({"repository": repository, "kms_key": kms_key})
@@ -110,7 +111,7 @@ class FakeFunctions:
             version = None
             if key:
                 key = check_key_name(key, service="Cloud Run functions")
-                check_region(key, name.split("/")[3], service="Cloud Run functions", resource=name)
+                check_region(key, location_of(name), service="Cloud Run functions", resource=name)
                 repo_key = None
                 if repo:
                     repo_key = find(load_docs(c, "artifact_registry"), "repository", repo, "repository").get(

@@ -17,11 +17,11 @@ from rotator.backends.gcp.shared import (
     UNSET,
     GcpWorld,
     PrimaryOf,
-    location_of,
     output_time,
     recorded_version,
 )
 from rotator.model import CloudFunction, Listing
+from rotator.names import location_of
 
 FUNCTION_VERSION_LABEL = "rotator-kms-key-version"
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.changes import Change
+from rotator.names import is_version_of, version_name
 from rotator.services.functions.spec import FUNCTION, FUNCTION_KEY, FUNCTION_WINDOW
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.windows import redeploy_window_pin
@@ -39,11 +40,10 @@ class RedeployFunctions(StepKind):
         inv = ctx.inventory(key)
         if "functions" in inv.uninspected:
             return PlannedStep(step_id, self.name, "functions not inspected (--services)", self.rules)
-        prefix = key + "/cryptoKeyVersions/"
         moves: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         for fn in ctx.backend.functions.list_functions():
-            if fn.kms_key != key and not (fn.kms_key_version or "").startswith(prefix):
+            if fn.kms_key != key and not is_version_of(fn.kms_key_version, key):
                 continue
             repo = fn.docker_repository
             if dest != key:
@@ -98,8 +98,7 @@ class RedeployFunctions(StepKind):
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
         key, dest = step.data["key"], step.data["to"]
-        prefix = key + "/cryptoKeyVersions/"
-        retiring = {f"{prefix}{n}" for n in step.data["retiring"]}
+        retiring = {version_name(key, n) for n in step.data["retiring"]}
         done = 0
         not_rebuilt: list[str] = []
         for move in step.data["moves"]:

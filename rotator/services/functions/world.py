@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rotator.backends.fake.worldschema import KEY, TIME, Checker, obj
+from rotator.names import location_of
 
 _FUNCTION = obj(
     {
@@ -50,7 +51,7 @@ def check(checker: Checker) -> None:
     repository is listed when the repositories are."""
     repos = checker.doc.get("artifact_registry")
     for i, r in enumerate(repos or []):
-        region = r["repository"].split("/")[3]
+        region = location_of(r["repository"])
         if r.get("kms_key") and checker.region_of(r["kms_key"]) != region:
             raise checker.fail(
                 f"artifact_registry[{i}].kms_key",
@@ -66,7 +67,7 @@ def check(checker: Checker) -> None:
     for i, f in enumerate(checker.doc.get("functions", [])):
         if "deployed" in f:
             checker.time(f"functions[{i}].deployed", f["deployed"])
-        region = f["function"].split("/")[3]
+        region = location_of(f["function"])
         if f.get("kms_key") and checker.region_of(f["kms_key"]) != region:
             raise checker.fail(
                 f"functions[{i}].kms_key", f"a function in {region} needs a key in {region} (R7)"

@@ -23,6 +23,7 @@ from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.locations import is_region
 from rotator.model import RunRevision, RunService
+from rotator.names import location_of
 from rotator.services.run.spec import SPEC
 from rotator.timeutil import format_time, parse_time
 
@@ -64,7 +65,7 @@ class FakeRun:
                 resource=region,
             )
         with self.store.read() as c:
-            return [self._to_service(d) for d in load_docs(c, "run") if d["service"].split("/")[3] == region]
+            return [self._to_service(d) for d in load_docs(c, "run") if location_of(d["service"]) == region]
 
     def all_services(self) -> list[RunService]:
         """Every service of the world (the world file and KMS Inventory; no Cloud Run call)."""
@@ -94,7 +95,7 @@ class FakeRun:
             version = None
             if key:
                 key = check_key_name(key, service="Cloud Run")
-                check_region(key, name.split("/")[3], service="Cloud Run", resource=name)
+                check_region(key, location_of(name), service="Cloud Run", resource=name)
                 try:
                     version = encrypt_version(c, self.kms, key, [self.agent], service="Cloud Run")
                 except api.ApiError as e:

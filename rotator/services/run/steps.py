@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator.changes import Change
 from rotator.errors import Stale
+from rotator.names import version_number
 from rotator.services.run.spec import RUN_KEY, RUN_SERVING, RUN_WINDOW
 from rotator.services.run.uses import inspected_run_services
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
@@ -14,11 +15,6 @@ from rotator.windows import redeploy_window_pin
 
 if TYPE_CHECKING:
     from rotator.steps.base import ApplyContext, PlanContext
-
-
-def _version_of(key: str, version: str | None) -> int | None:
-    prefix = key + "/cryptoKeyVersions/"
-    return int(version[len(prefix) :]) if version and version.startswith(prefix) else None
 
 
 @register
@@ -44,7 +40,7 @@ class RedeployServices(StepKind):
             if latest is None:
                 continue
             serving_old = [
-                r for r in svc.revisions if r.serving and _version_of(key, r.kms_key_version) in retiring
+                r for r in svc.revisions if r.serving and version_number(key, r.kms_key_version) in retiring
             ]
             if not serving_old and latest.kms_key != key:
                 continue
@@ -95,7 +91,7 @@ class RedeployServices(StepKind):
             latest = ctx.backend.run.get_service(name).latest
             if latest is None:
                 raise Stale(f"{name} has no revision any more; plan again", resource=name)
-            version = _version_of(key, latest.kms_key_version) if dest == key else None
+            version = version_number(key, latest.kms_key_version) if dest == key else None
             moved = latest.kms_key == dest and (
                 dest != key or (version is not None and version not in retiring)
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rotator.backends.fake.worldschema import BOOL, KEY, TIME, Checker, obj
+from rotator.names import location_of
 
 _SERVICE = obj(
     {
@@ -44,7 +45,7 @@ NAME_PATTERNS = {("run", "service"): r"projects/[a-z0-9.:-]+/locations/[a-z0-9-]
 def check(checker: Checker) -> None:
     """A revision's key is in its service's region (R7)."""
     for i, r in enumerate(checker.doc.get("run", [])):
-        region = r["service"].split("/")[3]
+        region = location_of(r["service"])
         for k, rev in enumerate(r.get("revisions", [])):
             if "deployed" in rev:
                 checker.time(f"run[{i}].revisions[{k}].deployed", rev["deployed"])

@@ -34,7 +34,7 @@ from rotator.model import (
     ObjectPage,
     RewriteResult,
 )
-from rotator.names import parse_key
+from rotator.names import is_version, parse_key
 from rotator.services.storage.spec import SPEC
 from rotator.storage_rules import overwrite_blocker
 from rotator.timeutil import format_time, parse_time
@@ -139,7 +139,7 @@ class FakeStorage:
             return self._to_bucket(self._bucket_row(c, name))
 
     def _check_destination_key(self, c: sqlite3.Connection, brow: sqlite3.Row, key: str) -> None:
-        if "/cryptoKeyVersions/" in key:
+        if is_version(key):
             raise api.InvalidArgument(
                 f"kmsKeyName must name a key, not a key version: {key} (R2)", resource=key
             )

@@ -12,6 +12,7 @@ from rotator.backends.base import StorageApi, iter_objects
 from rotator.changes import Change
 from rotator.errors import BadInput, Failure, Stale, Waiting
 from rotator.model import BatchJob, Bucket
+from rotator.names import version_name
 from rotator.ratelimit import GCS_START_RPS, KMS_QUOTA_START_RPS
 from rotator.rewrites import Rewriter, RewriteTally
 from rotator.services.storage.settings import RewriteSettings
@@ -114,7 +115,7 @@ class RewriteObjects(StepKind):
                     {
                         "action": Change.REWRITE,
                         "bucket": f"gs://{bucket}",
-                        "from_version": f"{key}/cryptoKeyVersions/{n}",
+                        "from_version": version_name(key, n),
                         "to_key": dest,
                         "objects": count,
                         "bytes": nbytes,
@@ -162,7 +163,7 @@ class RewriteObjects(StepKind):
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
         key, dest = step.data["key"], step.data["to"]
-        retiring = {f"{key}/cryptoKeyVersions/{n}" for n in step.data["retiring"]}
+        retiring = {version_name(key, n) for n in step.data["retiring"]}
         tallies: list[RewriteTally] = []
         local: list[Bucket] = []
         for bucket_name in step.data["buckets"]:
@@ -196,7 +197,7 @@ class RewriteObjects(StepKind):
 
     def verify(self, ctx: ApplyContext, step: PlannedStep, result: dict[str, Any]) -> list[str]:
         key, storage = step.data["key"], ctx.backend.storage
-        retiring = {f"{key}/cryptoKeyVersions/{n}" for n in step.data["retiring"]}
+        retiring = {version_name(key, n) for n in step.data["retiring"]}
         now = ctx.backend.clock.now()
         drift = []
         for name in step.data["buckets"]:

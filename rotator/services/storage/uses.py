@@ -14,7 +14,8 @@ from typing import Any
 
 from rotator.listing import iter_objects_parallel
 from rotator.model import ENABLED, LIVE, NONCURRENT, SOFT_DELETED, Bucket, ObjectInfo
-from rotator.pins import EXAMPLES, PinGroup, VersionUse
+from rotator.names import versions_prefix
+from rotator.pins import EXAMPLES, PinGroup, VersionUse, version_use
 from rotator.scan import ProgressFn, Scan
 from rotator.services.storage.spec import (
     BUCKET_DEFAULT,
@@ -85,11 +86,8 @@ def bucket_uses(
 def _attribute(found: BucketUses, key_name: str, uses: dict[int, VersionUse]) -> None:
     """The groups of `found` under versions of this key, into its uses (a live object
     under a version that is not ENABLED cannot be read: R14)."""
-    prefix = key_name + "/cryptoKeyVersions/"
     for (kv, kind), part in found.items():
-        if not kv.startswith(prefix):
-            continue
-        use = uses.get(int(kv[len(prefix) :]))
+        use = version_use(uses, key_name, kv)
         if use is None:
             continue
         detail = part.detail
@@ -111,7 +109,7 @@ def scan(s: Scan) -> None:
     one listing per bucket for all the keys of a report (ScanCache), or only this key's
     versions for a plan."""
     s.buckets = list(s.backend.storage.list_buckets())
-    prefix = s.key + "/cryptoKeyVersions/"
+    prefix = versions_prefix(s.key)
     for bucket in s.buckets:
         if bucket.default_kms_key == s.key:
             s.default_for.append(bucket.name)

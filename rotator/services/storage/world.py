@@ -16,7 +16,7 @@ from rotator.backends.fake.store import Store
 from rotator.backends.fake.worldschema import BOOL, DURATION, KEY, TIME, Checker, format_duration_s, obj
 from rotator.locations import bucket_key_location_ok, key_location_for_bucket
 from rotator.model import LIVE, NONCURRENT, SOFT_DELETED
-from rotator.names import parse_key
+from rotator.names import location_of, parse_key
 from rotator.timeutil import format_time, parse_duration, parse_time
 
 _GENERATION = obj(
@@ -98,7 +98,7 @@ def check(checker: Checker) -> None:
             raise checker.fail(f"{path}.location", f"unknown bucket location {b['location']!r} (R7)")
         if b.get("default_kms_key"):
             key = checker.key(f"{path}.default_kms_key", b["default_kms_key"])
-            if not bucket_key_location_ok(b["location"], key.split("/")[3]):
+            if not bucket_key_location_ok(b["location"], location_of(key)):
                 raise checker.fail(
                     f"{path}.default_kms_key",
                     f"key in {key.split('/')[3]} cannot protect a bucket in {b['location']} (R7)",
