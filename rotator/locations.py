@@ -59,3 +59,8 @@ _FIRESTORE_KEY_LOCATION = {"nam5": "us", "eur3": "europe"}
 
 def key_location_for_database(location: str) -> str:
     return _FIRESTORE_KEY_LOCATION.get(location, location)
+
+
+def database_key_location_ok(database_location: str, key_location: str) -> bool:
+    """Firestore: a key in the location its database's maps to (R7)."""
+    return key_location_for_database(database_location) == key_location

@@ -12,6 +12,7 @@ from typing import Any
 from rotator import apierrors as api
 from rotator.backends.fake.kms import FakeKms
 from rotator.errors import BadInput
+from rotator.locations import regional_key_location_ok
 from rotator.names import is_version, location_of, parse_key
 
 
@@ -64,7 +65,7 @@ def check_region(key: str, region: str, *, service: str, resource: str) -> None:
     """Dataflow, Cloud Run, functions, Artifact Registry: a key in the same region, never
     global or multi-region (R7, R30)."""
     location = location_of(key)
-    if location != region:
+    if not regional_key_location_ok(region, location):
         raise api.InvalidArgument(
             f"{service}: {resource} is in {region}; its key must be in {region}, not {location} (R7)",
             resource=resource,

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rotator.errors import BadInput
-from rotator.names import is_version_of, location_of, parse_key, parse_version
+from rotator.names import is_version_of, parse_key, parse_version
 from rotator.timeutil import format_duration, parse_duration, parse_time
 
 DURATION = {"type": ["string", "integer"]}
@@ -81,7 +81,3 @@ class Checker:
         """A resource's version is a version of its own key (the cloud cannot say otherwise)."""
         if key and version and not is_version_of(version, key):
             raise self.fail(path, f"{version} is not a version of the resource's key {key}")
-
-    @staticmethod
-    def region_of(key: str) -> str:
-        return location_of(key)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from rotator.backends.fake.worldschema import BOOL, DURATION, KEY, TIME, Checker, obj
+from rotator.locations import regional_key_location_ok
+from rotator.names import location_of
 
 _JOB = obj(
     {
@@ -45,7 +47,9 @@ NAME_PATTERNS = {("dataflow", "job"): r"[A-Za-z0-9_-]+"}
 def check(checker: Checker) -> None:
     """A job runs under a regional key in its own region (R30)."""
     for i, j in enumerate(checker.doc.get("dataflow", [])):
-        if j.get("kms_key") and checker.region_of(j["kms_key"]) != j.get("region"):
+        if j.get("kms_key") and not regional_key_location_ok(
+            j.get("region") or "", location_of(j["kms_key"])
+        ):
             raise checker.fail(
                 f"dataflow[{i}].kms_key", f"a job in {j.get('region')} needs a key in that region (R30)"
             )

@@ -16,7 +16,7 @@ from rotator.backends.fake.events import logs_key_failures
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
-from rotator.locations import key_location_for_database
+from rotator.locations import database_key_location_ok, key_location_for_database
 from rotator.model import Backup, Database, Listing
 from rotator.names import key_of, location_of
 from rotator.services.firestore.spec import SPEC
@@ -129,11 +129,10 @@ class FakeFirestore:
                 active = [b["kms_key_version"]]
             elif kms_key:
                 key = check_key_name(kms_key, service="Firestore")
-                want = key_location_for_database(location)
-                if location_of(key) != want:
+                if not database_key_location_ok(location, location_of(key)):
                     raise api.InvalidArgument(
-                        f"Firestore: database in {location} needs a key in {want}, not "
-                        f"{key.split('/')[3]} (R7)",
+                        f"Firestore: database in {location} needs a key in "
+                        f"{key_location_for_database(location)}, not {location_of(key)} (R7)",
                         resource=name,
                         rule="R7",
                     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rotator.backends.fake.worldschema import BOOL, DURATION, KEY, TIME, Checker, obj
-from rotator.locations import key_location_for_database
+from rotator.locations import database_key_location_ok, key_location_for_database
 from rotator.names import location_of, version_name
 
 _DATABASE = obj(
@@ -52,7 +52,11 @@ def check(checker: Checker) -> None:
     it expires (R24: until then it keeps its version in use)."""
     for i, d in enumerate(checker.doc.get("firestore", [])):
         want = key_location_for_database(d.get("location", ""))
-        if d.get("kms_key") and "location" in d and checker.region_of(d["kms_key"]) != want:
+        if (
+            d.get("kms_key")
+            and "location" in d
+            and not database_key_location_ok(d["location"], location_of(d["kms_key"]))
+        ):
             raise checker.fail(
                 f"firestore[{i}].kms_key", f"a database in {d.get('location')} needs a key in {want} (R7)"
             )

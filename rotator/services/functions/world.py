@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rotator.backends.fake.worldschema import KEY, TIME, Checker, obj
+from rotator.locations import regional_key_location_ok
 from rotator.names import location_of
 
 _FUNCTION = obj(
@@ -52,7 +53,7 @@ def check(checker: Checker) -> None:
     repos = checker.doc.get("artifact_registry")
     for i, r in enumerate(repos or []):
         region = location_of(r["repository"])
-        if r.get("kms_key") and checker.region_of(r["kms_key"]) != region:
+        if r.get("kms_key") and not regional_key_location_ok(region, location_of(r["kms_key"])):
             raise checker.fail(
                 f"artifact_registry[{i}].kms_key",
                 f"a repository in {region} needs a key in {region} (R7)",
@@ -68,7 +69,7 @@ def check(checker: Checker) -> None:
         if "deployed" in f:
             checker.time(f"functions[{i}].deployed", f["deployed"])
         region = location_of(f["function"])
-        if f.get("kms_key") and checker.region_of(f["kms_key"]) != region:
+        if f.get("kms_key") and not regional_key_location_ok(region, location_of(f["kms_key"])):
             raise checker.fail(
                 f"functions[{i}].kms_key", f"a function in {region} needs a key in {region} (R7)"
             )

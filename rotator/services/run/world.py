@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rotator.backends.fake.worldschema import BOOL, KEY, TIME, Checker, obj
+from rotator.locations import regional_key_location_ok
 from rotator.names import location_of
 
 _SERVICE = obj(
@@ -49,7 +50,7 @@ def check(checker: Checker) -> None:
         for k, rev in enumerate(r.get("revisions", [])):
             if "deployed" in rev:
                 checker.time(f"run[{i}].revisions[{k}].deployed", rev["deployed"])
-            if rev.get("kms_key") and checker.region_of(rev["kms_key"]) != region:
+            if rev.get("kms_key") and not regional_key_location_ok(region, location_of(rev["kms_key"])):
                 raise checker.fail(
                     f"run[{i}].revisions[{k}].kms_key",
                     f"a service in {region} needs a key in {region} (R7)",

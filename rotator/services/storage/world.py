@@ -101,7 +101,7 @@ def check(checker: Checker) -> None:
             if not bucket_key_location_ok(b["location"], location_of(key)):
                 raise checker.fail(
                     f"{path}.default_kms_key",
-                    f"key in {key.split('/')[3]} cannot protect a bucket in {b['location']} (R7)",
+                    f"key in {location_of(key)} cannot protect a bucket in {b['location']} (R7)",
                 )
         checker.duration(f"{path}.soft_delete", b.get("soft_delete", "7d"))
         if "retention" in b:
