@@ -121,6 +121,16 @@ def same_key(a: str, b: str) -> bool:
     return strip_version(a) == strip_version(b)
 
 
+def key_id(key: str) -> str:
+    """K of .../cryptoKeys/K (what a person types to confirm a grave step)."""
+    return key.rsplit("/", 1)[-1]
+
+
+def key_ring_of(key: str) -> str:
+    """projects/P/locations/L/keyRings/R of a key name."""
+    return key.rsplit("/cryptoKeys/", 1)[0]
+
+
 def version_name(key: str, number: int | str) -> str:
     """Version `number` of `key`: the text of KeyVersionName, without parsing the key."""
     return f"{key}{_VERSIONS}{number}"

@@ -11,6 +11,7 @@ import click
 from rotator.cli.env import Env, pass_env
 from rotator.errors import BadInput
 from rotator.journal import events_of
+from rotator.names import key_id
 from rotator.output_schemas import stamp
 from rotator.places import open_place
 from rotator.ratelimit import DEFAULT_CONCURRENCY
@@ -134,17 +135,17 @@ def _confirm(doc: dict[str, Any]) -> None:
         raise BadInput("refusing to apply without --yes in a non-interactive run; nothing was changed")
     click.echo(plan_text(doc), err=True)
     grave = [s["id"] for s in doc["steps"] if REGISTRY[s["kind"]].asks_for_key_id(PlannedStep.from_json(s))]
-    key_id = doc["params"]["key"].rsplit("/", 1)[-1]
+    confirm = key_id(doc["params"]["key"])
     if grave:
         typed = click.prompt(
-            f"Step {', '.join(grave)} disables or destroys versions of {key_id} whatever they "
-            f"protect. Type the key's id ({key_id}) to apply",
+            f"Step {', '.join(grave)} disables or destroys versions of {confirm} whatever they "
+            f"protect. Type the key's id ({confirm}) to apply",
             default="",
             show_default=False,
             err=True,
         )
-        if typed.strip() != key_id:
-            raise BadInput(f"typed {typed.strip()!r}, not the key's id {key_id}; nothing was changed")
+        if typed.strip() != confirm:
+            raise BadInput(f"typed {typed.strip()!r}, not the key's id {confirm}; nothing was changed")
     elif not click.confirm("Apply this plan?", err=True):
         raise BadInput("not confirmed; nothing was changed")
 

@@ -13,7 +13,9 @@ from rotator.names import (
     KeyVersionName,
     is_version,
     is_version_of,
+    key_id,
     key_of,
+    key_ring_of,
     location_of,
     parse_key,
     parse_version,
@@ -202,3 +204,8 @@ def test_location_of_any_resource_name_and_of_an_unreachable_entry() -> None:
     assert location_of("projects/demo/locations/nam5/backups/b1") == "nam5"
     assert location_of("projects/demo/locations/europe-west1") == "europe-west1"  # Google's unreachable
     assert location_of("europe-west1") == "europe-west1"  # or a bare location
+
+
+def test_key_id_and_key_ring_of_a_key() -> None:
+    assert key_id(APP_KEY) == parse_key(APP_KEY).key == "app"
+    assert key_ring_of(APP_KEY) == "projects/demo/locations/us-east1/keyRings/ring"

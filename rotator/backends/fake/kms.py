@@ -24,7 +24,7 @@ from rotator.model import (
     CryptoKeyVersion,
     IamPolicy,
 )
-from rotator.names import location_of, parse_key, parse_version, version_name
+from rotator.names import key_ring_of, location_of, parse_key, parse_version, version_name
 from rotator.timeutil import format_time, parse_time
 
 
@@ -113,9 +113,7 @@ class FakeKms:
         return sorted({location_of(n) for n in self._key_names(name.rstrip("/") + "/")})
 
     def list_key_rings(self, parent: str) -> list[str]:
-        return sorted(
-            {n.rsplit("/cryptoKeys/", 1)[0] for n in self._key_names(parent.rstrip("/") + "/keyRings/")}
-        )
+        return sorted({key_ring_of(n) for n in self._key_names(parent.rstrip("/") + "/keyRings/")})
 
     def list_crypto_keys(self, parent: str) -> list[CryptoKey]:
         return [self.get_crypto_key(n) for n in self._key_names(parent.rstrip("/") + "/cryptoKeys/")]

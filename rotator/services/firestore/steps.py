@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rotator import apierrors as api
 from rotator.changes import Change
 from rotator.errors import Refused, Stale, Waiting
-from rotator.names import version_name
+from rotator.names import key_id, version_name
 from rotator.services.firestore.spec import FIRESTORE_ACTIVE
 from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
 from rotator.timeutil import format_time
@@ -126,8 +126,7 @@ class ReportFixedKey(ReportStep):
 
 def restored_id(database: str, new_key: str) -> str:
     short = database.rsplit("/", 1)[1].strip("()")
-    key_id = new_key.rsplit("/", 1)[1].lower()
-    return re.sub(r"[^a-z0-9-]", "-", f"{short}-{key_id}")[:63].strip("-")
+    return re.sub(r"[^a-z0-9-]", "-", f"{short}-{key_id(new_key).lower()}")[:63].strip("-")
 
 
 @register

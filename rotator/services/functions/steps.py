@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
 from rotator.changes import Change
-from rotator.names import is_version_of, version_name
+from rotator.names import is_version_of, key_id, version_name
 from rotator.services.functions.spec import FUNCTION, FUNCTION_KEY, FUNCTION_WINDOW
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.windows import redeploy_window_pin
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 def repository_for(repo: str | None, region: str, project: str, dest: str) -> str:
     """A repository for the new key, beside the old one (R42: same key, same region)."""
     base = repo.rsplit("/", 1)[1] if repo else "functions"
-    key_id = re.sub(r"[^a-z0-9-]", "-", dest.rsplit("/", 1)[1].lower())
-    return f"projects/{project}/locations/{region}/repositories/{base}-{key_id}"[:200]
+    suffix = re.sub(r"[^a-z0-9-]", "-", key_id(dest).lower())
+    return f"projects/{project}/locations/{region}/repositories/{base}-{suffix}"[:200]
 
 
 @register
