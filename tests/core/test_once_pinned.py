@@ -64,6 +64,8 @@ def _arguments(fn: Callable[..., Any], precondition: bool) -> dict[str, Any]:
             from datetime import datetime, timezone
 
             values[name] = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        elif name == "version":
+            values[name] = f"{_NAME}/cryptoKeyVersions/1"
         elif name == "state":
             values[name] = "ENABLED"
         elif name == "data":
