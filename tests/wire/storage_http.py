@@ -86,9 +86,8 @@ _REASON_BY_ERROR: dict[type[api.ApiError], str] = {
 }
 MAX_RESULTS = 1000
 # Object fields worth leaving out when `fields` does not ask for them (they cost CPU).
-_DERIVED = frozenset(
-    {"id", "selfLink", "mediaLink", "etag", "timeCreated", "updated", "timeStorageClassUpdated"}
-)
+_LINKS = frozenset({"id", "selfLink", "mediaLink"})
+_TIMES = frozenset({"timeCreated", "updated", "timeStorageClassUpdated"})
 
 
 class HttpError(Exception):
@@ -750,16 +749,17 @@ class StorageServer:
             "storageClass": "STANDARD",
             "size": str(o.size),
         }
-        if keep is None or not keep.isdisjoint(_DERIVED):
+        if keep is None or not keep.isdisjoint(_LINKS):
             quoted = quote(o.name, safe="")
-            created = rfc3339(o.created)
             res["id"] = f"{o.bucket}/{o.name}/{gen}"
             res["selfLink"] = f"{self.url}/storage/v1/b/{o.bucket}/o/{quoted}"
             res["mediaLink"] = (
                 f"{self.url}/download/storage/v1/b/{o.bucket}/o/{quoted}?generation={gen}&alt=media"
             )
+        if keep is None or "etag" in keep:
             res["etag"] = _b64(b"\x08" + _varint(o.generation) + b"\x10\x01")
-            res["timeCreated"] = res["updated"] = res["timeStorageClassUpdated"] = created
+        if keep is None or not keep.isdisjoint(_TIMES):
+            res["timeCreated"] = res["updated"] = res["timeStorageClassUpdated"] = rfc3339(o.created)
         # Listings of CMEK (and CSEK) objects carry no hashes (R17); a GET of a CMEK one does.
         hashed = keep is None or "md5Hash" in keep or "crc32c" in keep
         if hashed and not o.customer_supplied_key and not (listing and o.kms_key_version):

@@ -38,6 +38,9 @@ LIST_FIELDS = (
     "retention,retentionExpirationTime,softDeleteTime,hardDeleteTime,customerEncryption),nextPageToken"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# A live object's resource with only these keys has nothing else to read (no hold,
+# retention, deletion time or customer-supplied key): from_resource's short way.
+_PLAIN = frozenset({"name", "generation", "kmsKeyName", "size", "timeCreated"})
 # Answers Cloud Storage's request-rate guidance says to back off from: 408, 429, 5xx.
 THROTTLING = (gexc.TooManyRequests, gexc.ServerError)
 
@@ -93,24 +96,34 @@ def from_resource(
 ) -> ObjectInfo:
     """An object from its JSON resource, as listed (no Blob in between: a listing of a
     million objects would spend a dozen seconds building them)."""
-    retention = props.get("retention") or {}
+    get = props.get
+    if state is None and props.keys() <= _PLAIN:  # most listed objects: nothing else to read
+        return ObjectInfo(
+            bucket,
+            name if name is not None else props["name"],
+            int(get("generation", 0)),
+            get("kmsKeyName") or None,
+            int(get("size", 0)),
+            _time(get("timeCreated")) or _EPOCH,
+        )
+    retention = get("retention") or {}
     if state is None:
-        state = NONCURRENT if props.get("timeDeleted") else LIVE
+        state = NONCURRENT if get("timeDeleted") else LIVE
     return ObjectInfo(
         bucket=bucket,
         name=name if name is not None else props["name"],
-        generation=int(props.get("generation", 0)),
-        kms_key_version=props.get("kmsKeyName") or None,
-        size=int(props.get("size", 0)),
-        created=_time(props.get("timeCreated")) or _EPOCH,
+        generation=int(get("generation", 0)),
+        kms_key_version=get("kmsKeyName") or None,
+        size=int(get("size", 0)),
+        created=_time(get("timeCreated")) or _EPOCH,
         state=state,
-        temporary_hold=bool(props.get("temporaryHold")),
-        event_based_hold=bool(props.get("eventBasedHold")),
+        temporary_hold=bool(get("temporaryHold")),
+        event_based_hold=bool(get("eventBasedHold")),
         retention_mode=retention.get("mode"),
         retain_until=_time(retention.get("retainUntilTime")),
-        hard_delete_time=_time(props.get("hardDeleteTime")),
-        customer_supplied_key=bool(props.get("customerEncryption")),
-        retention_expires=_time(props.get("retentionExpirationTime")),
+        hard_delete_time=_time(get("hardDeleteTime")),
+        customer_supplied_key=bool(get("customerEncryption")),
+        retention_expires=_time(get("retentionExpirationTime")),
     )
 
 
@@ -121,13 +134,12 @@ def _time(text: str | None) -> datetime | None:
         return None
     try:
         # Python 3.10's fromisoformat does not read a trailing Z.
-        return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text).astimezone(
-            timezone.utc
-        )
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:  # more than microseconds, or another shape: the library's parser
         from google.cloud._helpers import _rfc3339_nanos_to_datetime
 
         return _rfc3339_nanos_to_datetime(text)
+    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
 
 
 def _raw(_iterator: Any, item: dict[str, Any]) -> dict[str, Any]:

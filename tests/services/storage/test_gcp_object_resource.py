@@ -50,3 +50,44 @@ def test_a_listed_resource_reads_as_the_library_s_blob_does(resource: dict[str, 
     assert mine.state == ("noncurrent" if "timeDeleted" in resource else "live")
     assert mine.temporary_hold == bool(blob.temporary_hold)
     assert mine.customer_supplied_key == ("customerEncryption" in resource)
+
+
+PLAIN = {
+    "name": "p",
+    "generation": "5",
+    "kmsKeyName": "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
+    "size": "3",
+    "timeCreated": "2026-01-02T03:04:05.678Z",
+}
+
+
+def test_a_plain_listed_object_reads_the_same_by_the_short_way() -> None:
+    """from_resource reads a resource of only the usual keys the short way (issue 14: a
+    listing of a million objects): the same object as the full reading (state given)."""
+    short, full = from_resource("bkt", PLAIN), from_resource("bkt", PLAIN, state="live")
+    assert short == full
+    assert short.created.tzinfo is not None and short.created.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "value"),
+    [
+        ({"temporaryHold": True}, "temporary_hold", True),
+        ({"eventBasedHold": True}, "event_based_hold", True),
+        ({"timeDeleted": "2026-02-02T00:00:00Z"}, "state", "noncurrent"),
+        ({"customerEncryption": {"encryptionAlgorithm": "AES256"}}, "customer_supplied_key", True),
+        (
+            {"retention": {"mode": "Unlocked", "retainUntilTime": "2027-01-01T00:00:00Z"}},
+            "retention_mode",
+            "Unlocked",
+        ),
+    ],
+)
+def test_any_other_key_is_read(extra: dict[str, Any], field: str, value: object) -> None:
+    assert getattr(from_resource("bkt", {**PLAIN, **extra}), field) == value
+
+
+def test_a_time_with_an_offset_reads_as_utc() -> None:
+    o = from_resource("bkt", {**PLAIN, "timeCreated": "2026-01-02T05:04:05+02:00"})
+    assert o.created == from_resource("bkt", PLAIN).created.replace(microsecond=0)
+    assert o.created.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
