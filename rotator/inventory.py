@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from rotator.backends.base import Backend
+from rotator.backends.base import ReadOnlyBackend
 from rotator.kms_inventory import KmsInventoryView, read_kms_inventory
 from rotator.model import Bucket, CryptoKey
 from rotator.names import KeyName
@@ -59,7 +59,7 @@ class KeyInventory:
 
 
 def _scan_project(
-    backend: Backend,
+    backend: ReadOnlyBackend,
     key_name: str,
     uses: dict[int, VersionUse],
     primary: int | None,
@@ -81,7 +81,7 @@ def _scan_project(
 
 
 def scan_key(
-    backend: Backend,
+    backend: ReadOnlyBackend,
     key: KeyName | str,
     *,
     services: Iterable[str] = SERVICES,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rotator import apierrors as api
-from rotator.backends.base import Backend
+from rotator.backends.base import ReadOnlyBackend
 from rotator.model import ProtectedResource, ProtectedResourcesSummary
 from rotator.pins import VersionUse, services_found, version_use
 from rotator.services import COVERED_PRODUCTS, SERVICES
@@ -104,7 +104,7 @@ def _unreadable(api_name: str, needs: str, error: api.ApiError) -> str:
 
 
 def read_kms_inventory(
-    backend: Backend,
+    backend: ReadOnlyBackend,
     key: str,
     uses: dict[int, VersionUse],
     *,

@@ -12,7 +12,7 @@ from typing import Any
 from rotator import __version__, guards
 from rotator import apierrors as api
 from rotator.access import check_access
-from rotator.backends.base import Backend, ReadOnlyBackend
+from rotator.backends.base import ReadOnlyBackend
 from rotator.changes import SUMMARY_FIELDS, change_of
 from rotator.errors import BadInput
 from rotator.inventory import KeyInventory, scan_key
@@ -31,8 +31,8 @@ from rotator.timeutil import format_time
 class PlanSession:
     """The plan builder's side of rotator.steps.base.PlanContext (one per plan)."""
 
-    # The full backend for the inventory scan; steps see it as a ReadOnlyBackend.
-    full_backend: Backend
+    # Read-only: planning changes nothing, and a mutating call does not type-check.
+    backend: ReadOnlyBackend
     params: dict[str, Any]
     emit: Callable[[str], None] = lambda _msg: None
     services: tuple[str, ...] = SERVICES
@@ -52,10 +52,6 @@ class PlanSession:
     added_pins: dict[tuple[str, int], list[PinGroup]] = field(default_factory=dict)
     _inventories: dict[str, KeyInventory] = field(default_factory=dict)
 
-    @property
-    def backend(self) -> ReadOnlyBackend:
-        return self.full_backend
-
     def param(self, name: str) -> Any:
         return self.params.get(name)
 
@@ -69,7 +65,7 @@ class PlanSession:
         if key not in self._inventories:
             self.emit(f"inventory of {key} ...")
             self._inventories[key] = scan_key(
-                self.full_backend,
+                self.backend,
                 key,
                 services=self.services,
                 progress=lambda b, n: self.emit(f"  gs://{b}: {n} generations listed"),
@@ -123,7 +119,7 @@ def resolve_params(
     return out
 
 
-def _check_keys_exist(backend: Backend, playbook: Playbook, params: dict[str, Any]) -> None:
+def _check_keys_exist(backend: ReadOnlyBackend, playbook: Playbook, params: dict[str, Any]) -> None:
     for name, p in playbook.parameters.items():
         if p.type == "key" and params.get(name):
             try:
@@ -144,7 +140,7 @@ def _step_applies(when: str | None, params: dict[str, Any]) -> bool:
 
 
 def build_plan(
-    backend: Backend,
+    backend: ReadOnlyBackend,
     playbook: Playbook,
     params: dict[str, Any],
     emit: Callable[[str], None] = lambda _m: None,

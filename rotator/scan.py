@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from rotator.backends.base import Backend, ReadOnlyBackend
+from rotator.backends.base import ReadOnlyBackend
 from rotator.model import Bucket, Listing, unreachable_of
 from rotator.pins import VersionUse
 from rotator.services import REGISTRY
@@ -24,7 +24,7 @@ class Scan:
     """What a service's scanner reads (the project, the key and its windows) and fills
     (the key's uses; Cloud Storage also the buckets it listed)."""
 
-    backend: Backend
+    backend: ReadOnlyBackend
     key: str
     uses: dict[int, VersionUse]
     primary: int | None
@@ -56,12 +56,12 @@ class ScanCache:
         self._views: dict[str, _ListedOnce] = {}
         self._answers: dict[tuple[str, ...], Any] = {}
 
-    def view(self, backend: Backend) -> Backend:
+    def view(self, backend: ReadOnlyBackend) -> ReadOnlyBackend:
         if backend.project not in self._views:
             self._views[backend.project] = _ListedOnce(backend)
-        return cast(Backend, self._views[backend.project])
+        return cast(ReadOnlyBackend, self._views[backend.project])
 
-    def memo(self, backend: Backend, what: tuple[str, ...], read: Callable[[], T]) -> T:
+    def memo(self, backend: ReadOnlyBackend, what: tuple[str, ...], read: Callable[[], T]) -> T:
         """`read()` once per project and `what` (e.g. one bucket's objects)."""
         key = (backend.project, *what)
         if key not in self._answers:
@@ -96,7 +96,7 @@ class _ListedOnce:
     """A project as ScanCache shows it: the same, with every list a scan makes read once
     (each service's spec names its own: `listed_once`)."""
 
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: ReadOnlyBackend):
         self._backend = backend
         for service in REGISTRY:
             setattr(self, service.name, _Once(getattr(backend, service.name), service.listed_once))

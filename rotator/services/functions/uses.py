@@ -4,7 +4,7 @@ their images live in (R42)."""
 
 from __future__ import annotations
 
-from rotator.backends.base import Backend
+from rotator.backends.base import ReadOnlyBackend
 from rotator.locations import key_region
 from rotator.pins import VersionUse, pin_primary, pin_unlisted, version_use, versions_used
 from rotator.scan import Scan, elsewhere
@@ -33,7 +33,7 @@ def scan(s: Scan) -> None:
     _scan_repository_images(backend, key, uses)
 
 
-def _scan_repository_images(backend: Backend, key: str, uses: dict[int, VersionUse]) -> None:
+def _scan_repository_images(backend: ReadOnlyBackend, key: str, uses: dict[int, VersionUse]) -> None:
     """Every Artifact Registry repository under the key (of its region, R7) holds images
     pushed under each version that was primary meanwhile; unknown versions: all of them."""
     region = key_region(key)
