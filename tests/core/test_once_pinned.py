@@ -3,7 +3,9 @@ declarations moved into one place (issue 15, items 3 and 4): a call that could m
 of something (a version, revision, database, job) is retried only when the service
 refused it, on the fake (its faults) and on the gcp backend (its RetryPolicy) alike.
 Observed by behaviour, not read from the declarations, so a change to the declarations
-that changes what is repeated fails here."""
+that changes what is repeated fails here.
+
+Backends: fake; gcp (its retry policy, in process)."""
 
 from __future__ import annotations
 
