@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from rotator.changes import Change
 
@@ -42,6 +43,45 @@ class PinKind:
     service: str | None = None
 
 
+class Repeat(Enum):
+    """Whether a call may be sent again after a transient error (rotator.retry)."""
+
+    SAFE = "safe"  # a repeat changes nothing more: retried on any transient error
+    # A blind repeat could do it twice (a second version, revision, database, job):
+    # retried only when the service refused it (RESOURCE_EXHAUSTED). After UNAVAILABLE or
+    # a deadline the engine re-runs the step, which first looks at what already happened.
+    ONCE = "once"
+    # SAFE when the call carries if_generation_match (a repeat is refused by the
+    # precondition), else ONCE (a repeat could clobber a concurrent write).
+    IF_MATCH = "if_match"
+
+
+# The permission of a call any caller may make (testIamPermissions), or of one no request makes.
+ANYONE = "(none: any caller may ask what it holds)"
+NO_REQUEST = "(none: answered locally, no request)"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of an API (a method of its Backend protocol, or a request a gcp adapter
+    makes on its behalf): the IAM permission it needs, so a 403 says what to grant (both
+    backends), and whether a blind repeat is safe (the fake's faults and the gcp
+    adapters' retries both read it: rotator.services.calls)."""
+
+    permission: str
+    repeat: Repeat = Repeat.SAFE
+    # The name the gcp backend's messages give the call, when not the method's own.
+    named: str = ""
+    # What the gcp adapter does when it is not `repeat`; each such call says why.
+    gcp_repeat: Repeat | None = None
+
+    def repeatable(self, *, gcp: bool, preconditioned: bool) -> bool:
+        """May a blind repeat be sent, on this backend, for a call that carries (or
+        not) an if_generation_match precondition?"""
+        repeat = self.gcp_repeat if gcp and self.gcp_repeat is not None else self.repeat
+        return repeat is Repeat.SAFE or (repeat is Repeat.IF_MATCH and preconditioned)
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """One service rotator finds key uses in and moves between key versions."""
@@ -55,15 +95,10 @@ class ServiceSpec:
     # Cloud KMS Inventory's products (`PRODUCT/Type`) this service's own listing covers:
     # there the listing is the authority (the inventory is built from snapshots and lags).
     products: tuple[str, ...]
-    # The IAM permission each of its API's calls needs (both backends' names), so a 403
-    # says what to grant.
-    permissions: Mapping[str, str]
+    # Each call of its API: its permission and whether a blind repeat is safe.
+    calls: Mapping[str, Call]
     # The variable that points its gcp client at a local server (tests, sandboxes).
     endpoint_env: str
-    # Calls a blind repeat could do twice (a second revision, database, job): retried
-    # only when the service refused them (RESOURCE_EXHAUSTED); after UNAVAILABLE or a
-    # deadline the engine re-runs the step, which first looks at what already happened.
-    once: frozenset[str]
     # Its sections of the world file (the fake backend's world).
     world_sections: tuple[str, ...]
     # The list calls `report` reads once per project for all its keys (ScanCache).

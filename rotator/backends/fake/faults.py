@@ -52,6 +52,8 @@ from rotator.backends import base
 from rotator.errors import BadInput
 from rotator.permissions import permission_for
 from rotator.retry import RetryPolicy
+from rotator.services.calls import CALLS, repeatable
+from rotator.services.spec import NO_REQUEST
 
 ENV = "ROTATOR_FAKE_FAULTS"
 
@@ -72,24 +74,10 @@ APIS: dict[str, type] = {
 # the calls they were written for.
 DEFAULT_SERVICES = frozenset(APIS) - {"inventory"}
 
-# Calls a blind repeat could do twice (a second version, revision, database, job):
-# retried only when the service refused them (RESOURCE_EXHAUSTED). After UNAVAILABLE or
-# a deadline the engine re-runs the step, which first looks at what already happened.
-ONCE = {
-    ("kms", "create_crypto_key_version"),
-    ("firestore", "restore_database"),
-    ("dataflow", "snapshot_job"),
-    ("run", "update_service"),
-    ("functions", "redeploy_function"),
-    ("functions", "create_repository"),
-    ("batch", "create_job"),
-    # Its rows are a one-pass stream (a million of them never sit in memory): a second
-    # attempt would write an empty manifest. The step's re-run streams them again.
-    ("batch", "write_manifest"),
-}
-
-# In the API's protocol but answered locally (no request): never faulted.
-LOCAL = {"job_name"}
+# In the API's protocol but answered locally (no request): never faulted. Whether the
+# other calls may be repeated blindly is declared with each (Call.repeat, in
+# rotator.services.calls and the services' specs): FaultyApi asks `repeatable`.
+LOCAL = frozenset(m for api in CALLS.values() for m, call in api.items() if call.permission == NO_REQUEST)
 
 # Reads do not change anything: a deny or missing list is about changes (as a bucket's
 # objects can be readable to rotator but not writable).
@@ -233,14 +221,14 @@ class FaultInjector:
         if service in spec.deny:
             self.record(Hit(service, method, resource, "PERMISSION_DENIED", after=False))
             raise api.PermissionDenied(
-                f"permission denied: {method} needs {_permission(service, method)} (injected by {ENV})",
+                f"permission denied: {method} needs {permission_for(service, method)} (injected by {ENV})",
                 resource=resource,
             )
         if not method.startswith(READS):
             if resource in spec.deny:
                 self.record(Hit(service, method, resource, "PERMISSION_DENIED", after=False))
                 raise api.PermissionDenied(
-                    f"permission denied on {resource}: {method} needs {_permission(service, method)} "
+                    f"permission denied on {resource}: {method} needs {permission_for(service, method)} "
                     f"(injected by {ENV})",
                     resource=resource,
                 )
@@ -273,12 +261,6 @@ class FaultInjector:
     def record(self, hit: Hit) -> None:
         with self._lock:
             self.hits.append(hit)
-
-
-def _permission(service: str, method: str) -> str:
-    if service == "batch" and method in ("create_job", "get_job"):
-        return permission_for(f"{method.removesuffix('_job')}_batch_job")
-    return permission_for(method)
 
 
 def _resource(service: str, inner: Any, method: str, call: dict[str, Any]) -> str:
@@ -345,12 +327,10 @@ class FaultyApi:
                     listener(bucket)
 
             policy = replace(policy, on_retry=on_retry)
-        # Without a generation precondition a repeated rewrite could clobber a
-        # concurrent write: like a create, it is sent once.
-        blind = method == "rewrite_object" and call.get("if_generation_match") is None
-        if (self._name, method) in ONCE or blind:
-            return policy.once(attempt)
-        return policy.call(attempt)
+        preconditioned = call.get("if_generation_match") is not None
+        if repeatable(self._name, method, gcp=False, preconditioned=preconditioned):
+            return policy.call(attempt)
+        return policy.once(attempt)
 
 
 def wrap(

@@ -19,7 +19,8 @@ class GcpStorageBatch:
     RewriteObject(kms_key) job over a manifest of exactly the objects to move."""
 
     def __init__(self, client: Any, storage_client: Any, project: str, retry: RetryPolicy):
-        self.client, self.storage_client, self.project, self.retry = client, storage_client, project, retry
+        self.client, self.storage_client, self.project = client, storage_client, project
+        self.retry = retry.for_calls_of("batch")  # retries as each call's declaration says
 
     def write_manifest(self, bucket: str, name: str, rows: Iterable[tuple[str, str, int]]) -> str:
         """Streamed to a temporary file first: a million rows never sit in memory."""
@@ -31,7 +32,13 @@ class GcpStorageBatch:
             blob = self.storage_client.bucket(bucket).blob(name)
             with translated("write_manifest", f"gs://{bucket}/{name}"):
                 # Re-uploading the same manifest is harmless: safe to retry.
-                self.retry.call(blob.upload_from_filename, path, content_type="text/csv", retry=None)
+                self.retry.request(
+                    "write_manifest",
+                    blob.upload_from_filename,
+                    path,
+                    content_type="text/csv",
+                    retry=None,
+                )
         finally:
             os.unlink(path)
         return f"gs://{bucket}/{name}"
@@ -54,14 +61,21 @@ class GcpStorageBatch:
         parent = f"projects/{self.project}/locations/global"
         with translated("create_batch_job", parent):
             # Not retried blindly: the engine records the job id and resumes it instead.
-            self.retry.once(self.client.create_job, parent=parent, job_id=job_id, job=job, retry=None)
+            self.retry.request(
+                "create_job",
+                self.client.create_job,
+                parent=parent,
+                job_id=job_id,
+                job=job,
+                retry=None,
+            )
         return self.get_job(self.job_name(job_id))
 
     def get_job(self, name: str) -> BatchJob:
         from google.cloud import storagebatchoperations_v1 as sb
 
         with translated("get_batch_job", name):
-            j = self.retry.call(self.client.get_job, name=name, retry=None)
+            j = self.retry.request("get_job", self.client.get_job, name=name, retry=None)
         errors = tuple(
             (
                 e.object_uri,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
 from rotator import apierrors as api
-from rotator.permissions import PERMISSIONS
+from rotator.backends.gcp.retry import ApiRetry
+from rotator.services.calls import PERMISSIONS
 
 T = TypeVar("T")
 
@@ -59,19 +60,13 @@ def translated(method: str, resource: str) -> Iterator[None]:
         raise translate(e, method, resource) from e
 
 
-def call(
-    policy_call: Callable[..., T], method: str, resource: str, fn: Callable[..., T], *a: object, **kw: object
-) -> T:
-    with translated(method, resource):
-        return policy_call(fn, *a, **kw)
-
-
-def tested_permissions(retry: Any, client: Any, resource: str, permissions: list[str]) -> list[str]:
+def tested_permissions(retry: ApiRetry, client: Any, resource: str, permissions: list[str]) -> list[str]:
     """The caller's permissions on `resource` among `permissions`: the TestIamPermissions
-    call that Cloud KMS, Cloud Run and Cloud Run functions share (iam_policy.proto). It
-    only reads, so the RetryPolicy may repeat it."""
+    call that Cloud KMS, Cloud Run and Cloud Run functions share (iam_policy.proto), as
+    the API `retry` serves declares it (it only reads: repeated)."""
     with translated("test_iam_permissions", resource):
-        answer = retry.call(
+        answer = retry.request(
+            "test_iam_permissions",
             client.test_iam_permissions,
             request={"resource": resource, "permissions": permissions},
             retry=None,

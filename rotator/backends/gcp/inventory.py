@@ -18,14 +18,20 @@ class GcpKeyInventory:
     (names and versions; only with ROTATOR_ORGANIZATION) and the key list of a project."""
 
     def __init__(self, tracking: Any, dashboard: Any, organization: str | None, retry: RetryPolicy):
-        self.tracking, self.dashboard, self.retry = tracking, dashboard, retry
+        self.tracking, self.dashboard = tracking, dashboard
+        self.retry = retry.for_calls_of("inventory")  # retries as each call's declaration says
         self.organization = organization
         self._cache: dict[str, list[ProtectedResource]] = {}
 
     def get_protected_resources_summary(self, key: str) -> ProtectedResourcesSummary:
         name = f"{key}/protectedResourcesSummary"
         with translated("get_protected_resources_summary", key):
-            s = self.retry.call(self.tracking.get_protected_resources_summary, name=name, retry=None)
+            s = self.retry.request(
+                "get_protected_resources_summary",
+                self.tracking.get_protected_resources_summary,
+                name=name,
+                retry=None,
+            )
         return ProtectedResourcesSummary(
             key=key,
             resource_count=int(s.resource_count),
@@ -36,7 +42,8 @@ class GcpKeyInventory:
 
     def search_protected_resources(self, organization: str, key: str) -> list[ProtectedResource]:
         with translated("search_protected_resources", key):
-            pager = self.retry.call(
+            pager = self.retry.request(
+                "search_protected_resources",
                 self.tracking.search_protected_resources,
                 request={"scope": f"organizations/{organization}", "crypto_key": key},
                 retry=None,
@@ -55,7 +62,12 @@ class GcpKeyInventory:
         from rotator.backends.gcp.kms import crypto_key
 
         with translated("list_crypto_keys", f"projects/{project}"):
-            pager = self.retry.call(self.dashboard.list_crypto_keys, parent=f"projects/{project}", retry=None)
+            pager = self.retry.request(
+                "list_crypto_keys",
+                self.dashboard.list_crypto_keys,
+                parent=f"projects/{project}",
+                retry=None,
+            )
             return [crypto_key(k) for k in pager]
 
     def listed_versions(self, key: str, resource: str) -> tuple[str, ...] | None:

@@ -46,11 +46,12 @@ def crypto_key(ck: kms_v1.CryptoKey) -> CryptoKey:
 
 class GcpKms:
     def __init__(self, client: kms_v1.KeyManagementServiceClient, retry: RetryPolicy):
-        self.client, self.retry = client, retry
+        self.client = client
+        self.retry = retry.for_calls_of("kms")  # retries as each call's declaration says
 
     def get_crypto_key(self, name: str) -> CryptoKey:
         with translated("get_crypto_key", name):
-            ck = self.retry.call(self.client.get_crypto_key, name=name, retry=None)
+            ck = self.retry.request("get_crypto_key", self.client.get_crypto_key, name=name, retry=None)
         return crypto_key(ck)
 
     def list_locations(self, name: str) -> list[str]:
@@ -58,8 +59,11 @@ class GcpKms:
         token = ""
         with translated("list_locations", name):
             while True:
-                page = self.retry.call(
-                    self.client.list_locations, request={"name": name, "page_token": token}, retry=None
+                page = self.retry.request(
+                    "list_locations",
+                    self.client.list_locations,
+                    request={"name": name, "page_token": token},
+                    retry=None,
                 )
                 out += [loc.location_id for loc in page.locations]
                 token = page.next_page_token
@@ -68,37 +72,58 @@ class GcpKms:
 
     def list_key_rings(self, parent: str) -> list[str]:
         with translated("list_key_rings", parent):
-            return [r.name for r in self.retry.call(self.client.list_key_rings, parent=parent, retry=None)]
+            return [
+                r.name
+                for r in self.retry.request(
+                    "list_key_rings", self.client.list_key_rings, parent=parent, retry=None
+                )
+            ]
 
     def list_crypto_keys(self, parent: str) -> list[CryptoKey]:
         with translated("list_crypto_keys", parent):
             return [
                 crypto_key(k)
-                for k in self.retry.call(self.client.list_crypto_keys, parent=parent, retry=None)
+                for k in self.retry.request(
+                    "list_crypto_keys", self.client.list_crypto_keys, parent=parent, retry=None
+                )
             ]
 
     def list_crypto_key_versions(self, key: str) -> list[CryptoKeyVersion]:
         with translated("list_crypto_key_versions", key):
-            pager = self.retry.call(self.client.list_crypto_key_versions, parent=key, retry=None)
+            pager = self.retry.request(
+                "list_crypto_key_versions",
+                self.client.list_crypto_key_versions,
+                parent=key,
+                retry=None,
+            )
             versions = [_version(v) for v in pager]
         return sorted(versions, key=lambda v: v.number)
 
     def get_crypto_key_version(self, name: str) -> CryptoKeyVersion:
         with translated("get_crypto_key_version", name):
-            return _version(self.retry.call(self.client.get_crypto_key_version, name=name, retry=None))
+            return _version(
+                self.retry.request(
+                    "get_crypto_key_version", self.client.get_crypto_key_version, name=name, retry=None
+                )
+            )
 
     def create_crypto_key_version(self, key: str) -> CryptoKeyVersion:
         # Not retried: a blind retry could make two versions. The engine's journal and
         # its re-check on resume adopt a version a lost response created.
         with translated("create_crypto_key_version", key):
-            v = self.retry.once(
-                self.client.create_crypto_key_version, parent=key, crypto_key_version={}, retry=None
+            v = self.retry.request(
+                "create_crypto_key_version",
+                self.client.create_crypto_key_version,
+                parent=key,
+                crypto_key_version={},
+                retry=None,
             )
         return _version(v)
 
     def update_crypto_key_primary_version(self, key: str, version: str) -> CryptoKey:
         with translated("update_crypto_key_primary_version", key):
-            self.retry.call(
+            self.retry.request(
+                "update_crypto_key_primary_version",
                 self.client.update_crypto_key_primary_version,
                 name=key,
                 crypto_key_version_id=str(version_id(version)),
@@ -108,7 +133,8 @@ class GcpKms:
 
     def update_crypto_key_version(self, version: str, state: str) -> CryptoKeyVersion:
         with translated("update_crypto_key_version", version):
-            v = self.retry.call(
+            v = self.retry.request(
+                "update_crypto_key_version",
                 self.client.update_crypto_key_version,
                 crypto_key_version=kms_v1.CryptoKeyVersion(
                     name=version, state=kms_v1.CryptoKeyVersion.CryptoKeyVersionState[state]
@@ -120,15 +146,23 @@ class GcpKms:
 
     def destroy_crypto_key_version(self, version: str) -> CryptoKeyVersion:
         with translated("destroy_crypto_key_version", version):
-            return _version(self.retry.call(self.client.destroy_crypto_key_version, name=version, retry=None))
+            v = self.retry.request(
+                "destroy_crypto_key_version", self.client.destroy_crypto_key_version, name=version, retry=None
+            )
+        return _version(v)
 
     def restore_crypto_key_version(self, version: str) -> CryptoKeyVersion:
         with translated("restore_crypto_key_version", version):
-            return _version(self.retry.call(self.client.restore_crypto_key_version, name=version, retry=None))
+            v = self.retry.request(
+                "restore_crypto_key_version", self.client.restore_crypto_key_version, name=version, retry=None
+            )
+        return _version(v)
 
     def get_iam_policy(self, key: str) -> IamPolicy:
         with translated("get_iam_policy", key):
-            policy = self.retry.call(self.client.get_iam_policy, request={"resource": key}, retry=None)
+            policy = self.retry.request(
+                "get_iam_policy", self.client.get_iam_policy, request={"resource": key}, retry=None
+            )
         bindings: dict[str, list[str]] = {}
         for b in policy.bindings:
             bindings.setdefault(b.role, []).extend(b.members)
@@ -146,5 +180,10 @@ class GcpKms:
             version=1,
         )
         with translated("set_iam_policy", key):
-            self.retry.call(self.client.set_iam_policy, request={"resource": key, "policy": body}, retry=None)
+            self.retry.request(
+                "set_iam_policy",
+                self.client.set_iam_policy,
+                request={"resource": key, "policy": body},
+                retry=None,
+            )
         return self.get_iam_policy(key)

@@ -34,11 +34,13 @@ def log_filter(since: datetime) -> str:
 
 class GcpLogs:
     def __init__(self, client: Any, project: str, retry: RetryPolicy):
-        self.client, self.project, self.retry = client, project, retry
+        self.client, self.project = client, project
+        self.retry = retry.for_calls_of("logs")  # retries as each call's declaration says
 
     def key_failures(self, since: datetime) -> list[LogEntry]:
         with translated("list_log_entries", f"projects/{self.project}"):
-            entries = self.retry.call(
+            entries = self.retry.request(
+                "key_failures",
                 lambda: list(
                     self.client.list_entries(
                         resource_names=[f"projects/{self.project}"],
@@ -46,7 +48,7 @@ class GcpLogs:
                         page_size=50,
                         max_results=50,
                     )
-                )
+                ),
             )
         out = []
         for e in entries:

@@ -4,11 +4,16 @@ attempt, in errors.translated)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
 from rotator import retry
+from rotator.services.calls import repeatable
+
+T = TypeVar("T")
 
 RETRYABLE: tuple[type[BaseException], ...] = (
     gexc.TooManyRequests,  # 429
@@ -42,3 +47,29 @@ class RetryPolicy(retry.RetryPolicy):
 
     def rejected(self, error: BaseException) -> bool:
         return isinstance(error, REJECTED)
+
+    def for_calls_of(self, api: str) -> ApiRetry:
+        """This policy as the gcp adapter of `api` (a Backend attribute: kms, storage,
+        batch...) holds it."""
+        return ApiRetry(api, self)
+
+
+@dataclass(frozen=True)
+class ApiRetry:
+    """The retry policy as one API's gcp adapter holds it. The adapters retry through
+    `request` only, naming the call: its declaration (rotator.services.calls) says
+    whether a blind repeat is safe, so a gcp method cannot disagree with the fake's
+    faults, which read the same declarations."""
+
+    api: str
+    policy: RetryPolicy
+
+    def request(
+        self, method: str, fn: Callable[..., T], /, *args: Any, preconditioned: bool = False, **kwargs: Any
+    ) -> T:
+        """Call fn: retried on any transient error when a blind repeat of `method` is
+        safe, else only when the service refused it (RetryPolicy.once).
+        `preconditioned`: the call carries if_generation_match (Repeat.IF_MATCH)."""
+        if repeatable(self.api, method, gcp=True, preconditioned=preconditioned):
+            return self.policy.call(fn, *args, **kwargs)
+        return self.policy.once(fn, *args, **kwargs)

@@ -55,7 +55,8 @@ class GcpDataflow:
     def __init__(
         self, client: Any, project: str, retry: RetryPolicy, inventory: Any = None, snapshots: Any = None
     ):
-        self.client, self.project, self.retry, self.inventory = client, project, retry, inventory
+        self.client, self.project, self.inventory = client, project, inventory
+        self.retry = retry.for_calls_of("dataflow")  # retries as each call's declaration says
         self.snapshots = snapshots
         self._regions: dict[str, str] = {}
 
@@ -100,7 +101,8 @@ class GcpDataflow:
         summaries: list[Any] = []
         failed: list[str] = []
         with translated("list_jobs", f"projects/{self.project}"):
-            pager = self.retry.call(
+            pager = self.retry.request(
+                "list_jobs",
                 self.client.aggregated_list_jobs,
                 request={"project_id": self.project, "filter": df.ListJobsRequest.Filter.ACTIVE},
                 retry=None,
@@ -121,7 +123,8 @@ class GcpDataflow:
 
         with translated("get_job", job):
             return self._job(
-                self.retry.call(
+                self.retry.request(
+                    "get_job",
                     self.client.get_job,
                     request={
                         "project_id": self.project,
@@ -139,7 +142,8 @@ class GcpDataflow:
             return ()
 
         with translated("list_snapshots", job):
-            resp = self.retry.call(
+            resp = self.retry.request(
+                "list_snapshots",
                 self.snapshots.list_snapshots,
                 request={"project_id": self.project, "job_id": job, "location": region},
                 retry=None,
@@ -167,7 +171,8 @@ class GcpDataflow:
     def snapshot_job(self, job: str) -> DataflowSnapshot:
         region = self._regions.get(job) or self.get_job(job).region
         with translated("snapshot_job", job):
-            snap = self.retry.once(
+            snap = self.retry.request(
+                "snapshot_job",
                 self.client.snapshot_job,
                 request={
                     "project_id": self.project,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rotator.services.spec import PinKind, ServiceSpec
+from rotator.services.spec import Call, PinKind, Repeat, ServiceSpec
 
 DATAFLOW_KEY = "dataflow_job_key"
 DATAFLOW_JOB = "dataflow_running_job"
@@ -38,14 +38,13 @@ SPEC = ServiceSpec(
         ),
     ),
     products=("dataflow.googleapis.com",),
-    permissions={
-        "list_jobs": "dataflow.jobs.list",
-        "get_job": "dataflow.jobs.get",
-        "snapshot_job": "dataflow.snapshots.create",
-        "list_snapshots": "dataflow.snapshots.list",
+    calls={
+        "list_jobs": Call("dataflow.jobs.list"),
+        "get_job": Call("dataflow.jobs.get"),
+        "snapshot_job": Call("dataflow.snapshots.create", Repeat.ONCE),
+        "list_snapshots": Call("dataflow.snapshots.list"),  # the gcp adapter's, for get_job
     },
     endpoint_env="ROTATOR_ENDPOINT_DATAFLOW",
-    once=frozenset({"snapshot_job"}),
     world_sections=("dataflow",),
     listed_once=frozenset({"list_jobs"}),
 )

@@ -30,7 +30,8 @@ def connect(backend: GcpWorld) -> GcpFirestore:
 
 class GcpFirestore:
     def __init__(self, client: Any, project: str, retry: RetryPolicy, inventory: Any = None):
-        self.client, self.project, self.retry, self.inventory = client, project, retry, inventory
+        self.client, self.project, self.inventory = client, project, inventory
+        self.retry = retry.for_calls_of("firestore")  # retries as each call's declaration says
 
     @staticmethod
     def _db(d: Any) -> Database:
@@ -45,7 +46,12 @@ class GcpFirestore:
 
     def list_databases(self) -> list[Database]:
         with translated("list_databases", f"projects/{self.project}"):
-            resp = self.retry.call(self.client.list_databases, parent=f"projects/{self.project}", retry=None)
+            resp = self.retry.request(
+                "list_databases",
+                self.client.list_databases,
+                parent=f"projects/{self.project}",
+                retry=None,
+            )
         # "In the event that data about individual databases cannot be listed they will be
         # recorded here" (e.g. projects/P/locations/L): a partial list.
         return Listing(
@@ -54,12 +60,14 @@ class GcpFirestore:
 
     def get_database(self, name: str) -> Database:
         with translated("get_database", name):
-            return self._db(self.retry.call(self.client.get_database, name=name, retry=None))
+            return self._db(
+                self.retry.request("get_database", self.client.get_database, name=name, retry=None)
+            )
 
     def list_backups(self) -> list[Backup]:
         parent = f"projects/{self.project}/locations/-"
         with translated("list_backups", parent):
-            resp = self.retry.call(self.client.list_backups, parent=parent, retry=None)
+            resp = self.retry.request("list_backups", self.client.list_backups, parent=parent, retry=None)
         # The Backup resource does not say its key version (R24): None = any of its key's.
         # Locations that did not answer are in `unreachable`: a partial list.
         return Listing(
@@ -98,5 +106,7 @@ class GcpFirestore:
             "encryption_config": enc,
         }
         with translated("restore_database", backup):
-            op = self.retry.once(self.client.restore_database, request=request, retry=None)
+            op = self.retry.request(
+                "restore_database", self.client.restore_database, request=request, retry=None
+            )
             return self._db(op.result(timeout=OPERATION_TIMEOUT))

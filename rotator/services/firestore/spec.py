@@ -4,7 +4,7 @@ and backups (R20-R24)."""
 from __future__ import annotations
 
 from rotator.changes import Change
-from rotator.services.spec import PinKind, ServiceSpec
+from rotator.services.spec import Call, PinKind, Repeat, ServiceSpec
 
 FIRESTORE_KEY = "firestore_database_key"
 FIRESTORE_ACTIVE = "firestore_active_version"
@@ -46,14 +46,15 @@ SPEC = ServiceSpec(
         ),
     ),
     products=("firestore.googleapis.com",),
-    permissions={
-        "list_databases": "datastore.databases.list",
-        "get_database": "datastore.databases.getMetadata",
-        "list_backups": "datastore.backups.list",
-        "restore_database": "datastore.backups.restoreDatabase and datastore.databases.create",
+    calls={
+        "list_databases": Call("datastore.databases.list"),
+        "get_database": Call("datastore.databases.getMetadata"),
+        "list_backups": Call("datastore.backups.list"),
+        "restore_database": Call(
+            "datastore.backups.restoreDatabase and datastore.databases.create", Repeat.ONCE
+        ),
     },
     endpoint_env="ROTATOR_ENDPOINT_FIRESTORE_ADMIN",
-    once=frozenset({"restore_database"}),
     world_sections=("firestore",),
     listed_once=frozenset({"list_databases", "list_backups"}),
     # Firestore has no testIamPermissions: its calls' permissions are not asked ahead.

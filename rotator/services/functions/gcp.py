@@ -62,7 +62,8 @@ class GcpFunctions:
         primary_of: PrimaryOf,
         inventory: Any = None,
     ):
-        self.client, self.registry, self.project, self.retry = client, registry, project, retry
+        self.client, self.registry, self.project = client, registry, project
+        self.retry = retry.for_calls_of("functions")  # retries as each call's declaration says
         self.primary_of, self.inventory = primary_of, inventory
 
     def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
@@ -90,7 +91,9 @@ class GcpFunctions:
         found: list[CloudFunction] = []
         unreachable: list[str] = []
         with translated("list_functions", parent):
-            pager = self.retry.call(self.client.list_functions, parent=parent, retry=None)
+            pager = self.retry.request(
+                "list_functions", self.client.list_functions, parent=parent, retry=None
+            )
             for page in pager.pages:
                 found.extend(self._fn(f) for f in page.functions)
                 unreachable.extend(location_of(u) for u in page.unreachable)
@@ -98,7 +101,9 @@ class GcpFunctions:
 
     def get_function(self, name: str) -> CloudFunction:
         with translated("get_function", name):
-            return self._fn(self.retry.call(self.client.get_function, name=name, retry=None))
+            return self._fn(
+                self.retry.request("get_function", self.client.get_function, name=name, retry=None)
+            )
 
     def redeploy_function(
         self, name: str, *, kms_key: str | None = UNSET, docker_repository: str | None = UNSET
@@ -110,7 +115,7 @@ class GcpFunctions:
         new build the version label is put back: the image is still under the version
         that built it, and the function keeps pinning it."""
         with translated("get_function", name):
-            fn = self.retry.call(self.client.get_function, name=name, retry=None)
+            fn = self.retry.request("get_function", self.client.get_function, name=name, retry=None)
         built_before = fn.build_config.build
         label_before = fn.labels.get(FUNCTION_VERSION_LABEL, "")
         paths = ["labels", "build_config.source"]
@@ -124,18 +129,22 @@ class GcpFunctions:
         fn.labels[FUNCTION_VERSION_LABEL] = str(primary) if primary is not None else ""
         self._update(fn, paths)
         with translated("get_function", name):
-            after = self.retry.call(self.client.get_function, name=name, retry=None)
+            after = self.retry.request("get_function", self.client.get_function, name=name, retry=None)
         if after.build_config.build == built_before:
             after.labels[FUNCTION_VERSION_LABEL] = label_before
             self._update(after, ["labels"])
             with translated("get_function", name):
-                after = self.retry.call(self.client.get_function, name=name, retry=None)
+                after = self.retry.request("get_function", self.client.get_function, name=name, retry=None)
         return self._fn(after)
 
     def _update(self, fn: Any, paths: list[str]) -> None:
         with translated("update_function", fn.name):
-            op = self.retry.once(
-                self.client.update_function, function=fn, update_mask={"paths": paths}, retry=None
+            op = self.retry.request(
+                "redeploy_function",
+                self.client.update_function,
+                function=fn,
+                update_mask={"paths": paths},
+                retry=None,
             )
             op.result(timeout=OPERATION_TIMEOUT)
 
@@ -144,7 +153,9 @@ class GcpFunctions:
             raise api.NotFound(f"Artifact Registry is not reachable for {repository}", resource=repository)
         with translated("get_repository", repository):
             return (
-                self.retry.call(self.registry.get_repository, name=repository, retry=None).kms_key_name
+                self.retry.request(
+                    "get_repository", self.registry.get_repository, name=repository, retry=None
+                ).kms_key_name
                 or None
             )
 
@@ -153,7 +164,9 @@ class GcpFunctions:
             return []
         parent = f"projects/{self.project}/locations/{region}"
         with translated("list_repositories", parent):
-            pager = self.retry.call(self.registry.list_repositories, parent=parent, retry=None)
+            pager = self.retry.request(
+                "list_repositories", self.registry.list_repositories, parent=parent, retry=None
+            )
             return [(r.name, r.kms_key_name or None) for r in pager]
 
     def repository_image_versions(self, repository: str, key: str) -> tuple[str, ...] | None:
@@ -166,7 +179,8 @@ class GcpFunctions:
     def create_repository(self, repository: str, *, kms_key: str | None) -> None:
         parent, _, repo_id = repository.rpartition("/repositories/")
         with translated("create_repository", repository):
-            op = self.retry.once(
+            op = self.retry.request(
+                "create_repository",
                 self.registry.create_repository,
                 request={
                     "parent": parent,

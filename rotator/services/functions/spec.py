@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from rotator.changes import Change
-from rotator.services.spec import PinKind, ServiceSpec
+from rotator.services.spec import ANYONE, Call, PinKind, Repeat, ServiceSpec
 
 FUNCTION_KEY = "function_key"
 FUNCTION = "function"
@@ -83,20 +83,19 @@ SPEC = ServiceSpec(
         ),
     ),
     products=("cloudfunctions.googleapis.com", "artifactregistry.googleapis.com"),
-    permissions={
-        "list_functions": "cloudfunctions.functions.list",
-        "get_function": "cloudfunctions.functions.get",
-        "update_function": "cloudfunctions.functions.update",
-        "redeploy_function": "cloudfunctions.functions.update",
-        "get_repository": "artifactregistry.repositories.get",
-        "list_repositories": "artifactregistry.repositories.list",
-        "get_repository_key": "artifactregistry.repositories.get",
-        "create_repository": "artifactregistry.repositories.create",
-        "repository_image_versions": "artifactregistry.repositories.get",
+    calls={
+        "list_functions": Call("cloudfunctions.functions.list"),
+        "get_function": Call("cloudfunctions.functions.get"),
+        "redeploy_function": Call("cloudfunctions.functions.update", Repeat.ONCE, named="update_function"),
+        "get_repository": Call("artifactregistry.repositories.get"),  # the gcp adapter's
+        "list_repositories": Call("artifactregistry.repositories.list"),
+        "get_repository_key": Call("artifactregistry.repositories.get"),
+        "create_repository": Call("artifactregistry.repositories.create", Repeat.ONCE),
+        "repository_image_versions": Call("artifactregistry.repositories.get"),
+        "test_iam_permissions": Call(ANYONE),
     },
     # Artifact Registry is served beside functions locally (the gcp backend's clients).
     endpoint_env="ROTATOR_ENDPOINT_FUNCTIONS",
-    once=frozenset({"redeploy_function", "create_repository"}),
     world_sections=("functions", "artifact_registry"),
     listed_once=frozenset({"list_functions", "list_repositories", "get_repository_key"}),
     key_changes=frozenset({Change.REDEPLOY_FUNCTION, Change.CREATE_REPOSITORY}),

@@ -43,7 +43,8 @@ class GcpRun:
     def __init__(
         self, services: Any, revisions: Any, project: str, retry: RetryPolicy, primary_of: PrimaryOf
     ):
-        self.services, self.revisions, self.project, self.retry = services, revisions, project, retry
+        self.services, self.revisions, self.project = services, revisions, project
+        self.retry = retry.for_calls_of("run")  # retries as each call's declaration says
         self.primary_of = primary_of
 
     def _service(self, s: Any) -> RunService:
@@ -61,7 +62,9 @@ class GcpRun:
             elif t.percent and "REVISION" in str(t.type_):
                 by_name.add(name)
         with translated("list_revisions", s.name):
-            revs = list(self.retry.call(self.revisions.list_revisions, parent=s.name, retry=None))
+            revs = list(
+                self.retry.request("list_revisions", self.revisions.list_revisions, parent=s.name, retry=None)
+            )
         revs.sort(key=lambda r: r.create_time or EPOCH)
         out = []
         for r in revs:
@@ -87,12 +90,16 @@ class GcpRun:
         # "Location must be a valid Google Cloud region, and cannot be the "-" wildcard."
         parent = f"projects/{self.project}/locations/{region}"
         with translated("list_services", parent):
-            services = list(self.retry.call(self.services.list_services, parent=parent, retry=None))
+            services = list(
+                self.retry.request("list_services", self.services.list_services, parent=parent, retry=None)
+            )
         return [self._service(s) for s in services]
 
     def get_service(self, name: str) -> RunService:
         with translated("get_service", name):
-            return self._service(self.retry.call(self.services.get_service, name=name, retry=None))
+            return self._service(
+                self.retry.request("get_service", self.services.get_service, name=name, retry=None)
+            )
 
     def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
         return tested_permissions(self.retry, self.services, resource, permissions)
@@ -101,7 +108,7 @@ class GcpRun:
         """A new revision: the template changes (key, and the primary it is deployed
         under, recorded in an annotation so the inventory knows the version, R43)."""
         with translated("get_service", name):
-            svc = self.retry.call(self.services.get_service, name=name, retry=None)
+            svc = self.retry.request("get_service", self.services.get_service, name=name, retry=None)
         template = svc.template
         if kms_key is not UNSET:
             template.encryption_key = kms_key or ""
@@ -111,6 +118,6 @@ class GcpRun:
             template.annotations[RUN_VERSION_ANNOTATION] = str(primary)
         template.revision = ""  # let Cloud Run name the new revision
         with translated("update_service", name):
-            op = self.retry.once(self.services.update_service, service=svc, retry=None)
+            op = self.retry.request("update_service", self.services.update_service, service=svc, retry=None)
             op.result(timeout=OPERATION_TIMEOUT)
         return self.get_service(name)

@@ -4,7 +4,7 @@ runs under, serving or idle (R40, R41, R43)."""
 from __future__ import annotations
 
 from rotator.changes import Change
-from rotator.services.spec import PinKind, ServiceSpec
+from rotator.services.spec import ANYONE, Call, PinKind, Repeat, ServiceSpec
 
 RUN_KEY = "run_service_key"
 RUN_SERVING = "run_serving_revision"
@@ -77,14 +77,14 @@ SPEC = ServiceSpec(
         ),
     ),
     products=("run.googleapis.com",),
-    permissions={
-        "list_services": "run.services.list",
-        "get_service": "run.services.get",
-        "update_service": "run.services.update",
-        "list_revisions": "run.revisions.list",
+    calls={
+        "list_services": Call("run.services.list"),
+        "get_service": Call("run.services.get"),
+        "update_service": Call("run.services.update", Repeat.ONCE),
+        "list_revisions": Call("run.revisions.list"),  # the gcp adapter's, for list_services
+        "test_iam_permissions": Call(ANYONE),
     },
     endpoint_env="ROTATOR_ENDPOINT_RUN",
-    once=frozenset({"update_service"}),
     world_sections=("run",),
     listed_once=frozenset({"list_services"}),
     key_changes=frozenset({Change.DEPLOY_REVISION}),

@@ -148,7 +148,8 @@ def _raw(_iterator: Any, item: dict[str, Any]) -> dict[str, Any]:
 
 class GcpStorage:
     def __init__(self, client: storage.Client, project: str, retry: RetryPolicy):
-        self.client, self.project, self.retry = client, project, retry
+        self.client, self.project = client, project
+        self.retry = retry.for_calls_of("storage")  # retries as each call's declaration says
         # Told the bucket each time a write is throttled (408/429/5xx), so the engine can
         # judge that bucket's rate (Cloud Storage's guidance) while the retry waits.
         self.on_throttle: Callable[[str], object] | None = None
@@ -176,24 +177,32 @@ class GcpStorage:
     def list_buckets(self) -> Iterator[Bucket]:
         with translated("list_buckets", f"projects/{self.project}"):
             buckets = list(
-                self.retry.call(lambda: list(self.client.list_buckets(project=self.project, retry=None)))
+                self.retry.request(
+                    "list_buckets",
+                    lambda: list(self.client.list_buckets(project=self.project, retry=None)),
+                )
             )
         return iter([to_bucket(b) for b in buckets])
 
     def get_bucket(self, name: str) -> Bucket:
         with translated("get_bucket", f"gs://{name}"):
-            return to_bucket(self.retry.call(self.client.get_bucket, name, retry=None))
+            return to_bucket(self.retry.request("get_bucket", self.client.get_bucket, name, retry=None))
 
     def test_iam_permissions(self, bucket: str, permissions: list[str]) -> list[str]:
         with translated("test_iam_permissions", f"gs://{bucket}"):
-            held = self.retry.call(self.client.bucket(bucket).test_iam_permissions, permissions, retry=None)
+            held = self.retry.request(
+                "test_iam_permissions",
+                self.client.bucket(bucket).test_iam_permissions,
+                permissions,
+                retry=None,
+            )
         return list(held)
 
     def patch_bucket_default_kms_key(self, name: str, kms_key: str | None) -> Bucket:
         bucket = self.client.bucket(name)
         bucket.default_kms_key_name = kms_key
         with translated("patch_bucket", f"gs://{name}"):
-            self.retry.call(bucket.patch, retry=None)
+            self.retry.request("patch_bucket_default_kms_key", bucket.patch, retry=None)
         return to_bucket(bucket)
 
     def list_objects(
@@ -226,12 +235,16 @@ class GcpStorage:
             return ObjectPage(items, blobs.next_page_token or None)
 
         with translated("list_objects", f"gs://{bucket}"):
-            return self.retry.call(one_page)
+            return self.retry.request("list_objects", one_page)
 
     def get_object(self, bucket: str, name: str, generation: int | None = None) -> ObjectInfo:
         with translated("get_object", f"gs://{bucket}/{name}"):
-            blob = self.retry.call(
-                self.client.bucket(bucket).get_blob, name, generation=generation, retry=None
+            blob = self.retry.request(
+                "get_object",
+                self.client.bucket(bucket).get_blob,
+                name,
+                generation=generation,
+                retry=None,
             )
         if blob is None:
             from rotator import apierrors as api
@@ -268,14 +281,14 @@ class GcpStorage:
         if listener is not None:
 
             def on_retry(error: BaseException, attempt: int) -> None:
-                self.retry.on_retry(error, attempt)
+                self.retry.policy.on_retry(error, attempt)
                 if throttling(error):  # "slow down", not a dropped connection
                     listener(bucket)
 
-            policy = replace(self.retry, on_retry=on_retry)
+            policy = replace(self.retry, policy=replace(self.retry.policy, on_retry=on_retry))
         with translated("rewrite_object", where):
-            token, done_bytes, total = (
-                policy.call(call) if if_generation_match is not None else policy.once(call)
+            token, done_bytes, total = policy.request(
+                "rewrite_object", call, preconditioned=if_generation_match is not None
             )
         if token:
             return RewriteResult(False, total, done_bytes, token, None)
@@ -294,18 +307,23 @@ class GcpStorage:
         with translated("upload_object", f"gs://{bucket}/{name}"):
             # Retried: a create whose answer was lost answers 412 the second time, and the
             # caller reads the object back to tell its own write from another's.
-            self.retry.call(call)
+            self.retry.request("upload_bytes", call)
         return int(blob.generation or 0)
 
     def download_bytes(self, bucket: str, name: str) -> tuple[bytes, int]:
         where = f"gs://{bucket}/{name}"
         with translated("download_object", where):
-            blob = self.retry.call(self.client.bucket(bucket).get_blob, name, retry=None)
+            blob = self.retry.request("download_bytes", self.client.bucket(bucket).get_blob, name, retry=None)
             if blob is None:
                 from rotator import apierrors as api
 
                 raise api.NotFound(f"object {where} not found", resource=where)
-            data = self.retry.call(blob.download_as_bytes, if_generation_match=blob.generation, retry=None)
+            data = self.retry.request(
+                "download_bytes",
+                blob.download_as_bytes,
+                if_generation_match=blob.generation,
+                retry=None,
+            )
         return bytes(data), int(blob.generation or 0)
 
     def delete_object(self, bucket: str, name: str, *, if_generation_match: int | None) -> None:
@@ -313,16 +331,24 @@ class GcpStorage:
             {} if if_generation_match is None else {"if_generation_match": if_generation_match}
         )
         with translated("delete_object", f"gs://{bucket}/{name}"):
-            self.retry.once(self.client.bucket(bucket).delete_blob, name, retry=None, **kwargs)
+            self.retry.request(
+                "delete_object", self.client.bucket(bucket).delete_blob, name, retry=None, **kwargs
+            )
 
     def list_names(self, bucket: str, prefix: str) -> list[str]:
         with translated("list_objects", f"gs://{bucket}/{prefix}"):
-            return self.retry.call(
-                lambda: [b.name for b in self.client.list_blobs(bucket, prefix=prefix, retry=None)]
+            return self.retry.request(
+                "list_names",
+                lambda: [b.name for b in self.client.list_blobs(bucket, prefix=prefix, retry=None)],
             )
 
     def project_number(self) -> str:
         """From the project's Cloud Storage service agent, service-N@gs-project-accounts."""
         with translated("get_service_account", f"projects/{self.project}"):
-            email = self.retry.call(self.client.get_service_account_email, project=self.project, retry=None)
+            email = self.retry.request(
+                "get_service_account",
+                self.client.get_service_account_email,
+                project=self.project,
+                retry=None,
+            )
         return str(email).split("@", 1)[0].removeprefix("service-")

@@ -4,7 +4,7 @@ encrypted under its versions (R10-R19)."""
 from __future__ import annotations
 
 from rotator.changes import Change
-from rotator.services.spec import PinKind, ServiceSpec
+from rotator.services.spec import ANYONE, Call, PinKind, Repeat, ServiceSpec
 
 BUCKET_DEFAULT = "bucket_default"
 LIVE_OBJECT = "live_object"
@@ -61,21 +61,30 @@ SPEC = ServiceSpec(
         ),
     ),
     products=("storage.googleapis.com",),
-    permissions={
-        "list_buckets": "storage.buckets.list",
-        "get_bucket": "storage.buckets.get",
-        "patch_bucket": "storage.buckets.update",
-        "patch_bucket_default_kms_key": "storage.buckets.update",
-        "list_objects": "storage.objects.list",
-        "get_object": "storage.objects.get",
-        "rewrite_object": "storage.objects.create, storage.objects.delete and storage.objects.get",
+    calls={
+        "list_buckets": Call("storage.buckets.list"),
+        "get_bucket": Call("storage.buckets.get"),
+        "test_iam_permissions": Call(ANYONE),
+        "patch_bucket_default_kms_key": Call("storage.buckets.update", named="patch_bucket"),
+        "list_objects": Call("storage.objects.list"),
+        "get_object": Call("storage.objects.get"),
+        "download_bytes": Call("storage.objects.get", named="download_object"),
+        "list_names": Call("storage.objects.list", named="list_objects"),
+        # A create whose answer was lost answers 412 the second time, and the caller reads
+        # the object back to tell its own write from another's.
+        "upload_bytes": Call("storage.objects.create", named="upload_object"),
+        # Its callers always give the generation. The fake repeats it (a repeat is refused
+        # by the precondition); the gcp adapter has always sent it once.
+        "delete_object": Call("storage.objects.delete", gcp_repeat=Repeat.ONCE),
+        # Without a generation precondition a repeat could clobber a concurrent write.
+        "rewrite_object": Call(
+            "storage.objects.create, storage.objects.delete and storage.objects.get", Repeat.IF_MATCH
+        ),
+        # The project's Cloud Storage service agent (the gcp backend's project number).
+        "get_service_account": Call("resourcemanager.projects.get"),
     },
     # The JSON API's emulator variable, as google-cloud-storage itself reads it.
     endpoint_env="STORAGE_EMULATOR_HOST",
-    # The gcp adapter makes these once: a delete, and a rewrite without a generation
-    # precondition (with one, a repeat is refused by the precondition, so it is retried).
-    # The fake's faults (ONCE) mark none of them: its rewrites always carry one.
-    once=frozenset({"rewrite_object", "delete_object"}),
     world_sections=("storage",),
     listed_once=frozenset({"list_buckets"}),
     key_changes=frozenset({Change.REWRITE, Change.SET_DEFAULT_KMS_KEY}),
