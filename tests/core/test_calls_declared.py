@@ -1,6 +1,8 @@
 """Every call rotator makes is declared once (rotator.services.calls, each service's
 spec): its permission and whether a blind repeat is safe (issue 15, items 3 and 4).
-These lint tests keep the declarations complete and the gcp adapters on them."""
+These lint tests keep the declarations complete and the gcp adapters on them.
+
+Backends: none (the declarations, the Backend protocols and the adapters' source)."""
 
 from __future__ import annotations
 
