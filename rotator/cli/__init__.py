@@ -110,3 +110,8 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         emit_error(Failure(f"internal error: {type(e).__name__}: {e} (run with -v for details)"), output())
         sys.exit(1)
+    finally:
+        # Whatever the command did, its backend's connections end with it (a script or a
+        # test that runs many commands in one process must not pile them up).
+        for env in _PARSED:
+            env.close()

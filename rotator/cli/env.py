@@ -39,6 +39,13 @@ class Env:
             self._backend = open_backend(self.world, self.project, on_retry=self._retried)
         return self._backend
 
+    def close(self) -> None:
+        """Release what the backend holds open (the fake's state database)."""
+        close = getattr(self._backend, "close", None)
+        if close is not None:
+            close()
+        self._backend = None
+
     def fake(self) -> Any:
         if not self.world:
             raise BadInput("world commands need --world FILE (the fake backend only)")

@@ -110,6 +110,10 @@ class FakeBackend:
         load_into(store, doc)
         return cls(store, faults=faults, retry=retry)
 
+    def close(self) -> None:
+        """Close the state database (the CLI does at the end of each command)."""
+        self.store.close()
+
     def fakes(self) -> dict[str, Any]:
         """Each service's fake by its name, in registry order."""
         return {service.name: getattr(self, service.name) for service in REGISTRY}
