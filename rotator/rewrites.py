@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rotator import apierrors as api
-from rotator.backends.base import StorageApi, iter_objects
 from rotator.model import Bucket, ObjectInfo
 from rotator.ratelimit import GCS_START_RPS, AdaptiveRate, InFlight
+from rotator.services.storage.api import StorageApi, iter_objects
 from rotator.services.storage.settings import RewriteSettings, bucket_progress
+from rotator.services.storage.spec import SPEC as STORAGE
 from rotator.storage_rules import overwrite_blocker
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class Rewriter:
 
     def __init__(self, ctx: ApplyContext, step: PlannedStep, retiring: set[str], dest: str):
         self.ctx, self.step, self.retiring, self.dest = ctx, step, retiring, dest
-        self.storage = ctx.backend.storage
+        self.storage = STORAGE.api(ctx.backend)
         self.cap = max(1, ctx.concurrency)
         self.budget = threading.BoundedSemaphore(self.cap)
         self.report_lock = threading.Lock()  # the journal and the progress lines are shared

@@ -4,29 +4,19 @@ verbs (Cloud KMS, Cloud Storage JSON API). The fake and the gcp backend implemen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
 from rotator.model import (
-    Backup,
     BatchJob,
-    Bucket,
-    CloudFunction,
     CryptoKey,
     CryptoKeyVersion,
-    Database,
-    DataflowJob,
-    DataflowSnapshot,
     IamPolicy,
     LogEntry,
-    ObjectInfo,
-    ObjectPage,
     ProtectedResource,
     ProtectedResourcesSummary,
-    RewriteResult,
-    RunService,
 )
 
 
@@ -78,142 +68,6 @@ class KmsApi(KmsReads, Protocol):
     def set_iam_policy(self, key: str, policy: IamPolicy) -> IamPolicy: ...
 
 
-class StorageReads(Protocol):
-    """What planning may ask of Cloud Storage: reads only."""
-
-    def list_buckets(self) -> Iterator[Bucket]: ...
-
-    def get_bucket(self, name: str) -> Bucket: ...
-
-    def test_iam_permissions(self, bucket: str, permissions: list[str]) -> list[str]:
-        """The subset of `permissions` the caller holds on the bucket (testIamPermissions)."""
-        ...
-
-    def list_objects(
-        self,
-        bucket: str,
-        *,
-        versions: bool = False,
-        soft_deleted: bool = False,
-        page_token: str | None = None,
-        page_size: int = 1000,
-        start_offset: str | None = None,
-        end_offset: str | None = None,
-    ) -> ObjectPage:
-        """One page. versions=True adds noncurrent generations; soft_deleted=True lists
-        only soft-deleted generations (as the JSON API does). start_offset (inclusive)
-        and end_offset (exclusive) bound the names, as objects.list's startOffset and
-        endOffset do (rotator.listing lists name ranges in parallel with them)."""
-        ...
-
-    def get_object(self, bucket: str, name: str, generation: int | None = None) -> ObjectInfo: ...
-
-    def download_bytes(self, bucket: str, name: str) -> tuple[bytes, int]:
-        """The live object's content and its generation."""
-        ...
-
-    def list_names(self, bucket: str, prefix: str) -> list[str]:
-        """The names of the live objects under `prefix`."""
-        ...
-
-
-class StorageApi(StorageReads, Protocol):
-    def patch_bucket_default_kms_key(self, name: str, kms_key: str | None) -> Bucket: ...
-
-    # What rotator keeps in a bucket itself (plans, journals, the apply lock; docs/state.md).
-    def upload_bytes(self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None) -> int:
-        """Write an object with this content; ifGenerationMatch=0: only if absent. Returns
-        the new generation (PreconditionFailed when the match does not hold)."""
-        ...
-
-    def delete_object(self, bucket: str, name: str, *, if_generation_match: int | None) -> None: ...
-
-    def rewrite_object(
-        self,
-        bucket: str,
-        name: str,
-        *,
-        destination_kms_key: str | None,
-        if_generation_match: int | None,
-        rewrite_token: str | None = None,
-        max_bytes_rewritten_per_call: int | None = None,
-    ) -> RewriteResult:
-        """Rewrite an object in place; destination_kms_key is a key name, never a version
-        (the service encrypts with the key's primary version, R2)."""
-        ...
-
-
-class FirestoreReads(Protocol):
-    def list_databases(self) -> list[Database]: ...
-
-    def get_database(self, name: str) -> Database: ...
-
-    def list_backups(self) -> list[Backup]: ...
-
-
-class FirestoreAdminApi(FirestoreReads, Protocol):
-    def restore_database(
-        self, database_id: str, backup: str, *, kms_key: str | None, use_backup_encryption: bool = False
-    ) -> Database: ...
-
-
-class DataflowReads(Protocol):
-    def list_jobs(self) -> list[DataflowJob]: ...
-
-    def get_job(self, job: str) -> DataflowJob: ...
-
-
-class DataflowApi(DataflowReads, Protocol):
-    def snapshot_job(self, job: str) -> DataflowSnapshot: ...
-
-
-class RunReads(Protocol):
-    def list_services(self, region: str) -> list[RunService]:
-        """The services of one region: Cloud Run lists per region, never all ("-")."""
-        ...
-
-    def get_service(self, name: str) -> RunService: ...
-
-    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
-        """The subset of `permissions` the caller holds on it (testIamPermissions)."""
-        ...
-
-
-class RunApi(RunReads, Protocol):
-    def update_service(self, name: str, *, kms_key: str | None = ...) -> RunService:
-        """Deploy a new revision, under `kms_key` if given (else the current key)."""
-        ...
-
-
-class FunctionsReads(Protocol):
-    def list_functions(self) -> list[CloudFunction]: ...
-
-    def get_function(self, name: str) -> CloudFunction: ...
-
-    def get_repository_key(self, repository: str) -> str | None: ...
-
-    def list_repositories(self, region: str) -> list[tuple[str, str | None]]:
-        """(name, key) of one region's Artifact Registry repositories."""
-        ...
-
-    def repository_image_versions(self, repository: str, key: str) -> tuple[str, ...] | None:
-        """The versions of `key` the repository's images are encrypted under, or None
-        when nothing says (Artifact Registry records no version: then any may be)."""
-        ...
-
-    def test_iam_permissions(self, resource: str, permissions: list[str]) -> list[str]:
-        """The subset of `permissions` the caller holds on it (testIamPermissions)."""
-        ...
-
-
-class FunctionsApi(FunctionsReads, Protocol):
-    def redeploy_function(
-        self, name: str, *, kms_key: str | None = ..., docker_repository: str | None = ...
-    ) -> CloudFunction: ...
-
-    def create_repository(self, repository: str, *, kms_key: str | None) -> None: ...
-
-
 class StorageBatchApi(Protocol):
     """Cloud Storage batch operations: Google's engine for rewrites past one machine."""
 
@@ -259,11 +113,8 @@ class Backend(Protocol):
     project: str
     project_number: str
     kms: KmsApi
-    storage: StorageApi
-    firestore: FirestoreAdminApi
-    dataflow: DataflowApi
-    run: RunApi
-    functions: FunctionsApi
+    # Each service's API (rotator/services/<name>/api.py) is the backend's attribute under
+    # the service's name, handed out typed by its spec: `SPEC.api(backend)`.
     batch: StorageBatchApi
     logs: LogsApi
     inventory: InventoryApi
@@ -298,20 +149,7 @@ class ReadOnlyBackend(Protocol):
     @property
     def kms(self) -> KmsReads: ...
 
-    @property
-    def storage(self) -> StorageReads: ...
-
-    @property
-    def firestore(self) -> FirestoreReads: ...
-
-    @property
-    def dataflow(self) -> DataflowReads: ...
-
-    @property
-    def run(self) -> RunReads: ...
-
-    @property
-    def functions(self) -> FunctionsReads: ...
+    # Each service's reads: `SPEC.reads(backend)` (rotator.services.spec).
 
     @property
     def logs(self) -> LogsApi: ...
@@ -332,27 +170,3 @@ class ReadOnlyBackend(Protocol):
     def for_project(self, project: str) -> ReadOnlyBackend:
         """The same cloud seen from another project, read-only."""
         ...
-
-
-def iter_objects(
-    storage: StorageReads,
-    bucket: str,
-    *,
-    versions: bool = False,
-    soft_deleted: bool = False,
-    page_size: int = 1000,
-) -> Iterator[ObjectInfo]:
-    """Stream every object of a bucket, one page at a time (never all in memory)."""
-    token: str | None = None
-    while True:
-        page = storage.list_objects(
-            bucket,
-            versions=versions,
-            soft_deleted=soft_deleted,
-            page_token=token,
-            page_size=page_size,
-        )
-        yield from page.items
-        token = page.next_page_token
-        if not token:
-            return

@@ -27,6 +27,7 @@ from rotator.names import key_of
 from rotator.places.gcs import GcsPlace
 from rotator.places.kinds import JournalWriter, Place, is_gcs
 from rotator.places.local import LocalPlace
+from rotator.services.storage.spec import SPEC as STORAGE
 
 if TYPE_CHECKING:
     from rotator.backends.base import Backend
@@ -96,4 +97,4 @@ def open_place(path: str, backend: Callable[[], Backend] | None = None) -> Place
     provider = backend or (_backend[0] if _backend else None)
     if provider is None:
         raise BadInput(f"{path}: a plan in Cloud Storage needs a backend", resource=path)
-    return GcsPlace(path, provider().storage)
+    return GcsPlace(path, STORAGE.api(provider()))

@@ -18,7 +18,7 @@ from rotator.places.gcslock import GcsLock, parse_lock
 from rotator.places.kinds import JournalWriter, stamp
 
 if TYPE_CHECKING:
-    from rotator.backends.base import StorageApi
+    from rotator.services.storage.api import StorageApi
 
 # Unsynced journal events (rewrite checkpoints) are written at least this often.
 GCS_FLUSH_SECONDS = 2.0

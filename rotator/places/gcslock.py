@@ -19,7 +19,7 @@ from rotator.errors import Refused, RotatorError
 from rotator.liveness import expiry_text, lock_dead_because
 
 if TYPE_CHECKING:
-    from rotator.backends.base import StorageApi
+    from rotator.services.storage.api import StorageApi
 
 # How long a lock holds without renewal; a running apply renews it every third of that.
 LOCK_TTL_SECONDS = 120.0

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from importlib import import_module
 from types import ModuleType
+from typing import Any
 
 from rotator.services import core, dataflow, firestore, functions, run, storage
 from rotator.services.spec import PinKind, ServiceSpec
 
 # One line a service: the order is the order in which inventories, plans and world files
 # list them.
-REGISTRY: tuple[ServiceSpec, ...] = (
+REGISTRY: tuple[ServiceSpec[Any, Any], ...] = (
     storage.SPEC,
     firestore.SPEC,
     dataflow.SPEC,
@@ -43,7 +44,7 @@ WINDOW_OF: dict[str, str] = {k.kind: k.window for k in PIN_KINDS.values() if k.w
 COVERED_PRODUCTS: dict[str, str] = {p: s.name for s in REGISTRY for p in s.products}
 
 
-def spec(service: str) -> ServiceSpec:
+def spec(service: str) -> ServiceSpec[Any, Any]:
     """The spec of a service by its name (KeyError for a name not in the registry)."""
     return _BY_NAME[service]
 
@@ -60,5 +61,5 @@ def service_of(kind: str) -> str | None:
 
 
 def part(service: str, name: str) -> ModuleType:
-    """One part of a service's package: 'spec', 'fake', 'gcp', 'steps', 'world', 'uses'."""
+    """One part of a service's package: 'spec', 'api', 'fake', 'gcp', 'steps', 'world', 'uses'."""
     return import_module(f"rotator.services.{service}.{name}")

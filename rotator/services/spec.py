@@ -12,8 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from rotator.changes import Change
+
+if TYPE_CHECKING:
+    from rotator.backends.base import Backend, ReadOnlyBackend
+
+# A service's API and the reads of it planning may make (rotator/services/<name>/api.py).
+ApiT = TypeVar("ApiT")
+ReadsT = TypeVar("ReadsT")
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,10 @@ class Call:
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
-    """One service rotator finds key uses in and moves between key versions."""
+class ServiceSpec(Generic[ApiT, ReadsT]):
+    """One service rotator finds key uses in and moves between key versions, typed by its
+    API (`ServiceSpec[RunApi, RunReads]`): `SPEC.api(backend)` is the service's API on a
+    backend, `SPEC.reads(backend)` its reads on the plan side's read-only one."""
 
     name: str  # --services, plans, the Backend attribute of its API, its package
     title: str  # as Google Cloud names it
@@ -113,3 +123,15 @@ class ServiceSpec:
     def __post_init__(self) -> None:
         # Each kind names the service it is defined in: written once, here.
         object.__setattr__(self, "pin_kinds", tuple(replace(k, service=self.name) for k in self.pin_kinds))
+
+    def api(self, backend: Backend) -> ApiT:
+        """The service's API on `backend`: the backend's attribute under the service's
+        name. Each backend makes it from the service's package (`part`); a layer around
+        the backend (faults, the scan's once-per-project lists) replaces it by that name,
+        so this reads the attribute rather than asking the backend."""
+        return cast(ApiT, getattr(backend, self.name))
+
+    def reads(self, backend: ReadOnlyBackend) -> ReadsT:
+        """The service's reads on the plan side's read-only backend (a mutating call on
+        it does not type-check)."""
+        return cast(ReadsT, getattr(backend, self.name))

@@ -11,8 +11,11 @@ from rotator.inventory import KeyInventory
 from rotator.locations import key_location_for_database
 from rotator.model import ENABLED
 from rotator.names import is_version_of, parse_key
+from rotator.services.firestore.spec import SPEC as FIRESTORE
+from rotator.services.functions.spec import SPEC as FUNCTIONS
 from rotator.services.run.uses import run_services
 from rotator.services.storage import steps as storage_steps
+from rotator.services.storage.spec import SPEC as STORAGE
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 
 if TYPE_CHECKING:
@@ -32,7 +35,7 @@ def _regional_targets(ctx: PlanContext, key: str) -> list[Target]:
             if any(r.kms_key == key or is_version_of(r.kms_key_version, key) for r in svc.revisions):
                 out.append((svc.name, svc.region, svc.region))
     if "functions" not in inv.uninspected:
-        for fn in ctx.backend.functions.list_functions():
+        for fn in FUNCTIONS.reads(ctx.backend).list_functions():
             if fn.kms_key == key or is_version_of(fn.kms_key_version, key):
                 out.append((fn.name, fn.region, fn.region))
     return out
@@ -41,7 +44,7 @@ def _regional_targets(ctx: PlanContext, key: str) -> list[Target]:
 def _firestore_targets(ctx: PlanContext, key: str) -> list[Target]:
     return [
         (d.name, d.location, key_location_for_database(d.location))
-        for d in ctx.backend.firestore.list_databases()
+        for d in FIRESTORE.reads(ctx.backend).list_databases()
         if d.kms_key == key
     ]
 
@@ -109,7 +112,7 @@ class CheckKeyLocations(StepKind):
         from rotator.inventory import scan_key
 
         check_can_encrypt(scan_key(ctx.backend, step.data["new_key"], services=()), step.data["new_key"])
-        buckets = [ctx.backend.storage.get_bucket(b) for b in step.data["buckets"]]
+        buckets = [STORAGE.api(ctx.backend).get_bucket(b) for b in step.data["buckets"]]
         guards.check_bucket_locations(buckets, step.data["new_key"], step.data["location"])
         check_regional(
             [(t[0], t[1], t[2]) for t in step.data["regional"]],

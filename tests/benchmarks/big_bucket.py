@@ -126,9 +126,9 @@ def profile(folder: Path, objects: int) -> str:
     import os
     import time
 
-    from rotator.backends.base import iter_objects
     from rotator.backends.gcp import GcpBackend
     from rotator.rewrites import rewrite_one
+    from rotator.services.storage.api import iter_objects
 
     path = write_world(folder, world(objects))
     with served(path, 0.0) as s:

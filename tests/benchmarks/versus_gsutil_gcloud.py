@@ -61,7 +61,7 @@ from common import (
     write_world,
 )
 
-from rotator.backends.base import iter_objects
+from rotator.services.storage.api import iter_objects
 
 TARGET_SPEEDUP = 3.0
 

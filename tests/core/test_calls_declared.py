@@ -2,7 +2,7 @@
 spec): its permission and whether a blind repeat is safe (issue 15, items 3 and 4).
 These lint tests keep the declarations complete and the gcp adapters on them.
 
-Backends: none (the declarations, the Backend protocols and the adapters' source)."""
+Backends: none (the declarations, the Backend and service API protocols and the adapters' source)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rotator.backends import base
 from rotator.backends.fake import faults
-from rotator.services import SERVICES
+from rotator.services import SERVICES, part
 from rotator.services.calls import CALLS
 from rotator.services.spec import Repeat
 
@@ -24,18 +24,23 @@ ADAPTERS = [p for p in sorted((ROOT / "backends" / "gcp").glob("*.py")) if p.nam
 
 
 def _protocol_methods(protocol: type) -> set[str]:
-    own = [k for k in protocol.__mro__ if k.__module__ == base.__name__ and k is not typing.Protocol]
+    # rotator's own protocols (backends/base.py, each service's api.py), not typing's.
+    own = [k for k in protocol.__mro__ if k.__module__.startswith("rotator.") and k is not typing.Protocol]
     return {n for k in own for n, v in vars(k).items() if callable(v) and not n.startswith("_")}
 
 
 def _apis() -> dict[str, type]:
     hints = typing.get_type_hints(base.Backend)
     # The clock is read locally (no API call).
-    return {
+    apis = {
         name: hint
         for name, hint in hints.items()
         if isinstance(hint, type) and _protocol_methods(hint) and hint is not base.Clock
     }
+    # Each service's: the API its spec is typed with (ServiceSpec[RunApi, RunReads]).
+    for name in SERVICES:
+        apis[name] = typing.get_args(typing.get_type_hints(part(name, "spec"))["SPEC"])[0]
+    return apis
 
 
 def _calls_in(path: Path, attrs: tuple[str, ...]) -> list[ast.Call]:

@@ -185,14 +185,15 @@ def test_a_lower_layer_never_imports_a_higher_one(importer: str, imported: str) 
 
 
 def test_the_plan_side_backend_is_read_only_to_the_type_checker(tmp_path: Path) -> None:
-    """A plan() that calls a mutating verb fails mypy; the same plan() reading does not."""
+    """A plan() that calls a mutating verb fails mypy, as does asking a service's spec for
+    its full API on the plan side's backend; the same plan() reading does not."""
     api = pytest.importorskip("mypy.api")
     snippet = tmp_path / "plan_side.py"
     snippet.write_text(
         textwrap.dedent(
             """
             from rotator.steps.base import ApplyContext, PlanContext
-
+            from rotator.services.storage.spec import SPEC as STORAGE
 
             def reads(ctx: PlanContext) -> str:
                 return ctx.backend.kms.get_crypto_key_version("v").state
@@ -203,11 +204,16 @@ def test_the_plan_side_backend_is_read_only_to_the_type_checker(tmp_path: Path) 
 
 
             def patches(ctx: PlanContext) -> None:
-                ctx.backend.storage.patch_bucket_default_kms_key("b", None)  # line 14
+                STORAGE.reads(ctx.backend).patch_bucket_default_kms_key("b", None)  # line 14
 
 
             def applies(ctx: ApplyContext) -> None:
                 ctx.backend.kms.update_crypto_key_version("v", "DISABLED")
+                STORAGE.api(ctx.backend).patch_bucket_default_kms_key("b", None)
+
+
+            def escapes(ctx: PlanContext) -> None:
+                STORAGE.api(ctx.backend)  # line 23: a service's full API needs the full backend
             """
         )
     )
@@ -224,6 +230,7 @@ def test_the_plan_side_backend_is_read_only_to_the_type_checker(tmp_path: Path) 
     )
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert status == 1, out + err
-    assert [line.split(":")[1] for line in errors] == ["10", "14"], out
+    assert [line.split(":")[1] for line in errors] == ["10", "14", "23"], out
     assert '"KmsReads" has no attribute "update_crypto_key_version"' in errors[0]
     assert '"StorageReads" has no attribute "patch_bucket_default_kms_key"' in errors[1]
+    assert 'has incompatible type "ReadOnlyBackend"; expected "Backend"' in errors[2]

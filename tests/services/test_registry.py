@@ -1,7 +1,7 @@
 """The service registry (issue 15, item 1): one spec a service, each pin kind defined
 once, and a registry that loads no fake, adapter or client library.
 
-Backends: none (reads the specs and the Backend protocol only)."""
+Backends: none (reads the specs and their API protocols only)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import subprocess
 import sys
 import typing
 
-from rotator.backends import base
 from rotator.services import COVERED_PRODUCTS, PIN_KINDS, REGISTRY, SERVICES, WINDOW_OF, core, part, spec
 
 
@@ -32,9 +31,11 @@ def test_each_service_is_one_package_whose_spec_the_registry_lists() -> None:
 
 
 def test_each_service_is_a_backend_api_and_its_once_calls_are_calls_of_that_api() -> None:
-    apis = typing.get_type_hints(base.Backend)
     for s in REGISTRY:
-        api = apis[s.name]
+        # The API its spec is typed with (ServiceSpec[RunApi, RunReads]: rotator/services/<name>/api.py).
+        api, reads = typing.get_args(typing.get_type_hints(part(s.name, "spec"))["SPEC"])
+        assert api.__module__ == reads.__module__ == f"rotator.services.{s.name}.api"
+        assert reads in api.__mro__  # the full API is its reads and more
         once = [
             m
             for m, c in s.calls.items()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rotator.backends.fake.batch import FakeStorageBatch
 from rotator.backends.fake.events import FakeLogs
@@ -33,13 +33,6 @@ from rotator.services import REGISTRY, part
 from rotator.timeutil import format_time
 from rotator.yamlload import load_yaml
 
-if TYPE_CHECKING:
-    from rotator.services.dataflow.fake import FakeDataflow
-    from rotator.services.firestore.fake import FakeFirestore
-    from rotator.services.functions.fake import FakeFunctions
-    from rotator.services.run.fake import FakeRun
-    from rotator.services.storage.fake import FakeStorage
-
 
 class FakeClock:
     def __init__(self, store: Store):
@@ -51,13 +44,6 @@ class FakeClock:
 
 class FakeBackend:
     kind = "fake"
-    # Each service's fake (rotator/services/<name>/fake.py), made by the registry loop
-    # in __init__ under the service's name.
-    storage: FakeStorage
-    firestore: FakeFirestore
-    dataflow: FakeDataflow
-    run: FakeRun
-    functions: FakeFunctions
 
     def __init__(
         self,
@@ -79,9 +65,13 @@ class FakeBackend:
         # region does not answer in time. Not part of the world file.
         self.unreachable: set[str] = set()
         world: FakeWorld = self  # what each fake is made from (checked here by mypy)
-        for service in REGISTRY:
-            setattr(self, service.name, part(service.name, "fake").connect(world))
-        self.batch = FakeStorageBatch(store, self.storage, self.project)
+        # Each service's fake (rotator/services/<name>/fake.py) under the service's name:
+        # typed where it is used, by the service's spec (`SPEC.api(backend)`).
+        made = {service.name: part(service.name, "fake").connect(world) for service in REGISTRY}
+        for name, fake in made.items():
+            setattr(self, name, fake)
+        # Cloud Storage's batch operations rewrite through the fake's own storage.
+        self.batch = FakeStorageBatch(store, made["storage"], self.project)
         self.logs = FakeLogs(store)
         self.inventory = FakeInventory(store, self)
         # As on Google Cloud: the search needs an organization, the summary does not.
@@ -134,8 +124,9 @@ class FakeBackend:
 
         with self.store.read() as c:
             names = [r[0] for r in c.execute("SELECT name FROM keys").fetchall()]
-            for service, field in (("firestore", "database"), ("run", "service"), ("functions", "function")):
-                names += [d[field] for d in load_docs(c, service)]
+            for fake in self.fakes().values():
+                if hasattr(fake, "resource_names"):  # a service whose names say their project
+                    names += fake.resource_names(c)
             names += [d["name"] for d in load_docs(c, "other_resources")]
         found = {self.project}
         for name in names:

@@ -53,18 +53,23 @@ from rotator.errors import BadInput
 from rotator.permissions import permission_for
 from rotator.retry import RetryPolicy
 from rotator.services.calls import CALLS, repeatable
+from rotator.services.dataflow.api import DataflowApi
+from rotator.services.firestore.api import FirestoreAdminApi
+from rotator.services.functions.api import FunctionsApi
+from rotator.services.run.api import RunApi
 from rotator.services.spec import NO_REQUEST
+from rotator.services.storage.api import StorageApi
 
 ENV = "ROTATOR_FAKE_FAULTS"
 
 # The API each service object of the fake implements: only these calls fault.
 APIS: dict[str, type] = {
     "kms": base.KmsApi,
-    "storage": base.StorageApi,
-    "firestore": base.FirestoreAdminApi,
-    "dataflow": base.DataflowApi,
-    "run": base.RunApi,
-    "functions": base.FunctionsApi,
+    "storage": StorageApi,
+    "firestore": FirestoreAdminApi,
+    "dataflow": DataflowApi,
+    "run": RunApi,
+    "functions": FunctionsApi,
     "batch": base.StorageBatchApi,
     "logs": base.LogsApi,
     "inventory": base.InventoryApi,

@@ -25,6 +25,7 @@ from rotator.backends.fake.documents import load_docs
 from rotator.backends.fake.store import Store
 from rotator.model import CryptoKey, ProtectedResource, ProtectedResourcesSummary
 from rotator.names import is_version, key_of, version_id, version_name, versions_prefix
+from rotator.services import REGISTRY
 
 OTHER_RESOURCES = "other_resources"
 
@@ -46,11 +47,7 @@ class FakeInventory:
         self.backend = SimpleNamespace(
             project=backend.project,
             kms=backend.kms,
-            storage=backend.storage,
-            firestore=backend.firestore,
-            dataflow=backend.dataflow,
-            run=backend.run,
-            functions=backend.functions,
+            **{service.name: getattr(backend, service.name) for service in REGISTRY},
         )
 
     # -- KeyTrackingService -------------------------------------------------------------

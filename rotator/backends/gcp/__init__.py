@@ -27,10 +27,6 @@ from rotator.kms_inventory import ORGANIZATION_ENV
 from rotator.services import SERVICES, part
 
 if TYPE_CHECKING:
-    from rotator.services.dataflow.gcp import GcpDataflow
-    from rotator.services.firestore.gcp import GcpFirestore
-    from rotator.services.functions.gcp import GcpFunctions
-    from rotator.services.run.gcp import GcpRun
     from rotator.services.storage.gcp import GcpStorage
 
 
@@ -81,12 +77,8 @@ class GcpBackend:
     # Each other service's adapter (rotator/services/<name>/gcp.py) under the service's
     # name, made (and its client library imported) on first use: a plan with --services
     # storage, or a step that touches only Cloud Storage and KMS, never pays for the
-    # others' imports (about 0.3 s per process start together).
-    firestore: GcpFirestore
-    dataflow: GcpDataflow
-    run: GcpRun
-    functions: GcpFunctions
-
+    # others' imports (about 0.3 s per process start together). Typed where it is used,
+    # by the service's spec (`SPEC.api(backend)`).
     def __getattr__(self, name: str) -> object:
         """Called only for an attribute not set yet: a service's adapter, made once."""
         if name not in SERVICES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rotator.services.dataflow.api import DataflowApi, DataflowReads
 from rotator.services.spec import Call, PinKind, Repeat, ServiceSpec
 
 DATAFLOW_KEY = "dataflow_job_key"
@@ -9,7 +10,7 @@ DATAFLOW_JOB = "dataflow_running_job"
 
 _CANCELLED = "the job is cancelled, for good (R31)"
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[DataflowApi, DataflowReads] = ServiceSpec(
     name="dataflow",
     title="Dataflow",
     agents=(

@@ -10,6 +10,7 @@ from rotator.changes import Change
 from rotator.errors import Failure, Waiting
 from rotator.model import DataflowJob
 from rotator.names import is_version_of
+from rotator.services.dataflow.spec import SPEC as DATAFLOW
 from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
 from rotator.timeutil import format_time, parse_time
 
@@ -67,7 +68,7 @@ class ReportJobs(ReportStep):
         jobs = (
             []
             if "dataflow" in inv.uninspected
-            else [j for j in ctx.backend.dataflow.list_jobs() if j.running and uses_key(j, key)]
+            else [j for j in DATAFLOW.reads(ctx.backend).list_jobs() if j.running and uses_key(j, key)]
         )
         notes = []
         for j in jobs:
@@ -102,7 +103,7 @@ class SnapshotJobs(StepKind):
         key = ctx.key(params["key"])
         jobs = [
             j
-            for j in ctx.backend.dataflow.list_jobs()
+            for j in DATAFLOW.reads(ctx.backend).list_jobs()
             if j.running and j.type == "STREAMING" and j.streaming_engine and uses_key(j, key)
         ]
         notes = [n for j in jobs if (n := r32_note(j))]
@@ -128,7 +129,7 @@ class SnapshotJobs(StepKind):
         since = parse_time(ctx.plan["created"])
         taken: dict[str, str] = {}
         for job_id in step.data["jobs"]:
-            job = ctx.backend.dataflow.get_job(job_id)
+            job = DATAFLOW.api(ctx.backend).get_job(job_id)
             recorded = ctx.journal.value(step.id, f"snapshot:{job_id}")
             # Killed after the snapshot but before the journal line: adopt it, take no second one.
             usable = [
@@ -144,7 +145,7 @@ class SnapshotJobs(StepKind):
                 continue
             if recorded:
                 ctx.emit(f"job {job_id}: snapshot {recorded} did not become READY; taking another")
-            snap = ctx.backend.dataflow.snapshot_job(job_id)
+            snap = DATAFLOW.api(ctx.backend).snapshot_job(job_id)
             ctx.journal.record(step.id, **{f"snapshot:{job_id}": snap.id})
             taken[job_id] = snap.id
             ctx.emit(f"job {job_id}: snapshot {snap.id} {snap.state}")
@@ -152,7 +153,7 @@ class SnapshotJobs(StepKind):
         def not_ready() -> list[tuple[str, str, str]]:
             out = []
             for job_id, snap_id in taken.items():
-                found = {s.id: s.state for s in ctx.backend.dataflow.get_job(job_id).snapshots}
+                found = {s.id: s.state for s in DATAFLOW.api(ctx.backend).get_job(job_id).snapshots}
                 state = found.get(snap_id, "MISSING")
                 if state != "READY":
                     out.append((job_id, snap_id, state))

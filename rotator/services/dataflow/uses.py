@@ -5,11 +5,12 @@ from __future__ import annotations
 from rotator.pins import pin_primary, pin_unlisted, versions_used
 from rotator.scan import Scan
 from rotator.services.dataflow.spec import DATAFLOW_JOB, DATAFLOW_KEY
+from rotator.services.dataflow.spec import SPEC as DATAFLOW
 
 
 def scan(s: Scan) -> None:
     backend, key, uses, primary = s.backend, s.key, s.uses, s.primary
-    jobs = backend.dataflow.list_jobs()
+    jobs = DATAFLOW.reads(backend).list_jobs()
     pin_unlisted(uses, "Dataflow jobs", jobs)
     for job in jobs:
         if not job.running:

@@ -164,6 +164,11 @@ class FakeFirestore:
         save_docs(c, "firestore", docs)
         self.advance_to(c, format_time(now))
 
+    def resource_names(self, c: sqlite3.Connection) -> list[str]:
+        """The names of its resources as the world keeps them, each under its project
+        (FakeBackend.projects: the projects the wire servers answer for)."""
+        return [d["database"] for d in load_docs(c, "firestore")]
+
     def advance_to(self, c: sqlite3.Connection, now: str) -> None:
         moment = parse_time(now)
         docs = load_docs(c, "firestore")

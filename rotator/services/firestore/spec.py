@@ -4,13 +4,14 @@ and backups (R20-R24)."""
 from __future__ import annotations
 
 from rotator.changes import Change
+from rotator.services.firestore.api import FirestoreAdminApi, FirestoreReads
 from rotator.services.spec import Call, PinKind, Repeat, ServiceSpec
 
 FIRESTORE_KEY = "firestore_database_key"
 FIRESTORE_ACTIVE = "firestore_active_version"
 FIRESTORE_BACKUP = "firestore_backup"
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[FirestoreAdminApi, FirestoreReads] = ServiceSpec(
     name="firestore",
     title="Firestore",
     agents=("service-{n}@gcp-sa-firestore.iam.gserviceaccount.com",),

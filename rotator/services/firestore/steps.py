@@ -12,6 +12,7 @@ from rotator.changes import Change
 from rotator.errors import Refused, Stale, Waiting
 from rotator.names import key_id, version_name
 from rotator.services.firestore.spec import FIRESTORE_ACTIVE
+from rotator.services.firestore.spec import SPEC as FIRESTORE
 from rotator.steps.base import PARAM_REF, PlannedStep, ReportStep, StepKind, register, strict
 from rotator.timeutil import format_time
 
@@ -36,7 +37,7 @@ class WaitReencryption(StepKind):
         dbs = (
             []
             if "firestore" in inv.uninspected
-            else [d.name for d in ctx.backend.firestore.list_databases() if d.kms_key == key]
+            else [d.name for d in FIRESTORE.reads(ctx.backend).list_databases() if d.kms_key == key]
         )
         for db in dbs:
             ctx.resolved_uses.add((FIRESTORE_ACTIVE, db))
@@ -62,7 +63,7 @@ class WaitReencryption(StepKind):
         def pending() -> list[tuple[str, str]]:
             out = []
             for name in step.data["databases"]:
-                db = ctx.backend.firestore.get_database(name)
+                db = FIRESTORE.api(ctx.backend).get_database(name)
                 if retiring & set(db.active_key_versions):
                     due = format_time(db.reencryption_due) if db.reencryption_due else "an unknown time"
                     out.append((name, due))
@@ -105,7 +106,7 @@ class ReportFixedKey(ReportStep):
         dbs = (
             []
             if "firestore" in inv.uninspected
-            else [d for d in ctx.backend.firestore.list_databases() if d.kms_key == key]
+            else [d for d in FIRESTORE.reads(ctx.backend).list_databases() if d.kms_key == key]
         )
         notes = [
             f"{d.name} stays on {key}: a database's key is fixed at creation (R20); to move it, "
@@ -142,9 +143,9 @@ class RestoreNewestBackup(StepKind):
 
     def plan(self, ctx: PlanContext, step_id: str, params: dict[str, Any]) -> PlannedStep:
         key, new_key = ctx.key(params["key"]), ctx.key(params["new_key"])
-        backups = ctx.backend.firestore.list_backups()
+        backups = FIRESTORE.reads(ctx.backend).list_backups()
         changes, notes = [], []
-        for db in ctx.backend.firestore.list_databases():
+        for db in FIRESTORE.reads(ctx.backend).list_databases():
             if db.kms_key != key:
                 continue
             mine = sorted((b for b in backups if b.database == db.name), key=lambda b: b.snapshot_time)
@@ -193,7 +194,7 @@ class RestoreNewestBackup(StepKind):
         done = 0
         for r in step.data["restores"]:
             try:
-                existing = ctx.backend.firestore.get_database(r["new_database"])
+                existing = FIRESTORE.api(ctx.backend).get_database(r["new_database"])
             except api.NotFound:
                 existing = None
             if existing is not None:
@@ -202,7 +203,7 @@ class RestoreNewestBackup(StepKind):
                         f"{r['new_database']} exists under another key", resource=r["new_database"]
                     )
                 continue
-            ctx.backend.firestore.restore_database(
+            FIRESTORE.api(ctx.backend).restore_database(
                 r["new_database"].rsplit("/", 1)[1], r["backup"], kms_key=r["kms_key"]
             )
             done += 1

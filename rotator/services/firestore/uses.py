@@ -7,11 +7,12 @@ from rotator.model import Backup, Database
 from rotator.pins import pin_primary, pin_unlisted, version_use, versions_used
 from rotator.scan import Scan, elsewhere
 from rotator.services.firestore.spec import FIRESTORE_ACTIVE, FIRESTORE_BACKUP, FIRESTORE_KEY
+from rotator.services.firestore.spec import SPEC as FIRESTORE
 
 
 def scan(s: Scan) -> None:
     backend, key, uses, primary = s.backend, s.key, s.uses, s.primary
-    listed = backend.firestore.list_databases()
+    listed = FIRESTORE.reads(backend).list_databases()
     pin_unlisted(uses, "Firestore databases", listed)
     for db in listed:
         if elsewhere(db.name, backend):
@@ -25,7 +26,7 @@ def scan(s: Scan) -> None:
                 leaving = db.reencryption_due is not None and version != db.active_key_versions[-1]
                 use.group(FIRESTORE_ACTIVE, db.name).add(db.name, 0, db.reencryption_due if leaving else None)
     databases = {db.name: db for db in listed}
-    backups = backend.firestore.list_backups()
+    backups = FIRESTORE.reads(backend).list_backups()
     pin_unlisted(uses, "Firestore backups", backups)
     for backup in backups:
         if elsewhere(backup.name, backend):

@@ -4,6 +4,7 @@ protected by the same key; moving it means redeploying its source."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from rotator import apierrors as api
@@ -52,6 +53,11 @@ class FakeFunctions:
         with self.store.read() as c:
             found = [self._to_function(d) for d in load_docs(c, "functions")]
         return Listing([f for f in found if f.region not in self.unreachable], unreachable=self.unreachable)
+
+    def resource_names(self, c: sqlite3.Connection) -> list[str]:
+        """The names of its resources as the world keeps them, each under its project
+        (FakeBackend.projects: the projects the wire servers answer for)."""
+        return [d["function"] for d in load_docs(c, "functions")]
 
     def get_function(self, name: str) -> CloudFunction:
         with self.store.read() as c:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from rotator.changes import Change
+from rotator.services.functions.api import FunctionsApi, FunctionsReads
 from rotator.services.spec import ANYONE, Call, PinKind, Repeat, ServiceSpec
 
 FUNCTION_KEY = "function_key"
@@ -16,7 +17,7 @@ REPOSITORY_IMAGES = "repository_images"
 
 _FUNCTION_IMPACT = "executions in progress finish, but every new execution fails (R41, R42)"
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[FunctionsApi, FunctionsReads] = ServiceSpec(
     name="functions",
     title="Cloud Run functions",
     # "For all functions, you must grant the following service accounts access to the

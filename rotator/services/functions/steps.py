@@ -10,6 +10,7 @@ from rotator import apierrors as api
 from rotator.changes import Change
 from rotator.names import is_version_of, key_id, version_name
 from rotator.services.functions.spec import FUNCTION, FUNCTION_KEY, FUNCTION_WINDOW
+from rotator.services.functions.spec import SPEC as FUNCTIONS
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.windows import redeploy_window_pin
 
@@ -42,7 +43,7 @@ class RedeployFunctions(StepKind):
             return PlannedStep(step_id, self.name, "functions not inspected (--services)", self.rules)
         moves: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
-        for fn in ctx.backend.functions.list_functions():
+        for fn in FUNCTIONS.reads(ctx.backend).list_functions():
             if fn.kms_key != key and not is_version_of(fn.kms_key_version, key):
                 continue
             repo = fn.docker_repository
@@ -65,7 +66,7 @@ class RedeployFunctions(StepKind):
         old_repos = sorted(
             {
                 fn.docker_repository
-                for fn in ctx.backend.functions.list_functions()
+                for fn in FUNCTIONS.reads(ctx.backend).list_functions()
                 if fn.docker_repository and (fn.kms_key == key)
             }
             if dest != key
@@ -102,20 +103,22 @@ class RedeployFunctions(StepKind):
         done = 0
         not_rebuilt: list[str] = []
         for move in step.data["moves"]:
-            fn = ctx.backend.functions.get_function(move["function"])
+            fn = FUNCTIONS.api(ctx.backend).get_function(move["function"])
             # Done only if provably under the destination's new version (unknown: redeploy).
             if fn.kms_key == dest and fn.kms_key_version is not None and fn.kms_key_version not in retiring:
                 continue
             repo = move["repository"]
             if dest != key:
                 try:
-                    ctx.backend.functions.get_repository_key(repo)
+                    FUNCTIONS.api(ctx.backend).get_repository_key(repo)
                 except api.NotFound:
-                    ctx.backend.functions.create_repository(repo, kms_key=dest)
+                    FUNCTIONS.api(ctx.backend).create_repository(repo, kms_key=dest)
                     ctx.emit(f"{repo}: created under {dest}")
-                moved = ctx.backend.functions.redeploy_function(fn.name, kms_key=dest, docker_repository=repo)
+                moved = FUNCTIONS.api(ctx.backend).redeploy_function(
+                    fn.name, kms_key=dest, docker_repository=repo
+                )
             else:
-                moved = ctx.backend.functions.redeploy_function(fn.name)
+                moved = FUNCTIONS.api(ctx.backend).redeploy_function(fn.name)
             if moved.kms_key_version is None or moved.kms_key_version in retiring:
                 # No new build shows: the image is still under its old version, which it
                 # keeps pinning (the disable step will find it) (R42).

@@ -9,13 +9,14 @@ from rotator.locations import key_region
 from rotator.pins import VersionUse, pin_primary, pin_unlisted, version_use, versions_used
 from rotator.scan import Scan, elsewhere
 from rotator.services.functions.spec import FUNCTION, FUNCTION_KEY, REPOSITORY_IMAGES, REPOSITORY_KEY
+from rotator.services.functions.spec import SPEC as FUNCTIONS
 from rotator.windows import pin_window
 
 
 def scan(s: Scan) -> None:
     backend, key, uses, primary, windows = s.backend, s.key, s.uses, s.primary, s.windows
     repositories: set[str] = set()
-    functions = backend.functions.list_functions()
+    functions = FUNCTIONS.reads(backend).list_functions()
     pin_unlisted(uses, "Cloud Run functions", functions)
     for fn in functions:
         if elsewhere(fn.name, backend):
@@ -28,7 +29,7 @@ def scan(s: Scan) -> None:
             use.group(FUNCTION, fn.name).add(fn.name)
         pin_window(windows, uses, FUNCTION, fn.kms_key_version, fn.deployed, fn.name, fn.name)
     for repo in sorted(repositories):
-        if backend.functions.get_repository_key(repo) == key:
+        if FUNCTIONS.reads(backend).get_repository_key(repo) == key:
             pin_primary(uses, primary, REPOSITORY_KEY, repo)
     _scan_repository_images(backend, key, uses)
 
@@ -37,10 +38,10 @@ def _scan_repository_images(backend: ReadOnlyBackend, key: str, uses: dict[int, 
     """Every Artifact Registry repository under the key (of its region, R7) holds images
     pushed under each version that was primary meanwhile; unknown versions: all of them."""
     region = key_region(key)
-    for repo, repo_key in backend.functions.list_repositories(region) if region else []:
+    for repo, repo_key in FUNCTIONS.reads(backend).list_repositories(region) if region else []:
         if repo_key != key:
             continue
-        versions = backend.functions.repository_image_versions(repo, key)
+        versions = FUNCTIONS.reads(backend).repository_image_versions(repo, key)
         held = (
             list(uses.values())
             if versions is None

@@ -5,6 +5,7 @@ latest revision moves to it; nothing new starts under an unusable key."""
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
 from rotator import apierrors as api
@@ -71,6 +72,11 @@ class FakeRun:
         """Every service of the world (the world file and KMS Inventory; no Cloud Run call)."""
         with self.store.read() as c:
             return [self._to_service(d) for d in load_docs(c, "run")]
+
+    def resource_names(self, c: sqlite3.Connection) -> list[str]:
+        """The names of its resources as the world keeps them, each under its project
+        (FakeBackend.projects: the projects the wire servers answer for)."""
+        return [d["service"] for d in load_docs(c, "run")]
 
     def get_service(self, name: str) -> RunService:
         with self.store.read() as c:

@@ -4,6 +4,7 @@ runs under, serving or idle (R40, R41, R43)."""
 from __future__ import annotations
 
 from rotator.changes import Change
+from rotator.services.run.api import RunApi, RunReads
 from rotator.services.spec import ANYONE, Call, PinKind, Repeat, ServiceSpec
 
 RUN_KEY = "run_service_key"
@@ -17,7 +18,7 @@ RUN_IDLE_WINDOW = "run_idle_revision_in_propagation_window"
 _SERVING_IMPACT = "no new instance starts; existing ones follow the revocation action (R40, R41)"
 _IDLE_IMPACT = "the revision can never serve again (R41)"
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[RunApi, RunReads] = ServiceSpec(
     name="run",
     title="Cloud Run",
     agents=("service-{n}@serverless-robot-prod.iam.gserviceaccount.com",),

@@ -9,6 +9,7 @@ from rotator.changes import Change
 from rotator.errors import Stale
 from rotator.names import version_number
 from rotator.services.run.spec import RUN_KEY, RUN_SERVING, RUN_WINDOW
+from rotator.services.run.spec import SPEC as RUN
 from rotator.services.run.uses import inspected_run_services
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.windows import redeploy_window_pin
@@ -88,7 +89,7 @@ class RedeployServices(StepKind):
         retiring = set(step.data["retiring"])
         deployed = 0
         for name in step.data["services"]:
-            latest = ctx.backend.run.get_service(name).latest
+            latest = RUN.api(ctx.backend).get_service(name).latest
             if latest is None:
                 raise Stale(f"{name} has no revision any more; plan again", resource=name)
             version = version_number(key, latest.kms_key_version) if dest == key else None
@@ -98,9 +99,9 @@ class RedeployServices(StepKind):
             if moved:
                 continue  # already moved (an earlier attempt, or someone else); an unknown version is not
             if dest == key:
-                svc = ctx.backend.run.update_service(name)
+                svc = RUN.api(ctx.backend).update_service(name)
             else:
-                svc = ctx.backend.run.update_service(name, kms_key=dest)
+                svc = RUN.api(ctx.backend).update_service(name, kms_key=dest)
             deployed += 1
             ctx.emit(f"{name}: new revision {svc.latest.name if svc.latest else '?'} under {dest}")
         return {"services_redeployed": deployed}

@@ -11,6 +11,7 @@ from rotator.model import RunService
 from rotator.pins import pin_primary, versions_used
 from rotator.scan import Scan, elsewhere
 from rotator.services.run.spec import RUN_IDLE, RUN_KEY, RUN_SERVING
+from rotator.services.run.spec import SPEC as RUN
 from rotator.windows import pin_window
 
 
@@ -18,7 +19,7 @@ def run_services(backend: ReadOnlyBackend, key: str) -> list[RunService]:
     """The Cloud Run services that can use `key`: those of its region (R7). Cloud Run
     lists one region at a time; a multi-region or global key serves none."""
     region = key_region(key)
-    return backend.run.list_services(region) if region else []
+    return RUN.reads(backend).list_services(region) if region else []
 
 
 def inspected_run_services(backend: ReadOnlyBackend, key: str, projects: Iterable[str]) -> list[RunService]:

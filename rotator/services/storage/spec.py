@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rotator.changes import Change
 from rotator.services.spec import ANYONE, Call, PinKind, Repeat, ServiceSpec
+from rotator.services.storage.api import StorageApi, StorageReads
 
 BUCKET_DEFAULT = "bucket_default"
 LIVE_OBJECT = "live_object"
@@ -16,7 +17,7 @@ SOFT_DELETED_GENERATION = "soft_deleted_generation"
 
 _OBJECTS = "its data can no longer be read, copied or rewritten (R14)"
 
-SPEC = ServiceSpec(
+SPEC: ServiceSpec[StorageApi, StorageReads] = ServiceSpec(
     name="storage",
     title="Cloud Storage",
     agents=("service-{n}@gs-project-accounts.iam.gserviceaccount.com",),

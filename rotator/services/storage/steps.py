@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 from rotator import apierrors as api
 from rotator import guards
-from rotator.backends.base import StorageApi, iter_objects
 from rotator.changes import Change
 from rotator.errors import BadInput, Failure, Stale, Waiting
 from rotator.model import BatchJob, Bucket
 from rotator.names import version_name
 from rotator.ratelimit import GCS_START_RPS, KMS_QUOTA_START_RPS
 from rotator.rewrites import Rewriter, RewriteTally
+from rotator.services.storage.api import StorageApi, iter_objects
 from rotator.services.storage.settings import RewriteSettings
 from rotator.services.storage.spec import BUCKET_DEFAULT, LIVE_OBJECT
+from rotator.services.storage.spec import SPEC as STORAGE
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
 from rotator.storage_rules import overwrite_blocker
 
@@ -61,7 +62,7 @@ class SetBucketDefaults(StepKind):
         )
 
     def apply(self, ctx: ApplyContext, step: PlannedStep) -> dict[str, Any]:
-        storage, key, new_key = ctx.backend.storage, step.data["key"], step.data["new_key"]
+        storage, key, new_key = STORAGE.api(ctx.backend), step.data["key"], step.data["new_key"]
         changed = 0
         for name in step.data["buckets"]:
             current = storage.get_bucket(name).default_kms_key
@@ -84,7 +85,7 @@ class SetBucketDefaults(StepKind):
         new_key = step.data["new_key"]
         drift = []
         for name in step.data["buckets"]:
-            current = ctx.backend.storage.get_bucket(name).default_kms_key
+            current = STORAGE.api(ctx.backend).get_bucket(name).default_kms_key
             if current != new_key:
                 drift.append(f"gs://{name}: default key is {current}, not {new_key} as applied")
         return drift
@@ -167,7 +168,7 @@ class RewriteObjects(StepKind):
         tallies: list[RewriteTally] = []
         local: list[Bucket] = []
         for bucket_name in step.data["buckets"]:
-            bucket = ctx.backend.storage.get_bucket(bucket_name)
+            bucket = STORAGE.api(ctx.backend).get_bucket(bucket_name)
             planned = sum(c["objects"] for c in step.changes if c.get("bucket") == f"gs://{bucket_name}")
             if RewriteSettings.of(ctx).engine_for(planned) == "batch":
                 tallies.append(RewriteTally())
@@ -196,7 +197,7 @@ class RewriteObjects(StepKind):
     verifies = True
 
     def verify(self, ctx: ApplyContext, step: PlannedStep, result: dict[str, Any]) -> list[str]:
-        key, storage = step.data["key"], ctx.backend.storage
+        key, storage = step.data["key"], STORAGE.api(ctx.backend)
         retiring = {version_name(key, n) for n in step.data["retiring"]}
         now = ctx.backend.clock.now()
         drift = []
@@ -274,7 +275,7 @@ class RewriteObjects(StepKind):
         batch = ctx.backend.batch
         manifest_bucket = RewriteSettings.of(ctx).manifest_bucket
         assert manifest_bucket is not None
-        rows = _Counted(_manifest_rows(ctx.backend.storage, bucket, retiring, ctx.backend.clock.now()))
+        rows = _Counted(_manifest_rows(STORAGE.api(ctx.backend), bucket, retiring, ctx.backend.clock.now()))
         uri = batch.write_manifest(manifest_bucket, f"rotator/{job_id}.csv", rows)
         try:
             job = batch.create_job(job_id, bucket.name, uri, dest)

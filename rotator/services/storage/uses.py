@@ -26,6 +26,7 @@ from rotator.services.storage.spec import (
     SOFT_DELETED_GENERATION,
     UNREADABLE_OBJECT,
 )
+from rotator.services.storage.spec import SPEC as STORAGE
 from rotator.storage_rules import locked, overwrite_blocker, retention_expiry
 
 
@@ -108,7 +109,7 @@ def scan(s: Scan) -> None:
     """Every bucket (and which default to the key), then what each one's objects hold:
     one listing per bucket for all the keys of a report (ScanCache), or only this key's
     versions for a plan."""
-    s.buckets = list(s.backend.storage.list_buckets())
+    s.buckets = list(STORAGE.reads(s.backend).list_buckets())
     prefix = versions_prefix(s.key)
     for bucket in s.buckets:
         if bucket.default_kms_key == s.key:
@@ -117,10 +118,12 @@ def scan(s: Scan) -> None:
                 s.uses[s.primary].group(BUCKET_DEFAULT, f"gs://{bucket.name}").add(bucket.name)
         found = (
             s.cache.memo(
-                s.backend, ("bucket", bucket.name), partial(_every_key, s.backend.storage, bucket, s.now)
+                s.backend,
+                ("bucket", bucket.name),
+                partial(_every_key, STORAGE.reads(s.backend), bucket, s.now),
             )
             if s.cache is not None
-            else bucket_uses(s.backend.storage, bucket, s.now, prefix, s.progress)
+            else bucket_uses(STORAGE.reads(s.backend), bucket, s.now, prefix, s.progress)
         )
         _attribute(found, s.key, s.uses)
 

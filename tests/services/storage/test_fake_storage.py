@@ -24,10 +24,10 @@ from worlds import (
 )
 
 from rotator import apierrors as api
-from rotator.backends.base import iter_objects
 from rotator.backends.fake import FakeBackend
 from rotator.errors import BadInput
 from rotator.model import IamPolicy, RewriteResult
+from rotator.services.storage.api import iter_objects
 from rotator.services.storage.fake import REWRITE_CHUNK_BYTES
 
 WHERE = f"gs://{BUCKET}/{OBJECT}"
