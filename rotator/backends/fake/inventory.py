@@ -8,7 +8,8 @@
   scope (`organizations/ORG`), as Google requires;
 * the key list of a project (KeyDashboardService.ListCryptoKeys).
 
-The fake's five services live in the world's project; a resource named under another
+Each service's fake says what it protects (`protected_resources`, in its package).
+The fake's services live in the world's project; a resource named under another
 project (`projects/OTHER/...`, in `other_resources` or a Cloud Run service, function or
 database of another project) counts in that project.
 """
@@ -25,9 +26,15 @@ from rotator.backends.fake.documents import load_docs
 from rotator.backends.fake.store import Store
 from rotator.model import CryptoKey, ProtectedResource, ProtectedResourcesSummary
 from rotator.names import is_version, key_of, version_id, version_name, versions_prefix
-from rotator.services import REGISTRY
 
 OTHER_RESOURCES = "other_resources"
+
+
+def versions_of(key: str, versions: Iterable[str | None]) -> tuple[str, ...]:
+    """The versions of `key` among `versions` (names, or None where unknown), each once,
+    in version order: what a protected resource lists."""
+    under = versions_prefix(key)
+    return tuple(sorted({v for v in versions if v and v.startswith(under)}, key=version_id))
 
 
 def project_of(name: str, default: str) -> str:
@@ -44,11 +51,8 @@ class FakeInventory:
         # The services as they are inside the cloud, taken before any fault layer wraps
         # the backend: Cloud KMS Inventory's own reads are not rotator's calls.
         self.store = store
-        self.backend = SimpleNamespace(
-            project=backend.project,
-            kms=backend.kms,
-            **{service.name: getattr(backend, service.name) for service in REGISTRY},
-        )
+        self.backend = SimpleNamespace(project=backend.project, kms=backend.kms)
+        self.fakes = list(backend.fakes().values())
 
     # -- KeyTrackingService -------------------------------------------------------------
     def get_protected_resources_summary(self, key: str) -> ProtectedResourcesSummary:
@@ -95,82 +99,14 @@ class FakeInventory:
         return list(self._protected(key))
 
     def _protected(self, key: str) -> Iterator[ProtectedResource]:
-        b = self.backend
-        home = b.project
-        under = versions_prefix(key)
-
-        def mine(versions: Iterable[str | None]) -> tuple[str, ...]:
-            return tuple(sorted({v for v in versions if v and v.startswith(under)}, key=version_id))
-
-        under_key = self._versions_by_bucket(under)
-        for bucket in b.storage.list_buckets():
-            versions = mine(under_key.get(bucket.name, ()))
-            if versions or bucket.default_kms_key == key:
-                yield ProtectedResource(
-                    f"//storage.googleapis.com/projects/_/buckets/{bucket.name}",
-                    "storage.googleapis.com/Bucket",
-                    versions,
-                    home,
-                )
-        for d in b.firestore.list_databases():
-            versions = mine(d.active_key_versions)
-            if versions or d.kms_key == key:
-                name = f"//firestore.googleapis.com/{d.name}"
-                yield ProtectedResource(
-                    name, "firestore.googleapis.com/Database", versions, project_of(name, home)
-                )
-        for bk in b.firestore.list_backups():
-            versions = mine([bk.kms_key_version])
-            if versions:
-                name = f"//firestore.googleapis.com/{bk.name}"
-                yield ProtectedResource(
-                    name, "firestore.googleapis.com/Backup", versions, project_of(name, home)
-                )
-        for j in b.dataflow.list_jobs():
-            versions = mine([j.kms_key_version])
-            if versions or j.kms_key == key:
-                yield ProtectedResource(
-                    f"//dataflow.googleapis.com/projects/{home}/locations/{j.region}/jobs/{j.id}",
-                    "dataflow.googleapis.com/Job",
-                    versions,
-                    home,
-                )
-        for s in b.run.all_services():
-            revisions = [r for r in s.revisions if r.kms_key == key or mine([r.kms_key_version])]
-            if revisions:
-                name = f"//run.googleapis.com/{s.name}"
-                yield ProtectedResource(
-                    name,
-                    "run.googleapis.com/Service",
-                    mine(r.kms_key_version for r in revisions),
-                    project_of(name, home),
-                )
-                for r in revisions:
-                    yield ProtectedResource(
-                        f"{name}/revisions/{r.name}",
-                        "run.googleapis.com/Revision",
-                        mine([r.kms_key_version]),
-                        project_of(name, home),
-                    )
-        for f in b.functions.list_functions():
-            versions = mine([f.kms_key_version])
-            if versions or f.kms_key == key:
-                name = f"//cloudfunctions.googleapis.com/{f.name}"
-                yield ProtectedResource(
-                    name, "cloudfunctions.googleapis.com/CloudFunction", versions, project_of(name, home)
-                )
+        home = self.backend.project
+        # Each service's resources, from its fake (rotator/services/<name>/fake.py), in
+        # registry order; a fake without `protected_resources` has none to report.
+        for fake in self.fakes:
+            if hasattr(fake, "protected_resources"):
+                yield from fake.protected_resources(key, home)
         with self.store.read() as c:
             others = load_docs(c, OTHER_RESOURCES)
-            repositories = load_docs(c, "artifact_registry")
-        for r in repositories:
-            if r.get("kms_key") == key:
-                name = f"//artifactregistry.googleapis.com/{r['repository']}"
-                yield ProtectedResource(
-                    name,
-                    "artifactregistry.googleapis.com/Repository",
-                    mine(r.get("image_versions", [])),
-                    project_of(name, home),
-                )
         for o in others:
             if o["key"] != key:
                 continue
@@ -178,17 +114,3 @@ class FakeInventory:
             yield ProtectedResource(
                 o["name"], o["type"], versions, o.get("project") or project_of(o["name"], home)
             )
-
-    def _versions_by_bucket(self, under: str) -> dict[str, list[str]]:
-        """bucket -> the versions under `under` its generations (live, noncurrent,
-        soft-deleted) are encrypted with: one query, not a listing per key."""
-        out: dict[str, list[str]] = {}
-        with self.store.read() as c:
-            rows = c.execute(
-                "SELECT DISTINCT bucket, kms_key_version FROM objects "
-                "WHERE kms_key_version >= ? AND kms_key_version < ?",
-                (under, under + "\uffff"),
-            ).fetchall()
-        for bucket, version in rows:
-            out.setdefault(bucket, []).append(version)
-        return out

@@ -7,7 +7,6 @@ world's own project, list nothing there."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from rotator.model import Listing, unreachable_of
@@ -39,14 +38,14 @@ class OnlyProject:
         return listed
 
 
-class NoBuckets:
-    def list_buckets(self) -> Iterator[Any]:
-        return iter([])
+class NothingHere:
+    """A service whose resources the fake keeps in the world's own project (they are not
+    named under one), seen from another: every list is empty."""
 
-
-class NoJobs:
-    def list_jobs(self) -> list[Any]:
-        return []
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("list_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: iter([]) if name == "list_buckets" else []
 
 
 class OtherProject:
@@ -63,11 +62,12 @@ class OtherProject:
             home.inventory,
             home.organization,
         )
-        self.storage: Any = NoBuckets()
-        self.dataflow: Any = NoJobs()
-        self.firestore = OnlyProject(home.firestore, project)
-        self.run = OnlyProject(home.run, project)
-        self.functions = OnlyProject(home.functions, project)
+        # Each service: its lists keep what is named under this project, for a fake
+        # whose resources say their project (resource_names); nothing, for the others.
+        for name, fake in home.fakes().items():
+            setattr(
+                self, name, OnlyProject(fake, project) if hasattr(fake, "resource_names") else NothingHere()
+            )
 
     def for_project(self, project: str) -> Any:
         return self.home.for_project(project)

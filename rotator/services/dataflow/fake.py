@@ -7,6 +7,7 @@ first); a running job's key cannot change (R34)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from rotator import apierrors as api
@@ -19,10 +20,11 @@ from rotator.backends.fake.documents import (
     load_docs,
     save_docs,
 )
+from rotator.backends.fake.inventory import versions_of
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
-from rotator.model import ENCRYPTER_DECRYPTER, DataflowJob, DataflowSnapshot, Listing
+from rotator.model import ENCRYPTER_DECRYPTER, DataflowJob, DataflowSnapshot, Listing, ProtectedResource
 from rotator.names import key_of, location_of
 from rotator.services.dataflow.spec import SPEC
 from rotator.timeutil import format_time, parse_duration, parse_time
@@ -62,6 +64,20 @@ class FakeDataflow:
         with self.store.read() as c:
             jobs = [self._to_job(d) for d in load_docs(c, "dataflow")]
         return Listing([j for j in jobs if j.region not in self.unreachable], unreachable=self.unreachable)
+
+    def protected_resources(self, key: str, home: str) -> Iterator[ProtectedResource]:
+        """What Cloud KMS Inventory says its jobs hold of `key` (the fake's inventory,
+        rotator/backends/fake/inventory.py), each under its project (`home` if its name
+        does not say)."""
+        for j in self.list_jobs():
+            versions = versions_of(key, [j.kms_key_version])
+            if versions or j.kms_key == key:
+                yield ProtectedResource(
+                    f"//dataflow.googleapis.com/projects/{home}/locations/{j.region}/jobs/{j.id}",
+                    "dataflow.googleapis.com/Job",
+                    versions,
+                    home,
+                )
 
     def get_job(self, job: str) -> DataflowJob:
         with self.store.read() as c:

@@ -6,6 +6,7 @@ they were taken under; restore into a new database under a chosen key."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -13,11 +14,12 @@ from rotator import apierrors as api
 from rotator.agents import agents
 from rotator.backends.fake.documents import check_key_name, encrypt_version, find, load_docs, save_docs
 from rotator.backends.fake.events import logs_key_failures
+from rotator.backends.fake.inventory import project_of, versions_of
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.locations import database_key_location_ok, key_location_for_database
-from rotator.model import Backup, Database, Listing
+from rotator.model import Backup, Database, Listing, ProtectedResource
 from rotator.names import key_of, location_of
 from rotator.services.firestore.spec import SPEC
 from rotator.timeutil import format_time, parse_duration, parse_time
@@ -163,6 +165,25 @@ class FakeFirestore:
             d["pending_reencryption"] = {"to": version, "due": format_time(due)}
         save_docs(c, "firestore", docs)
         self.advance_to(c, format_time(now))
+
+    def protected_resources(self, key: str, home: str) -> Iterator[ProtectedResource]:
+        """What Cloud KMS Inventory says its databases and backups hold of `key` (the fake's inventory,
+        rotator/backends/fake/inventory.py), each under its project (`home` if its name
+        does not say)."""
+        for d in self.list_databases():
+            versions = versions_of(key, d.active_key_versions)
+            if versions or d.kms_key == key:
+                name = f"//firestore.googleapis.com/{d.name}"
+                yield ProtectedResource(
+                    name, "firestore.googleapis.com/Database", versions, project_of(name, home)
+                )
+        for bk in self.list_backups():
+            versions = versions_of(key, [bk.kms_key_version])
+            if versions:
+                name = f"//firestore.googleapis.com/{bk.name}"
+                yield ProtectedResource(
+                    name, "firestore.googleapis.com/Backup", versions, project_of(name, home)
+                )
 
     def resource_names(self, c: sqlite3.Connection) -> list[str]:
         """The names of its resources as the world keeps them, each under its project

@@ -5,6 +5,7 @@ protected by the same key; moving it means redeploying its source."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from rotator import apierrors as api
@@ -18,10 +19,11 @@ from rotator.backends.fake.documents import (
     save_docs,
 )
 from rotator.backends.fake.events import logs_key_failures
+from rotator.backends.fake.inventory import project_of, versions_of
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
-from rotator.model import CloudFunction, Listing
+from rotator.model import CloudFunction, Listing, ProtectedResource
 from rotator.names import is_version_of, location_of
 from rotator.services.functions.spec import SPEC
 from rotator.timeutil import format_time, parse_time
@@ -53,6 +55,29 @@ class FakeFunctions:
         with self.store.read() as c:
             found = [self._to_function(d) for d in load_docs(c, "functions")]
         return Listing([f for f in found if f.region not in self.unreachable], unreachable=self.unreachable)
+
+    def protected_resources(self, key: str, home: str) -> Iterator[ProtectedResource]:
+        """What Cloud KMS Inventory says its functions and their image repositories hold
+        of `key` (the fake's inventory, rotator/backends/fake/inventory.py), each under
+        its project (`home` if its name does not say)."""
+        for f in self.list_functions():
+            versions = versions_of(key, [f.kms_key_version])
+            if versions or f.kms_key == key:
+                name = f"//cloudfunctions.googleapis.com/{f.name}"
+                yield ProtectedResource(
+                    name, "cloudfunctions.googleapis.com/CloudFunction", versions, project_of(name, home)
+                )
+        with self.store.read() as c:
+            repositories = load_docs(c, "artifact_registry")
+        for r in repositories:
+            if r.get("kms_key") == key:
+                name = f"//artifactregistry.googleapis.com/{r['repository']}"
+                yield ProtectedResource(
+                    name,
+                    "artifactregistry.googleapis.com/Repository",
+                    versions_of(key, r.get("image_versions", [])),
+                    project_of(name, home),
+                )
 
     def resource_names(self, c: sqlite3.Connection) -> list[str]:
         """The names of its resources as the world keeps them, each under its project

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from rotator import apierrors as api
@@ -19,11 +20,12 @@ from rotator.backends.fake.documents import (
     save_docs,
 )
 from rotator.backends.fake.events import logs_key_failures
+from rotator.backends.fake.inventory import project_of, versions_of
 from rotator.backends.fake.kms import FakeKms
 from rotator.backends.fake.shared import FakeWorld
 from rotator.backends.fake.store import Store
 from rotator.locations import is_region
-from rotator.model import RunRevision, RunService
+from rotator.model import ProtectedResource, RunRevision, RunService
 from rotator.names import location_of
 from rotator.services.run.spec import SPEC
 from rotator.timeutil import format_time, parse_time
@@ -72,6 +74,28 @@ class FakeRun:
         """Every service of the world (the world file and KMS Inventory; no Cloud Run call)."""
         with self.store.read() as c:
             return [self._to_service(d) for d in load_docs(c, "run")]
+
+    def protected_resources(self, key: str, home: str) -> Iterator[ProtectedResource]:
+        """What Cloud KMS Inventory says its services and their revisions hold of `key` (the fake's inventory,
+        rotator/backends/fake/inventory.py), each under its project (`home` if its name
+        does not say)."""
+        for s in self.all_services():
+            revisions = [r for r in s.revisions if r.kms_key == key or versions_of(key, [r.kms_key_version])]
+            if revisions:
+                name = f"//run.googleapis.com/{s.name}"
+                yield ProtectedResource(
+                    name,
+                    "run.googleapis.com/Service",
+                    versions_of(key, (r.kms_key_version for r in revisions)),
+                    project_of(name, home),
+                )
+                for r in revisions:
+                    yield ProtectedResource(
+                        f"{name}/revisions/{r.name}",
+                        "run.googleapis.com/Revision",
+                        versions_of(key, [r.kms_key_version]),
+                        project_of(name, home),
+                    )
 
     def resource_names(self, c: sqlite3.Connection) -> list[str]:
         """The names of its resources as the world keeps them, each under its project

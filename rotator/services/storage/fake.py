@@ -32,9 +32,11 @@ from rotator.model import (
     BucketRetention,
     ObjectInfo,
     ObjectPage,
+    ProtectedResource,
     RewriteResult,
 )
 from rotator.names import is_version, parse_key
+from rotator.services.storage.protected import protected_buckets
 from rotator.services.storage.spec import SPEC
 from rotator.storage_rules import overwrite_blocker
 from rotator.timeutil import format_time, parse_time
@@ -117,6 +119,10 @@ class FakeStorage:
         with self.store.read() as c:
             rows = c.execute("SELECT * FROM buckets ORDER BY ord, name").fetchall()
         return iter([self._to_bucket(r) for r in rows])
+
+    def protected_resources(self, key: str, home: str) -> Iterator[ProtectedResource]:
+        """Its buckets as Cloud KMS Inventory lists them (services/storage/protected.py)."""
+        return protected_buckets(self.store, self.list_buckets(), key, home)
 
     def get_bucket(self, name: str) -> Bucket:
         with self.store.read() as c:
