@@ -9,6 +9,7 @@ service's client library, and the registry never loads a fake or an adapter.
 
 from __future__ import annotations
 
+import typing
 from importlib import import_module
 from types import ModuleType
 from typing import Any
@@ -63,3 +64,12 @@ def service_of(kind: str) -> str | None:
 def part(service: str, name: str) -> ModuleType:
     """One part of a service's package: 'spec', 'api', 'fake', 'gcp', 'steps', 'world', 'uses'."""
     return import_module(f"rotator.services.{service}.{name}")
+
+
+def protocols(service: ServiceSpec[object, object]) -> tuple[type, type]:
+    """The API and reads protocols a service's spec is typed with (`SPEC:
+    ServiceSpec[RunApi, RunReads]` in its spec.py, from its api.py): read from that one
+    annotation, so the fake's faults and the lints never keep a second list of them."""
+    hints = typing.get_type_hints(part(service.name, "spec"))
+    api, reads = typing.get_args(hints["SPEC"])
+    return api, reads

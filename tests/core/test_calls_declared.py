@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rotator.backends import base
 from rotator.backends.fake import faults
-from rotator.services import SERVICES, part
+from rotator.services import SERVICES, protocols, spec
 from rotator.services.calls import CALLS
 from rotator.services.spec import Repeat
 
@@ -39,7 +39,7 @@ def _apis() -> dict[str, type]:
     }
     # Each service's: the API its spec is typed with (ServiceSpec[RunApi, RunReads]).
     for name in SERVICES:
-        apis[name] = typing.get_args(typing.get_type_hints(part(name, "spec"))["SPEC"])[0]
+        apis[name] = protocols(spec(name))[0]
     return apis
 
 

@@ -7,9 +7,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import typing
 
-from rotator.services import COVERED_PRODUCTS, PIN_KINDS, REGISTRY, SERVICES, WINDOW_OF, core, part, spec
+from rotator.services import (
+    COVERED_PRODUCTS,
+    PIN_KINDS,
+    REGISTRY,
+    SERVICES,
+    WINDOW_OF,
+    core,
+    part,
+    protocols,
+    spec,
+)
 
 
 def test_importing_the_registry_loads_no_fake_adapter_or_client_library() -> None:
@@ -33,7 +42,7 @@ def test_each_service_is_one_package_whose_spec_the_registry_lists() -> None:
 def test_each_service_is_a_backend_api_and_its_once_calls_are_calls_of_that_api() -> None:
     for s in REGISTRY:
         # The API its spec is typed with (ServiceSpec[RunApi, RunReads]: rotator/services/<name>/api.py).
-        api, reads = typing.get_args(typing.get_type_hints(part(s.name, "spec"))["SPEC"])
+        api, reads = protocols(s)
         assert api.__module__ == reads.__module__ == f"rotator.services.{s.name}.api"
         assert reads in api.__mro__  # the full API is its reads and more
         once = [

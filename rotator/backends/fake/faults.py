@@ -52,24 +52,16 @@ from rotator.backends import base
 from rotator.errors import BadInput
 from rotator.permissions import permission_for
 from rotator.retry import RetryPolicy
+from rotator.services import REGISTRY, protocols
 from rotator.services.calls import CALLS, repeatable
-from rotator.services.dataflow.api import DataflowApi
-from rotator.services.firestore.api import FirestoreAdminApi
-from rotator.services.functions.api import FunctionsApi
-from rotator.services.run.api import RunApi
 from rotator.services.spec import NO_REQUEST
-from rotator.services.storage.api import StorageApi
 
 ENV = "ROTATOR_FAKE_FAULTS"
 
 # The API each service object of the fake implements: only these calls fault.
 APIS: dict[str, type] = {
     "kms": base.KmsApi,
-    "storage": StorageApi,
-    "firestore": FirestoreAdminApi,
-    "dataflow": DataflowApi,
-    "run": RunApi,
-    "functions": FunctionsApi,
+    **{service.name: protocols(service)[0] for service in REGISTRY},
     "batch": base.StorageBatchApi,
     "logs": base.LogsApi,
     "inventory": base.InventoryApi,
