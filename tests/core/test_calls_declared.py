@@ -134,3 +134,32 @@ def test_a_backend_differs_from_the_declaration_only_where_it_says_so() -> None:
         ("storage", "delete_object"): (Repeat.SAFE, Repeat.ONCE),
         ("batch", "write_manifest"): (Repeat.ONCE, Repeat.SAFE),
     }
+
+
+def test_a_gcp_call_is_named_in_its_errors_as_its_declaration_names_it() -> None:
+    """`with translated(NAME, ...)` around a request: NAME is the call's declared name
+    (Call.named, else the method), so a 403 names the permission the declaration gives."""
+    checked = 0
+    for path in ADAPTERS:
+        api = _api_of(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.With):
+                continue
+            names = [
+                _literal(item.context_expr.args[0])
+                for item in node.items
+                if isinstance(item.context_expr, ast.Call)
+                and getattr(item.context_expr.func, "id", None) == "translated"
+                and item.context_expr.args
+            ]
+            if not names or api is None:
+                continue
+            for inner in (n for stmt in node.body for n in ast.walk(stmt)):
+                if isinstance(inner, ast.Call) and getattr(inner.func, "attr", None) == "request":
+                    call = CALLS[api][str(_literal(inner.args[0]))]
+                    named = call.named or _literal(inner.args[0])
+                    assert names == [named], (
+                        f"{path.relative_to(ROOT.parent)}:{inner.lineno}: {names} != {named}"
+                    )
+                    checked += 1
+    assert checked > 40
