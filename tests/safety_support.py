@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -378,7 +378,11 @@ class Zygote:
 
     def _read(self, timeout: float) -> dict[str, Any] | None:
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        # A selector (epoll), not select.select: the full suite holds more than 1,024
+        # descriptors by the time it gets here, past what select() can watch.
+        with selectors.DefaultSelector() as watching:
+            watching.register(self.proc.stdout, selectors.EVENT_READ)
+            ready = watching.select(timeout)
         if not ready:
             return None
         line = self.proc.stdout.readline()
