@@ -22,7 +22,7 @@ from rotator.backends.gcp import retry as gcp_retry
 from rotator.retry import RetryPolicy
 
 # (API, method[, what the call carries]) sent once: retried only when refused.
-FAKE_ONCE = {
+BOTH_ONCE = {
     ("kms", "create_crypto_key_version"),
     ("firestore", "restore_database"),
     ("dataflow", "snapshot_job"),
@@ -30,21 +30,12 @@ FAKE_ONCE = {
     ("functions", "redeploy_function"),
     ("functions", "create_repository"),
     ("batch", "create_job"),
-    ("batch", "write_manifest"),
     ("storage", "rewrite_object", "no precondition"),
 }
-GCP_ONCE = {
-    ("kms", "create_crypto_key_version"),
-    ("firestore", "restore_database"),
-    ("dataflow", "snapshot_job"),
-    ("run", "update_service"),
-    ("functions", "redeploy_function"),
-    ("functions", "create_repository"),
-    ("batch", "create_job"),
-    ("storage", "delete_object"),
-    ("storage", "delete_object", "no precondition"),
-    ("storage", "rewrite_object", "no precondition"),
-}
+# Where the backends differed: the fake streams a manifest's rows inside the call, the
+# gcp adapter sends a delete once.
+FAKE_ONCE = BOTH_ONCE | {("batch", "write_manifest")}
+GCP_ONCE = BOTH_ONCE | {("storage", "delete_object"), ("storage", "delete_object", "no precondition")}
 
 
 _NAME = "projects/p/locations/l/keyRings/r/cryptoKeys/k"
