@@ -171,4 +171,7 @@ def location_of(name: str) -> str:
     """L of projects/P/locations/L/... (a key, a version, a Cloud Run service, a function,
     a repository, a Firestore backup); Google's `unreachable` lists give
     projects/P/locations/L or a bare L, read the same way."""
-    return name.rsplit("/locations/", 1)[-1].split("/", 1)[0]
+    # The first "/locations/", not the last: a key ring or key may itself be named
+    # "locations" (R1 allows it), and a project id holds no "/".
+    parts = ("/" + name).split("/locations/", 1)
+    return parts[1].split("/", 1)[0] if len(parts) == 2 else name

@@ -8,6 +8,7 @@ import pytest
 from worlds import APP_KEY, EU_KEY, NEW_KEY, v
 
 from rotator.errors import BadInput
+from rotator.locations import key_region
 from rotator.names import (
     KeyName,
     KeyVersionName,
@@ -204,6 +205,18 @@ def test_location_of_any_resource_name_and_of_an_unreachable_entry() -> None:
     assert location_of("projects/demo/locations/nam5/backups/b1") == "nam5"
     assert location_of("projects/demo/locations/europe-west1") == "europe-west1"  # Google's unreachable
     assert location_of("europe-west1") == "europe-west1"  # or a bare location
+
+
+def test_location_of_a_key_whose_ring_or_id_is_named_locations() -> None:
+    # R1 allows a key ring or key id "locations": the location is the first one named.
+    ring = "projects/p/locations/us-east1/keyRings/locations/cryptoKeys/k"
+    assert location_of(ring) == "us-east1"
+    assert location_of(ring + "/cryptoKeyVersions/3") == "us-east1"
+    key_named_locations = "projects/p/locations/europe/keyRings/r/cryptoKeys/locations"
+    assert location_of(key_named_locations + "/cryptoKeyVersions/1") == "europe"
+    assert location_of("locations/us-west1") == "us-west1"
+    assert location_of("us-west1") == "us-west1"
+    assert key_region(ring) == "us-east1"  # so its Cloud Run services are listed (R7)
 
 
 def test_key_id_and_key_ring_of_a_key() -> None:
