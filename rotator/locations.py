@@ -14,6 +14,11 @@ MULTI_REGION_KEY_LOCATION = {"US": "us", "EU": "europe", "ASIA": "asia"}
 _CONTINENT = {"us": "us", "northamerica": "us", "europe": "europe", "asia": "asia"}
 
 
+# A resource a key change moves, where it is, and the KMS location its key must be in
+# (R7): what each service's `location_targets` hands the location preflight.
+LocationTarget = tuple[str, str, str]
+
+
 def key_location_for_bucket(bucket_location: str) -> str | None:
     """The KMS location a bucket's key must be in, or None when none can serve it."""
     loc = bucket_location.upper()

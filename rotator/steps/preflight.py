@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING, Any
 from rotator import guards
 from rotator.errors import Refused
 from rotator.inventory import KeyInventory
-from rotator.locations import key_location_for_database
+from rotator.locations import LocationTarget
 from rotator.model import ENABLED
-from rotator.names import is_version_of, parse_key
-from rotator.services.firestore.spec import SPEC as FIRESTORE
-from rotator.services.functions.spec import SPEC as FUNCTIONS
-from rotator.services.run.uses import run_services
+from rotator.names import parse_key
+from rotator.services import REGISTRY, part
 from rotator.services.storage import steps as storage_steps
 from rotator.services.storage.spec import SPEC as STORAGE
 from rotator.steps.base import PARAM_REF, PlannedStep, StepKind, register, strict
@@ -22,31 +20,16 @@ if TYPE_CHECKING:
     from rotator.steps.base import ApplyContext, PlanContext
 
 
-# (resource, where it is, the key location it needs)
-Target = tuple[str, str, str]
-
-
-def _regional_targets(ctx: PlanContext, key: str) -> list[Target]:
-    """Cloud Run services and functions that will move: same region as the key (R7)."""
-    out = []
-    inv = ctx.inventory(key)
-    if "run" not in inv.uninspected:
-        for svc in run_services(ctx.backend, key):
-            if any(r.kms_key == key or is_version_of(r.kms_key_version, key) for r in svc.revisions):
-                out.append((svc.name, svc.region, svc.region))
-    if "functions" not in inv.uninspected:
-        for fn in FUNCTIONS.reads(ctx.backend).list_functions():
-            if fn.kms_key == key or is_version_of(fn.kms_key_version, key):
-                out.append((fn.name, fn.region, fn.region))
-    return out
-
-
-def _firestore_targets(ctx: PlanContext, key: str) -> list[Target]:
-    return [
-        (d.name, d.location, key_location_for_database(d.location))
-        for d in FIRESTORE.reads(ctx.backend).list_databases()
-        if d.kms_key == key
-    ]
+def _location_targets(ctx: PlanContext, key: str) -> list[LocationTarget]:
+    """What moves to the new key besides buckets, and the location each needs it in:
+    each service says, in its package's `location_targets` (R7)."""
+    inventory = ctx.inventory(key)
+    targets: list[LocationTarget] = []
+    for service in REGISTRY:
+        uses = part(service.name, "uses")
+        if hasattr(uses, "location_targets"):
+            targets += uses.location_targets(ctx.backend, inventory, ctx.params)
+    return targets
 
 
 def check_can_encrypt(inv: KeyInventory, new_key: str) -> None:
@@ -63,7 +46,7 @@ def check_can_encrypt(inv: KeyInventory, new_key: str) -> None:
         )
 
 
-def check_regional(targets: list[Target], new_key: str, location: str) -> None:
+def check_regional(targets: list[LocationTarget], new_key: str, location: str) -> None:
     wrong = [t for t in targets if t[2] != location]
     if wrong:
         name, where, needed = wrong[0]
@@ -89,9 +72,7 @@ class CheckKeyLocations(StepKind):
         location = parse_key(new_key).location
         buckets = storage_steps.buckets_using(ctx, key)
         guards.check_bucket_locations(buckets, new_key, location)
-        regional = _regional_targets(ctx, key)
-        if ctx.params.get("firestore") == "restore":
-            regional += _firestore_targets(ctx, key)
+        regional = _location_targets(ctx, key)
         check_regional(regional, new_key, location)
         targets = [f"gs://{b.name}" for b in buckets] + [t[0] for t in regional]
         return PlannedStep(

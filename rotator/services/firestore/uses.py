@@ -3,11 +3,35 @@ holding their data (R21), and backups (R24)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from rotator.backends.base import ReadOnlyBackend
+from rotator.locations import LocationTarget, key_location_for_database
 from rotator.model import Backup, Database
 from rotator.pins import pin_primary, pin_unlisted, version_use, versions_used
 from rotator.scan import Scan, elsewhere
 from rotator.services.firestore.spec import FIRESTORE_ACTIVE, FIRESTORE_BACKUP, FIRESTORE_KEY
 from rotator.services.firestore.spec import SPEC as FIRESTORE
+
+if TYPE_CHECKING:
+    from rotator.inventory import KeyInventory
+
+
+def location_targets(
+    backend: ReadOnlyBackend, inventory: KeyInventory, params: Mapping[str, Any]
+) -> list[LocationTarget]:
+    """With `firestore: restore` the databases under the key are restored under the new
+    one, which must be in the KMS location their own location maps to (R7; a database
+    left in place keeps its key: R20)."""
+    key = inventory.key.name
+    if params.get("firestore") != "restore":
+        return []
+    return [
+        (d.name, d.location, key_location_for_database(d.location))
+        for d in FIRESTORE.reads(backend).list_databases()
+        if d.kms_key == key
+    ]
 
 
 def scan(s: Scan) -> None:

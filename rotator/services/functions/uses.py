@@ -4,13 +4,35 @@ their images live in (R42)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from rotator.backends.base import ReadOnlyBackend
-from rotator.locations import key_region
+from rotator.locations import LocationTarget, key_region
+from rotator.names import is_version_of
 from rotator.pins import VersionUse, pin_primary, pin_unlisted, version_use, versions_used
 from rotator.scan import Scan, elsewhere
 from rotator.services.functions.spec import FUNCTION, FUNCTION_KEY, REPOSITORY_IMAGES, REPOSITORY_KEY
 from rotator.services.functions.spec import SPEC as FUNCTIONS
 from rotator.windows import pin_window
+
+if TYPE_CHECKING:
+    from rotator.inventory import KeyInventory
+
+
+def location_targets(
+    backend: ReadOnlyBackend, inventory: KeyInventory, params: Mapping[str, Any]
+) -> list[LocationTarget]:
+    """The functions a move to a new key redeploys: each in its region, so the new key
+    must be in that region too (R7; rotator/steps/preflight.py)."""
+    key = inventory.key.name
+    if "functions" in inventory.uninspected:  # left out by --services
+        return []
+    return [
+        (fn.name, fn.region, fn.region)
+        for fn in FUNCTIONS.reads(backend).list_functions()
+        if fn.kms_key == key or is_version_of(fn.kms_key_version, key)
+    ]
 
 
 def scan(s: Scan) -> None:

@@ -3,16 +3,21 @@ revisions, serving or idle, under its versions (R43), in their propagation windo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from rotator.backends.base import ReadOnlyBackend
-from rotator.locations import key_region
+from rotator.locations import LocationTarget, key_region
 from rotator.model import RunService
+from rotator.names import is_version_of
 from rotator.pins import pin_primary, versions_used
 from rotator.scan import Scan, elsewhere
 from rotator.services.run.spec import RUN_IDLE, RUN_KEY, RUN_SERVING
 from rotator.services.run.spec import SPEC as RUN
 from rotator.windows import pin_window
+
+if TYPE_CHECKING:
+    from rotator.inventory import KeyInventory
 
 
 def run_services(backend: ReadOnlyBackend, key: str) -> list[RunService]:
@@ -29,6 +34,21 @@ def inspected_run_services(backend: ReadOnlyBackend, key: str, projects: Iterabl
         view = backend.for_project(project)
         out += [s for s in run_services(view, key) if not elsewhere(s.name, view)]
     return out
+
+
+def location_targets(
+    backend: ReadOnlyBackend, inventory: KeyInventory, params: Mapping[str, Any]
+) -> list[LocationTarget]:
+    """The services a move to a new key redeploys: each in its region, so the new key
+    must be in that region too (R7; rotator/steps/preflight.py)."""
+    key = inventory.key.name
+    if "run" in inventory.uninspected:  # left out by --services
+        return []
+    return [
+        (svc.name, svc.region, svc.region)
+        for svc in run_services(backend, key)
+        if any(r.kms_key == key or is_version_of(r.kms_key_version, key) for r in svc.revisions)
+    ]
 
 
 def scan(s: Scan) -> None:
