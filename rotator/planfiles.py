@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rotator.errors import BadInput, Refused, RotatorError
 from rotator.journal import APPLYING, UNFINISHED, events_of, plan_life
 from rotator.liveness import apply_alive, lock_is_live
-from rotator.places import GcsPlace, Place, is_gcs, open_place
-from rotator.plandoc import load_plan
+from rotator.places import GcsPlace, Place, is_gcs, open_place, refuse_state_under_plan_key
+from rotator.plandoc import load_plan, write_plan
 
 
 def life_of(plan_path: str) -> dict[str, Any]:
@@ -116,3 +116,18 @@ def warn_unfinished(key: str, out: str | None) -> list[str]:
                     "this one"
                 )
     return warnings
+
+
+def save_plan(doc: dict[str, Any], out: str | None, say: Callable[[str], None]) -> None:
+    """After planning: warn of unfinished plans on the same key and, with --out, write
+    the plan, refusing a place the plan's key protects (its state would become
+    unreadable with it) and moving the journal of a plan it replaces aside."""
+    if out:
+        refuse_state_under_plan_key(open_place(out), doc)
+    for warning in warn_unfinished(doc["params"]["key"], out):
+        say(warning)
+    if out:
+        moved = move_old_journal(out)
+        if moved:
+            say(f"the journal of the plan {out} replaces was moved to {moved}")
+        write_plan(out, doc)

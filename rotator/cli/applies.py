@@ -129,12 +129,12 @@ def _confirm(doc: dict[str, Any]) -> None:
     """Without --yes: show the plan and ask; a plan that disables or destroys versions
     whatever they protect asks for the key's id to be typed (not a mere yes)."""
     from rotator.render import plan_text
-    from rotator.steps import REGISTRY, PlannedStep
+    from rotator.steps import asking_for_key_id
 
     if not sys.stdin.isatty():
         raise BadInput("refusing to apply without --yes in a non-interactive run; nothing was changed")
     click.echo(plan_text(doc), err=True)
-    grave = [s["id"] for s in doc["steps"] if REGISTRY[s["kind"]].asks_for_key_id(PlannedStep.from_json(s))]
+    grave = asking_for_key_id(doc)
     confirm = key_id(doc["params"]["key"])
     if grave:
         typed = click.prompt(

@@ -7,7 +7,6 @@ import click
 from rotator import playbooks
 from rotator.cli.env import OUTPUT_FORMATS, Env, parse_services, pass_env, services_option
 from rotator.errors import BadInput
-from rotator.places import open_place, refuse_state_under_plan_key
 
 
 def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
@@ -64,8 +63,7 @@ def plan(
       rotator plan rotate-key --key KEY --out gs://ops-state/plans/rk.json   # resumable anywhere
     """
     from rotator.plan import build_plan, resolve_params
-    from rotator.plandoc import write_plan
-    from rotator.planfiles import check_out, move_old_journal, warn_unfinished
+    from rotator.planfiles import check_out, save_plan
     from rotator.render import plan_markdown, plan_text
 
     if out:
@@ -82,15 +80,8 @@ def plan(
         acknowledged=acknowledge,
         projects=env.projects(),
     )
+    save_plan(doc, out, env.say)
     if out:
-        refuse_state_under_plan_key(open_place(out), doc)
-    for warning in warn_unfinished(params["key"], out):
-        env.say(warning)
-    if out:
-        moved = move_old_journal(out)
-        if moved:
-            env.say(f"the journal of the plan {out} replaces was moved to {moved}")
-        write_plan(out, doc)
         env.say(
             f"plan written to {out}; apply it with: rotator "
             f"{'--world ' + env.world + ' ' if env.world else ''}apply {out}"

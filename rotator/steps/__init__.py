@@ -3,6 +3,7 @@ manual, preflight, rollback) from their modules here, each service's from its pa
 (rotator/services/<name>/steps.py)."""
 
 from importlib import import_module
+from typing import Any
 
 from rotator.services import SERVICES, part
 from rotator.steps.base import REGISTRY, PlannedStep, StepKind
@@ -18,4 +19,11 @@ for _name in sorted((*CORE, *SERVICES)):
     else:
         part(_name, "steps")
 
-__all__ = ["REGISTRY", "PlannedStep", "StepKind"]
+
+def asking_for_key_id(doc: dict[str, Any]) -> list[str]:
+    """The steps of a plan that disable or destroy versions whatever they protect: an
+    operator confirms those by typing the key's id, not a mere yes."""
+    return [s["id"] for s in doc["steps"] if REGISTRY[s["kind"]].asks_for_key_id(PlannedStep.from_json(s))]
+
+
+__all__ = ["REGISTRY", "PlannedStep", "StepKind", "asking_for_key_id"]
