@@ -79,7 +79,7 @@ def rules_cmd(env: Env, rule: str | None) -> None:
 
     chosen = [rules.lookup(rule)] if rule is not None else list(rules.RULES)
     cited_by = playbooks.citing(r.id for r in chosen)
-    docs = [{**r.to_json(), "cited_by": cited_by[r.id]} for r in chosen]
+    docs = [{**r.to_json(rules.SOURCES), "cited_by": cited_by[r.id]} for r in chosen]
     if rule is not None:
         text = rules.explain_text(chosen[0], cited_by[chosen[0].id])
     else:

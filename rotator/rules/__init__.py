@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 
 from rotator.errors import BadInput
-from rotator.rules.catalogue import RULES
-from rotator.rules.model import SOURCES, Rule, Source
+from rotator.rules.catalogue import RULES, SOURCES
+from rotator.rules.model import Rule, Source
 from rotator.rules.text import explain_text, list_text, markdown
 
 __all__ = [

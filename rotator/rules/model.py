@@ -1,8 +1,10 @@
-"""What a rule is (its texts, its sources, where it is enforced) and the Google Cloud
-pages the rules were taken from."""
+"""What a rule is (its texts, its sources, where it is enforced) and what a source is:
+the Google Cloud page a service's rules were taken from (each in the service's
+rotator/services/<name>/rules.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,40 +20,6 @@ class Source:
 
     def to_json(self) -> dict[str, str]:
         return {"service": self.service, "page": self.page, "url": self.url, "language": self.language}
-
-
-SOURCES: dict[str, Source] = {
-    "storage": Source(
-        "Cloud Storage",
-        "Customer-managed encryption keys",
-        "https://cloud.google.com/storage/docs/encryption/customer-managed-keys",
-        "Simplified Chinese",
-    ),
-    "firestore": Source(
-        "Firestore",
-        "Customer-managed encryption keys (CMEK)",
-        "https://cloud.google.com/firestore/docs/cmek",
-        "Traditional Chinese",
-    ),
-    "dataflow": Source(
-        "Dataflow",
-        "Use customer-managed encryption keys",
-        "https://cloud.google.com/dataflow/docs/guides/customer-managed-encryption-keys",
-        "English",
-    ),
-    "run": Source(
-        "Cloud Run",
-        "Customer-managed encryption keys (CMEK) for Cloud Run",
-        "https://cloud.google.com/run/docs/securing/using-cmek",
-        "Japanese",
-    ),
-    "functions": Source(
-        "Cloud Run functions",
-        "Protect your data with CMEK",
-        "https://cloud.google.com/functions/docs/securing/cmek",
-        "English",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -71,7 +39,8 @@ class Rule:
     def number(self) -> int:
         return int(self.id[1:])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, sources: Mapping[str, Source]) -> dict[str, Any]:
+        """The rule as `rotator rules --output json` prints it, its sources spelt out."""
         return {
             "id": self.id,
             "topic": self.topic,
@@ -81,6 +50,6 @@ class Rule:
             "inferred": self.inferred,
             "inference": self.inference or None,
             "parts": {f"{self.id}.{i}": p for i, p in enumerate(self.parts, 1)},
-            "sources": [SOURCES[s].to_json() for s in self.sources],
+            "sources": [sources[s].to_json() for s in self.sources],
             "enforced_in": list(self.enforced_in),
         }

@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
-from rotator.rules.model import SOURCES, Rule
+from rotator.rules.catalogue import SOURCES
+from rotator.rules.model import Rule
 
 
 def _wrap(text: str, indent: str, width: int = 100, first: str | None = None) -> str:

@@ -77,3 +77,15 @@ def test_every_agent_is_a_template_of_the_project_number_and_every_product_has_o
     for s in REGISTRY:
         assert s.agents and all("{n}" in a for a in s.agents)
         assert all(COVERED_PRODUCTS[p] == s.name for p in s.products)
+
+
+def test_each_service_ships_its_rules_and_their_source_in_its_package() -> None:
+    from rotator.rules import RULES, SOURCES
+
+    for s in REGISTRY:
+        shipped = part(s.name, "rules")
+        assert SOURCES[s.name] is shipped.SOURCE and shipped.SOURCE.service
+        assert shipped.RULES and all(r in RULES for r in shipped.RULES)
+        assert all(s.name in r.sources for r in shipped.RULES), s.name  # its own page says so
+    # Every rule once, in number order, whoever ships it.
+    assert [r.number for r in RULES] == sorted({r.number for r in RULES})
