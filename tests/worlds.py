@@ -446,3 +446,52 @@ def write_world(path: Path, doc: dict[str, Any]) -> Path:
     """Write a world dict as the YAML world file `path` (returns `path`)."""
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
+
+
+# -- the benchmarks' worlds: thousands of objects in one line (`generate:`) -----------------
+BENCH_BUCKET = "bench"
+BENCH_OTHER_KEY = f"{RING}/cryptoKeys/other"
+OLD_PREFIX, CURRENT_PREFIX = "old/", "current/"
+
+
+def generated_world(
+    old: int, current: int = 0, *, current_key: str = BENCH_OTHER_KEY, size: int = 1024
+) -> dict[str, Any]:
+    """The benchmarks' world (tests/benchmarks): `old` objects under version 1 of APP_KEY
+    (primary 2), which a rotation retires, and `current` objects under version 1 of
+    `current_key`: not under a retiring version, so a rotation of APP_KEY must not send
+    them a single request."""
+
+    def key(name: str) -> dict[str, Any]:
+        return {
+            "key": name,
+            "primary": 2,
+            "versions": {1: "ENABLED", 2: "ENABLED"},
+            "iam": {"roles/cloudkms.cryptoKeyEncrypterDecrypter": [STORAGE_AGENT]},
+        }
+
+    generate = [{"prefix": OLD_PREFIX, "count": old, "kms_key_version": f"{APP_KEY}/cryptoKeyVersions/1"}]
+    if current:
+        generate.append(
+            {
+                "prefix": CURRENT_PREFIX,
+                "count": current,
+                "kms_key_version": f"{current_key}/cryptoKeyVersions/1",
+            }
+        )
+    for g in generate:
+        g["size"] = size
+    keys = [key(APP_KEY)] + ([key(current_key)] if current and current_key != APP_KEY else [])
+    return {
+        "project": PROJECT,
+        "kms": keys,
+        "storage": [
+            {
+                "bucket": BENCH_BUCKET,
+                "location": "US-EAST1",
+                "default_kms_key": APP_KEY,
+                "soft_delete": 0,
+                "generate": generate,
+            }
+        ],
+    }

@@ -29,63 +29,27 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 WIRE = ROOT / "tests" / "wire"
-if str(WIRE) not in sys.path:
-    sys.path.insert(0, str(WIRE))  # tests/wire's modules import each other as top-level ones
+for _folder in (WIRE, ROOT / "tests"):  # tests/wire's modules and tests/worlds.py, as pytest sees them
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 from harness import serve_world_file  # noqa: E402
 from storage_http import Fault, StorageServer, parse_route  # noqa: E402
 
+# The benchmarks' world is built with every other test's (tests/worlds.py); re-exported
+# here under the names the benchmarks use.
+from worlds import APP_KEY as KEY  # noqa: E402
+from worlds import BENCH_BUCKET as BUCKET  # noqa: E402, F401
+from worlds import BENCH_OTHER_KEY as OTHER_KEY  # noqa: E402, F401
+from worlds import CURRENT_PREFIX, OLD_PREFIX, PROJECT  # noqa: E402, F401
+from worlds import STORAGE_AGENT as AGENT  # noqa: E402, F401
+from worlds import generated_world as world  # noqa: E402, F401
+
 RESULTS = Path(__file__).resolve().parent / "results.md"
 ROTATOR = [sys.executable, "-m", "rotator"]  # the same interpreter and sys.path (PYTHONPATH) as this one
-PROJECT = "demo"
-KEY = f"projects/{PROJECT}/locations/us-east1/keyRings/ring/cryptoKeys/app"
-OTHER_KEY = f"projects/{PROJECT}/locations/us-east1/keyRings/ring/cryptoKeys/other"
-AGENT = "serviceAccount:service-111111111111@gs-project-accounts.iam.gserviceaccount.com"
-BUCKET = "bench"
 LATENCY = 0.05  # seconds added to every Cloud Storage request
 BACKLOG = 1024  # the servers' listen queue
-OLD_PREFIX, CURRENT_PREFIX = "old/", "current/"
 LOAD_AT_START = os.getloadavg()[0]  # other work on the machine skews the figures: say how much
-
-
-def world(old: int, current: int = 0, *, current_key: str = OTHER_KEY, size: int = 1024) -> dict[str, Any]:
-    """`old` objects under version 1 of KEY (primary 2), which a rotation retires, and
-    `current` objects under version 1 of `current_key`: not under a retiring version, so
-    a rotation of KEY must not send them a single request."""
-
-    def key(name: str) -> dict[str, Any]:
-        return {
-            "key": name,
-            "primary": 2,
-            "versions": {1: "ENABLED", 2: "ENABLED"},
-            "iam": {"roles/cloudkms.cryptoKeyEncrypterDecrypter": [AGENT]},
-        }
-
-    generate = [{"prefix": OLD_PREFIX, "count": old, "kms_key_version": f"{KEY}/cryptoKeyVersions/1"}]
-    if current:
-        generate.append(
-            {
-                "prefix": CURRENT_PREFIX,
-                "count": current,
-                "kms_key_version": f"{current_key}/cryptoKeyVersions/1",
-            }
-        )
-    for g in generate:
-        g["size"] = size
-    keys = [key(KEY)] + ([key(current_key)] if current and current_key != KEY else [])
-    return {
-        "project": PROJECT,
-        "kms": keys,
-        "storage": [
-            {
-                "bucket": BUCKET,
-                "location": "US-EAST1",
-                "default_kms_key": KEY,
-                "soft_delete": 0,
-                "generate": generate,
-            }
-        ],
-    }
 
 
 def write_world(folder: Path, doc: dict[str, Any], name: str = "world.yaml") -> Path:
