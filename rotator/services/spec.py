@@ -109,8 +109,6 @@ class ServiceSpec(Generic[ApiT, ReadsT]):
     calls: Mapping[str, Call]
     # The variable that points its gcp client at a local server (tests, sandboxes).
     endpoint_env: str
-    # Its sections of the world file (the fake backend's world).
-    world_sections: tuple[str, ...]
     # The list calls `report` reads once per project for all its keys (ScanCache).
     listed_once: frozenset[str] = field(default_factory=frozenset)
     # The changes (plan actions) the service carries out with the key, so its agents

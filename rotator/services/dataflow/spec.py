@@ -46,6 +46,5 @@ SPEC: ServiceSpec[DataflowApi, DataflowReads] = ServiceSpec(
         "list_snapshots": Call("dataflow.snapshots.list"),  # the gcp adapter's, for get_job
     },
     endpoint_env="ROTATOR_ENDPOINT_DATAFLOW",
-    world_sections=("dataflow",),
     listed_once=frozenset({"list_jobs"}),
 )

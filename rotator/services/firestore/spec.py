@@ -56,7 +56,6 @@ SPEC: ServiceSpec[FirestoreAdminApi, FirestoreReads] = ServiceSpec(
         ),
     },
     endpoint_env="ROTATOR_ENDPOINT_FIRESTORE_ADMIN",
-    world_sections=("firestore",),
     listed_once=frozenset({"list_databases", "list_backups"}),
     # Firestore has no testIamPermissions: its calls' permissions are not asked ahead.
     key_changes=frozenset({Change.RESTORE_DATABASE}),

@@ -97,7 +97,6 @@ SPEC: ServiceSpec[FunctionsApi, FunctionsReads] = ServiceSpec(
     },
     # Artifact Registry is served beside functions locally (the gcp backend's clients).
     endpoint_env="ROTATOR_ENDPOINT_FUNCTIONS",
-    world_sections=("functions", "artifact_registry"),
     listed_once=frozenset({"list_functions", "list_repositories", "get_repository_key"}),
     key_changes=frozenset({Change.REDEPLOY_FUNCTION, Change.CREATE_REPOSITORY}),
     change_permissions={Change.REDEPLOY_FUNCTION: ("function", ("cloudfunctions.functions.update",))},

@@ -86,7 +86,6 @@ SPEC: ServiceSpec[RunApi, RunReads] = ServiceSpec(
         "test_iam_permissions": Call(ANYONE),
     },
     endpoint_env="ROTATOR_ENDPOINT_RUN",
-    world_sections=("run",),
     listed_once=frozenset({"list_services"}),
     key_changes=frozenset({Change.DEPLOY_REVISION}),
     change_permissions={Change.DEPLOY_REVISION: ("service", ("run.services.update",))},

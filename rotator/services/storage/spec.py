@@ -86,7 +86,6 @@ SPEC: ServiceSpec[StorageApi, StorageReads] = ServiceSpec(
     },
     # The JSON API's emulator variable, as google-cloud-storage itself reads it.
     endpoint_env="STORAGE_EMULATOR_HOST",
-    world_sections=("storage",),
     listed_once=frozenset({"list_buckets"}),
     key_changes=frozenset({Change.REWRITE, Change.SET_DEFAULT_KMS_KEY}),
     change_permissions={
