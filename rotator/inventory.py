@@ -42,7 +42,7 @@ class KeyInventory:
 
     def services_using(self) -> list[str]:
         """Services that use the key (any version, or the key itself), in SERVICES order."""
-        found = {s for u in self.versions.values() for g in u.pins() if (s := service_of(g.kind))}
+        found = {s for u in self.versions.values() for g in u.groups.values() if (s := service_of(g.kind))}
         if self.default_for:
             found.add(STORAGE.name)
         return [s for s in SERVICES if s in found]

@@ -18,6 +18,8 @@ from rotator.services.spec import PinKind
 from rotator.timeutil import format_time
 
 EXAMPLES = 5
+# Each pin kind's place in the order inventories list them (PIN_KINDS's order).
+_RANK = {kind: i for i, kind in enumerate(PIN_KINDS)}
 
 # A new primary takes effect eventually, not at once. Cloud KMS resource consistency page
 # (rotator/backends/gcp/CONTRACT.md, UpdateCryptoKeyPrimaryVersion): "While such
@@ -117,8 +119,7 @@ class VersionUse:
 
     def pins(self) -> list[PinGroup]:
         """Deterministic whatever order the APIs listed things in: by kind, then resource."""
-        order = list(PIN_KINDS)
-        return sorted(self.groups.values(), key=lambda g: (order.index(g.kind), g.resource))
+        return sorted(self.groups.values(), key=lambda g: (_RANK[g.kind], g.resource))
 
 
 def version_use(uses: dict[int, VersionUse], key: str, version: str | None) -> VersionUse | None:
@@ -156,9 +157,10 @@ def pin_primary(uses: dict[int, VersionUse], primary: int | None, kind: str, res
 def uses_found(uses: dict[int, VersionUse]) -> int:
     """How many uses naming this key rotator's own listing found (services' pins, not the
     primary, nor a use that only may be under the key: that says nothing of its project)."""
-    return sum(g.named for u in uses.values() for g in u.pins() if service_of(g.kind))
+    return sum(g.named for u in uses.values() for g in u.groups.values() if service_of(g.kind))
 
 
 def services_found(uses: dict[int, VersionUse]) -> set[str]:
     """The services where rotator's own listing found a use naming this key."""
-    return {s for u in uses.values() for g in u.pins() if g.named and (s := service_of(g.kind)) is not None}
+    groups = (g for u in uses.values() for g in u.groups.values() if g.named)
+    return {s for g in groups if (s := service_of(g.kind)) is not None}

@@ -50,10 +50,6 @@ def spec(service: str) -> ServiceSpec[Any, Any]:
     return _BY_NAME[service]
 
 
-def pin_kind(kind: str) -> PinKind:
-    return PIN_KINDS[kind]
-
-
 def service_of(kind: str) -> str | None:
     """The service a kind of use belongs to (whose agent needs the key, R5); None for
     the kinds no service owns."""

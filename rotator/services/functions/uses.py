@@ -39,7 +39,7 @@ def scan(s: Scan) -> None:
     backend, key, uses, primary, windows = s.backend, s.key, s.uses, s.primary, s.windows
     repositories: set[str] = set()
     functions = FUNCTIONS.reads(backend).list_functions()
-    pin_unlisted(uses, "Cloud Run functions", functions)
+    pin_unlisted(uses, FUNCTIONS.title, functions)
     for fn in functions:
         if elsewhere(fn.name, backend):
             continue

@@ -77,8 +77,10 @@ def bucket_uses(
                 group = out[(kv, kind)] = PinGroup(kind, f"gs://{bucket.name}")
             if detail and not group.detail:
                 group.detail = detail
-            name = obj.name if obj.state == LIVE else f"{obj.name}#{obj.generation}"
-            group.add(name, obj.size, frees)
+            # A generation is named with its number; built only while examples are kept
+            # (this runs once per listed object).
+            keep = len(group.examples) < EXAMPLES and obj.state != LIVE
+            group.add(f"{obj.name}#{obj.generation}" if keep else obj.name, obj.size, frees)
     if progress:
         progress(bucket.name, seen)
     return out
