@@ -14,7 +14,7 @@ from rotator.backends.base import ReadOnlyBackend
 from rotator.kms_inventory import KmsInventoryView, read_kms_inventory
 from rotator.model import Bucket, CryptoKey
 from rotator.names import KeyName
-from rotator.pins import VersionUse, uses_found
+from rotator.pins import VersionUse, pin_primary, uses_found
 from rotator.scan import ProgressFn, Scan, ScanCache
 from rotator.services import REGISTRY, SERVICES, part, service_of
 from rotator.services.core import PRIMARY
@@ -106,8 +106,7 @@ def scan_key(
     versions = backend.kms.list_crypto_key_versions(key_name)
     uses = {v.number: VersionUse(v, v.number == crypto_key.primary) for v in versions}
     now = backend.clock.now()
-    if crypto_key.primary in uses:
-        uses[crypto_key.primary].group(PRIMARY, key_name).add(key_name)
+    pin_primary(uses, crypto_key.primary, PRIMARY, key_name)
     inspected = projects or (backend.project,)
     found: set[str] = set()  # the inspected projects where rotator's listing found the key in use
     windows = primary_windows(crypto_key, versions, replaced)

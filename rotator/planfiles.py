@@ -16,7 +16,11 @@ from rotator.plandoc import load_plan, write_plan
 
 
 def life_of(plan_path: str) -> dict[str, Any]:
-    place = open_place(plan_path)
+    return place_life(open_place(plan_path))
+
+
+def place_life(place: Place) -> dict[str, Any]:
+    """Where the apply of the plan at `place` stands, judged by its journal and liveness."""
     return plan_life(events_of(place), alive=apply_alive(place))
 
 
@@ -32,7 +36,7 @@ def check_out(out: str, force: bool, formats: Iterable[str]) -> None:
     if not is_gcs(out) and os.path.isdir(out):
         raise BadInput(f"--out {out} is a directory", resource=out)
     place = open_place(out)
-    life = plan_life(events_of(place), alive=apply_alive(place))
+    life = place_life(place)
     refuse_live_apply(place, life, f"--out {out}", "nothing was written")
     if life["state"] in UNFINISHED and not force:
         raise BadInput(
