@@ -196,6 +196,33 @@ def test_throttled_writes_tell_the_engine_which_bucket_to_slow_down(wire: Wire) 
     assert told == ["bkt", "bkt"]
 
 
+def test_a_throttled_rewrite_paced_by_its_bucket_backs_off_from_a_tenth_of_a_second(wire: Wire) -> None:
+    from rotator.ratelimit import PACED_FIRST_BACKOFF
+
+    slept: list[float] = []
+    wire.gcp.storage.retry.policy.sleep = slept.append
+    obj = wire.gcp.storage.get_object("bkt", "o/0")
+    # Unpaced (no engine listening): the policy's own first backoff.
+    wire.storage.faults.append(Fault(op="objects.rewrite", status=503, times=1))
+    wire.gcp.storage.rewrite_object("bkt", "o/0", destination_kms_key=KEY, if_generation_match=obj.generation)
+    initial = wire.gcp.storage.retry.policy.initial
+    assert initial <= slept[0] <= 2 * initial
+    # Paced: the bucket's rate eases the load, the backoff starts short and doubles.
+    slept.clear()
+    wire.gcp.storage.on_throttle = lambda _bucket: None
+    obj = wire.gcp.storage.get_object("bkt", "o/1")
+    wire.storage.faults.append(Fault(op="objects.rewrite", status=429, times=3))
+    result = wire.gcp.storage.rewrite_object(
+        "bkt", "o/1", destination_kms_key=KEY, if_generation_match=obj.generation
+    )
+    assert result.done
+    assert len(slept) == 3
+    for n, wait in enumerate(slept):
+        low = PACED_FIRST_BACKOFF * 2**n
+        assert low <= wait <= low + PACED_FIRST_BACKOFF
+    assert PACED_FIRST_BACKOFF < initial
+
+
 def test_the_batch_engine_over_the_wire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rotator.errors import Waiting
 

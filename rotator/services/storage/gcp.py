@@ -32,6 +32,7 @@ from rotator.model import (
     ObjectPage,
     RewriteResult,
 )
+from rotator.ratelimit import PACED_FIRST_BACKOFF
 
 LIST_FIELDS = (
     "items(name,generation,kmsKeyName,size,timeCreated,timeDeleted,temporaryHold,eventBasedHold,"
@@ -285,7 +286,9 @@ class GcpStorage:
                 if throttling(error):  # "slow down", not a dropped connection
                     listener(bucket)
 
-            policy = replace(self.retry, policy=replace(self.retry.policy, on_retry=on_retry))
+            # The bucket's rate paces the retries: a short first backoff (PACED_FIRST_BACKOFF).
+            paced = replace(self.retry.policy, on_retry=on_retry, initial=PACED_FIRST_BACKOFF)
+            policy = replace(self.retry, policy=paced)
         with translated("rewrite_object", where):
             token, done_bytes, total = policy.request(
                 "rewrite_object", call, preconditioned=if_generation_match is not None
