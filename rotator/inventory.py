@@ -101,6 +101,9 @@ def scan_key(
     projects = tuple(projects)
     services = list(services)
     key_name = str(key)
+    prepare = getattr(backend, "prepare", None)  # the gcp backend: see GcpBackend.prepare
+    if prepare is not None:
+        prepare([s for s in services if s != STORAGE.name])
     if crypto_key is None:  # `report` has it from the key list already: one KMS read less
         crypto_key = backend.kms.get_crypto_key(key_name)
     versions = backend.kms.list_crypto_key_versions(key_name)
