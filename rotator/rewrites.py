@@ -6,7 +6,9 @@ thread pool and one HTTP connection pool of that size). Each bucket has its own 
 rate (AdaptiveRate, Cloud Storage's request-rate guidance) and its own share of the
 budget, sized by Little's law from that rate and the time an object takes (InFlight).
 Per object there is the request itself, its tally and, every so often, a journal
-checkpoint: nothing else.
+checkpoint: nothing else. The requests go out from this process's threads or, for a
+big job on the real backend, from worker processes (rotator.rewrite_workers: one
+process's CPU tops out near 800 rewrites a second); this process decides either way.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rotator import apierrors as api
 from rotator.model import Bucket, ObjectInfo
 from rotator.ratelimit import GCS_START_RPS, AdaptiveRate, InFlight
-from rotator.services.storage.api import StorageApi, iter_objects
+from rotator.rewrite_object import rewrite_one
+from rotator.rewrite_workers import Answer, Setup, WorkerPool
+from rotator.services.storage.api import iter_objects
 from rotator.services.storage.settings import RewriteSettings, bucket_progress
 from rotator.services.storage.spec import SPEC as STORAGE
-from rotator.storage_rules import overwrite_blocker
 
 if TYPE_CHECKING:
     from rotator.steps.base import ApplyContext, PlannedStep
@@ -32,10 +34,6 @@ if TYPE_CHECKING:
 # Buckets rewritten at the same time (each lists on its own thread; the requests in
 # flight are shared by all within --concurrency).
 BUCKETS_AT_ONCE = 8
-
-# A rewrite whose generation precondition fails is re-read and retried this often
-# before the object is reported (an application keeps rewriting it).
-MAX_PRECONDITION_RETRIES = 3
 
 
 @dataclass
@@ -57,57 +55,24 @@ class RewriteTally:
         }
 
 
-def rewrite_one(
-    storage: StorageApi,
-    obj: ObjectInfo,
-    retiring: set[str],
-    dest: str,
-    bucket: Bucket,
-    now: Any,
-    before_write: Callable[[], object] = lambda: None,
-) -> tuple[str, int]:
-    """Rewrite one object if it still needs it. Returns ('rewritten'|'current'|'pinned'
-    | a failure description, bytes). The generation precondition means an application's
-    concurrent write is never overwritten: on a mismatch the object is re-read and
-    re-checked."""
-    where = f"gs://{obj.bucket}/{obj.name}"
-    for _ in range(MAX_PRECONDITION_RETRIES + 1):
-        if obj.kms_key_version not in retiring:
-            return "current", 0
-        if obj.held or overwrite_blocker(obj, bucket, now):
-            return "pinned", 0  # reported by inventory as an R16 pin; cannot be rewritten
-        token = None
-        try:
-            while True:
-                before_write()  # each call is a write: it waits for the bucket's rate
-                result = storage.rewrite_object(
-                    obj.bucket,
-                    obj.name,
-                    destination_kms_key=dest,
-                    if_generation_match=obj.generation,
-                    rewrite_token=token,
-                )
-                if result.done:
-                    return "rewritten", obj.size
-                token = result.rewrite_token
-        except api.PreconditionFailed:
-            try:
-                obj = storage.get_object(obj.bucket, obj.name)
-            except api.NotFound:
-                return "current", 0  # deleted meanwhile: nothing left to protect
-        except api.NotFound as e:
-            try:  # deleted meanwhile, or a failure that says 404? Only a second look tells.
-                storage.get_object(obj.bucket, obj.name)
-            except api.NotFound:
-                return "current", 0
-            return f"{where}: {e}", 0
-        except api.ApiError as e:
-            return f"{where}: {e}", 0
-    return f"{where}: generation kept changing under rotator (ifGenerationMatch)", 0
+@dataclass(eq=False)
+class _Lane:
+    """One bucket's rewrites: its write rate, its requests in flight, its tally."""
+
+    bucket: Bucket
+    now: Any  # the service's time its retention is judged at
+    rate: AdaptiveRate
+    sizer: InFlight
+    tally: RewriteTally
+    progress: Callable[..., None]
+    bar: Any
+    flight: _Flight
 
 
 class Rewriter:
-    """One step's local rewrites over some buckets."""
+    """One step's local rewrites over some buckets: sent from this process's threads, or
+    from worker processes (rotator.rewrite_workers) when the backend can start them and
+    the job is big enough; this process decides either way."""
 
     def __init__(self, ctx: ApplyContext, step: PlannedStep, retiring: set[str], dest: str):
         self.ctx, self.step, self.retiring, self.dest = ctx, step, retiring, dest
@@ -117,6 +82,8 @@ class Rewriter:
         self.report_lock = threading.Lock()  # the journal and the progress lines are shared
         self.rates: dict[str, AdaptiveRate] = {}
         self.sizers: dict[str, InFlight] = {}
+        self.lanes: dict[str, _Lane] = {}
+        self.workers: WorkerPool | None = None
         self._thread = threading.local()  # backoffs the current thread's object went into
 
     def run(self, buckets: list[Bucket]) -> list[RewriteTally]:
@@ -133,92 +100,173 @@ class Rewriter:
         if hasattr(self.storage, "on_throttle"):
             self.storage.on_throttle = self._throttled
         tallies = [RewriteTally() for _ in buckets]
-        with (
-            ThreadPoolExecutor(max_workers=self.cap, thread_name_prefix="rewrite") as pool,
-            ThreadPoolExecutor(max_workers=min(BUCKETS_AT_ONCE, len(buckets))) as feeders,
-        ):
-            jobs = [feeders.submit(self._bucket, pool, b, t) for b, t in zip(buckets, tallies, strict=True)]
-            for job in jobs:
-                job.result()
+        self.workers = self._start_workers(buckets)
+        try:
+            with (
+                ThreadPoolExecutor(max_workers=self.cap, thread_name_prefix="rewrite") as pool,
+                ThreadPoolExecutor(max_workers=min(BUCKETS_AT_ONCE, len(buckets))) as feeders,
+            ):
+                jobs = [
+                    feeders.submit(self._bucket, pool, b, t) for b, t in zip(buckets, tallies, strict=True)
+                ]
+                for job in jobs:
+                    job.result()
+        except BaseException:
+            if self.workers is not None:
+                self.workers.kill()
+            raise
+        if self.workers is not None:
+            self.workers.close()
         return tallies
+
+    def _start_workers(self, buckets: list[Bucket]) -> WorkerPool | None:
+        """Worker processes for a big job, when the backend can start them (the gcp
+        adapter gives a recipe to connect the same way; the fake's state lives in this
+        process) and --workers does not say 0."""
+        recipe, report_retry = (getattr(self.storage, n, None) for n in ("worker_recipe", "report_retry"))
+        if recipe is None or report_retry is None:
+            return None
+        names = {f"gs://{b.name}" for b in buckets}
+        planned = sum(c["objects"] for c in self.step.changes if c.get("bucket") in names)
+        count = RewriteSettings.of(self.ctx).workers_for(planned)
+        if not count:
+            return None
+        setup = Setup(recipe(), self.retiring, self.dest, threads=self.cap)
+        return WorkerPool(count, setup, self._grant, report_retry)
 
     def _throttled(self, bucket: str) -> None:
         """A write to `bucket` was throttled; its retry (after the backend's backoff)
         also waits for a token, so a storm slows retries down as well as new writes."""
         rate, sizer = self.rates.get(bucket), self.sizers.get(bucket)
         if rate is not None and sizer is not None:
-            rate.on_throttled()
-            sizer.backoff(started=True)  # a slot of its own while it sleeps
+            _count_throttled(rate, sizer)
             self._thread.backoffs = getattr(self._thread, "backoffs", 0) + 1
             rate.acquire()
 
+    def _grant(self, bucket: str, throttled: bool, reply: Callable[[], None]) -> None:
+        """A worker asks for a token for one more write to `bucket` (after a throttled
+        answer when `throttled`): as _throttled, on a thread of the grant pool."""
+        try:
+            rate, sizer = self.rates[bucket], self.sizers[bucket]
+            if throttled:
+                _count_throttled(rate, sizer)
+            rate.acquire()
+        finally:
+            reply()  # never leave a worker's thread waiting
+
     def _bucket(self, pool: ThreadPoolExecutor, bucket: Bucket, tally: RewriteTally) -> None:
-        ctx, storage = self.ctx, self.storage
-        now = ctx.backend.clock.now()
-        progress = bucket_progress(ctx, self.step.id, bucket.name)
+        ctx = self.ctx
         planned = [c for c in self.step.changes if c.get("bucket") == f"gs://{bucket.name}"]
         bar = ctx.progress_bars(
             f"gs://{bucket.name}", sum(c["objects"] for c in planned), sum(c["bytes"] for c in planned)
         )
-        rate, sizer = self.rates[bucket.name], self.sizers[bucket.name]
-
-        def one(obj: ObjectInfo) -> None:
-            sent = [0.0]
-
-            def before_write() -> None:
-                rate.acquire()  # each call is a write: it waits for the bucket's rate
-                sent[0] = time.monotonic()
-
-            try:
-                outcome, size = rewrite_one(
-                    storage, obj, self.retiring, self.dest, bucket, now, before_write=before_write
-                )
-            finally:
-                self.budget.release()
-                for _ in range(getattr(self._thread, "backoffs", 0)):
-                    sizer.backoff(started=False)
-                self._thread.backoffs = 0
-            if sent[0]:  # the service's time, not the wait for a token (a retried one's
-                sizer.observe(time.monotonic() - sent[0])  # is never the least: no harm)
-            with self.report_lock:
-                if outcome == "rewritten":
-                    tally.rewritten += 1
-                    tally.bytes += size
-                elif outcome == "current":
-                    tally.already_current += 1
-                elif outcome == "pinned":
-                    tally.pinned += 1
-                else:
-                    tally.failures.append(outcome)
-                progress(tally.to_json())
-                if outcome in ("rewritten", "current"):
-                    bar.update(1, size)
-
-        flight = _Flight()
+        lane = _Lane(
+            bucket,
+            ctx.backend.clock.now(),
+            self.rates[bucket.name],
+            self.sizers[bucket.name],
+            tally,
+            bucket_progress(ctx, self.step.id, bucket.name),
+            bar,
+            _Flight(),
+        )
+        if self.workers is not None:
+            self.workers.bucket(bucket, lane.now)
         try:
             for obj in self._listing(bucket.name):
                 if ctx.stopping():
                     break  # SIGINT/SIGTERM: start nothing new; what is in flight ends below
                 if obj.kms_key_version not in self.retiring:
                     continue  # never touch an object that is already current
-                flight.enter(sizer.limit())
-                self.budget.acquire()  # released by `one` when its request is answered
+                lane.flight.enter(lane.sizer.limit())
+                self.budget.acquire()  # released when its request is answered (_release)
                 try:
-                    pool.submit(one, obj).add_done_callback(flight.leave)
+                    self._start(pool, lane, obj)
                 except BaseException:
                     self.budget.release()
-                    flight.leave(None)
+                    lane.flight.leave(None)
                     raise
         finally:
-            flight.drain()
+            lane.flight.drain()
         bar.close()
         with self.report_lock:
-            progress(tally.to_json(), final=True)
+            lane.progress(tally.to_json(), final=True)
+
+    def _start(self, pool: ThreadPoolExecutor, lane: _Lane, obj: ObjectInfo) -> None:
+        """Rewrite `obj` on a ready worker process, or on a thread of this one (no
+        worker, or none started yet)."""
+        worker = self.workers.ready() if self.workers is not None else None
+        if worker is None:
+            pool.submit(self._one, lane, obj).add_done_callback(lane.flight.leave)
+            return
+        lane.rate.acquire()  # the first write's token: a worker asks for the later ones
+
+        def answered(answer: Answer) -> None:
+            try:
+                self._finished(lane, *answer)
+            finally:
+                lane.flight.leave(None)
+
+        assert self.workers is not None
+        self.workers.rewrite(worker, obj, answered)
+
+    def _one(self, lane: _Lane, obj: ObjectInfo) -> None:
+        sent = 0.0
+
+        def before_write() -> None:
+            nonlocal sent
+            lane.rate.acquire()  # each call is a write: it waits for the bucket's rate
+            sent = time.monotonic()
+
+        self._thread.backoffs = 0
+        try:
+            outcome, size = rewrite_one(
+                self.storage, obj, self.retiring, self.dest, lane.bucket, lane.now, before_write=before_write
+            )
+        except BaseException:
+            self._release(lane, self._thread.backoffs)
+            raise
+        # The service's time, not the wait for a token (a retried one's is never the least: no harm).
+        latency = time.monotonic() - sent if sent else None
+        self._finished(lane, outcome, size, latency, self._thread.backoffs)
+
+    def _release(self, lane: _Lane, backoffs: int) -> None:
+        self.budget.release()
+        for _ in range(backoffs):
+            lane.sizer.backoff(started=False)
+
+    def _finished(self, lane: _Lane, outcome: str, size: int, latency: float | None, backoffs: int) -> None:
+        """One object answered, here or by a worker: its place in the budget, the
+        round trip it took, its tally, the journal and the progress line."""
+        self._release(lane, backoffs)
+        if latency is not None:
+            lane.sizer.observe(latency)
+        tally = lane.tally
+        with self.report_lock:
+            if outcome == "rewritten":
+                tally.rewritten += 1
+                tally.bytes += size
+            elif outcome == "current":
+                tally.already_current += 1
+            elif outcome == "pinned":
+                tally.pinned += 1
+            else:
+                tally.failures.append(outcome)
+            lane.progress(tally.to_json())
+            if outcome in ("rewritten", "current"):
+                lane.bar.update(1, size)
 
     def _listing(self, bucket: str) -> Iterator[ObjectInfo]:
         # One page after another is enough here: a page is 1,000 objects, a second's
         # writes at the guidance's rate.
         return iter_objects(self.storage, bucket)
+
+
+def _count_throttled(rate: AdaptiveRate, sizer: InFlight) -> None:
+    """A throttled answer: the bucket's rate judges it, and the request sleeping in its
+    backoff gets a slot of its own meanwhile."""
+    rate.on_throttled()
+    sizer.backoff(started=True)
 
 
 def _rate_of(rate: AdaptiveRate) -> Callable[[], float]:

@@ -33,6 +33,14 @@ from rotator.timeutil import parse_duration
     "--max-rps", type=click.IntRange(1, 100000), default=None, help="Cap on object rewrites per second."
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Worker processes that send the object rewrites (0: all from the apply process). "
+    "Default: one per CPU, up to 4, when 1,000 objects or more are rewritten through the "
+    "real backend (the fake rewrites in its own process).",
+)
+@click.option(
     "--engine",
     type=click.Choice(["auto", "local", "batch"]),
     default="auto",
@@ -63,6 +71,7 @@ def apply(
     yes: bool,
     concurrency: int,
     max_rps: int | None,
+    workers: int | None,
     wait_for: str | None,
     engine: str,
     manifest_bucket: str | None,
@@ -79,6 +88,7 @@ def apply(
     Examples:
       rotator --world demo.yaml apply plan.json --yes
       rotator --world demo.yaml apply plan.json --yes --concurrency 32
+      rotator apply plan.json --yes --workers 0     # every rewrite from this process
       rotator apply plan.json --yes --watch 30m     # re-enable if anything fails (R13.4)
       rotator apply gs://ops-state/plans/rk.json --yes   # state beside the plan, in the bucket
     """
@@ -105,6 +115,7 @@ def apply(
             plan_file,
             concurrency=concurrency,
             max_rps=max_rps,
+            workers=workers,
             wait=wait,
             emit=env.say,
             progress_bars=factory_for(quiet=env.quiet, json_output=env.output == "json"),

@@ -61,6 +61,29 @@ def connect(backend: GcpWorld) -> GcpStorage:
     return GcpStorage(client, backend.project, backend.retry)
 
 
+class _Alone:
+    """What `connect` needs, for an adapter on its own (a rewrite worker process): the
+    credentials and endpoint found as the backend finds them, no clock to set (the
+    worker judges retention by the apply process's time)."""
+
+    def __init__(self, project: str, retry: RetryPolicy):
+        from rotator.backends.gcp.connect import Credentials
+
+        self.project, self.retry = project, retry
+        self.credentials = Credentials(project)
+        self.clock = self
+
+    def observe(self, _date_header: str | None) -> None:
+        pass
+
+
+def connect_alone(recipe: dict[str, Any], on_retry: Callable[[BaseException, int], None]) -> GcpStorage:
+    """The adapter a rewrite worker process sends its rewrites through (rotator.rewrite_workers),
+    from the apply process's `worker_recipe()`."""
+    alone: Any = _Alone(recipe["project"], RetryPolicy(on_retry=on_retry))  # a GcpWorld for connect
+    return connect(alone)
+
+
 def throttling(error: BaseException) -> bool:
     return isinstance(error, THROTTLING) or getattr(error, "code", None) == 408
 
@@ -154,6 +177,15 @@ class GcpStorage:
         # Told the bucket each time a write is throttled (408/429/5xx), so the engine can
         # judge that bucket's rate (Cloud Storage's guidance) while the retry waits.
         self.on_throttle: Callable[[str], object] | None = None
+
+    def worker_recipe(self) -> dict[str, Any]:
+        """How a rewrite worker process connects as this adapter did (connect_alone): the
+        credentials and the endpoint come from the same environment."""
+        return {"project": self.project}
+
+    def report_retry(self, error: BaseException, attempt: int) -> None:
+        """A retry a worker made, told as this adapter's own are (-v)."""
+        self.retry.policy.on_retry(error, attempt)
 
     def size_pool(self, connections: int) -> None:
         """Ready the HTTP session for many rewrites at once: keep `connections`

@@ -1,5 +1,5 @@
 """How an apply rewrites Cloud Storage objects: the command line's --engine,
---manifest-bucket and --max-rps, and the journal checkpoints of a bucket's rewrite.
+--manifest-bucket, --max-rps and --workers, and the journal checkpoints of a bucket's rewrite.
 
 The engine carries these as options it does not read (ApplyContext.options): they are
 Cloud Storage's, so they are typed and interpreted here, on the storage side.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rotator.ratelimit import AdaptiveRate
+from rotator.rewrite_workers import auto_workers
 
 if TYPE_CHECKING:
     from rotator.steps.base import ApplyContext
@@ -32,6 +33,7 @@ class RewriteSettings:
     manifest_bucket: str | None = None  # --manifest-bucket: where batch manifests are written
     batch_threshold: int = BATCH_THRESHOLD
     max_rps: int | None = None  # --max-rps: cap on each bucket's write rate
+    workers: int | None = None  # --workers: rewrite worker processes (None: auto_workers)
 
     @classmethod
     def of(cls, ctx: ApplyContext) -> RewriteSettings:
@@ -42,6 +44,7 @@ class RewriteSettings:
             manifest_bucket=given.get("manifest_bucket"),
             batch_threshold=given.get("batch_threshold", BATCH_THRESHOLD),
             max_rps=given.get("max_rps"),
+            workers=given.get("workers"),
         )
 
     def engine_for(self, objects: int) -> str:
@@ -50,6 +53,11 @@ class RewriteSettings:
         if self.engine == "auto":
             return "batch" if self.manifest_bucket and objects >= self.batch_threshold else "local"
         return self.engine
+
+    def workers_for(self, objects: int) -> int:
+        """Worker processes for a local rewrite of `objects` objects: --workers, or by
+        default one per CPU for a big job (rotator.rewrite_workers.auto_workers)."""
+        return auto_workers(objects) if self.workers is None else self.workers
 
     def bucket_rate(self, start: float) -> AdaptiveRate:
         """A bucket's write rate: Cloud Storage's ramp-up guidance, capped by --max-rps."""
