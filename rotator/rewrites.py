@@ -132,6 +132,7 @@ class Rewriter:
         if not count:
             return None
         setup = Setup(recipe(), self.retiring, self.dest, threads=self.cap)
+        self.ctx.emit(f"rewrites sent from {count} worker process(es) (--workers; 0: from this one)")
         return WorkerPool(count, setup, self._grant, report_retry)
 
     def _throttled(self, bucket: str) -> None:

@@ -9,7 +9,8 @@ key, served over the Cloud Storage JSON API with LATENCY seconds added to every 
 through the gcp backend, each in its own process. Reported: objects/s over the whole
 apply (its wall time, process start and the disable step included) and over the
 rewrites alone (first rewrite's arrival to the last one's answer at the server), the
-apply's CPU per rewrite, the peak number of requests in flight, and the server's count
+apply's CPU per rewrite (its rewrite worker processes' included), how many worker
+processes it started, the peak number of requests in flight, and the server's count
 of rewrites per object (exactly one for each object under the retiring version, none
 for the others). --profile then rewrites --profile-objects more objects in this process,
 one after another through the gcp backend's rewrite path (rewrite_one, as the engine
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import pstats
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -74,6 +76,7 @@ def main() -> None:
             errors = sum(1 for st in s.storage.statuses if st >= 400)
         top = profile(Path(tmp) / "profile", a.profile_objects) if a.profile else ""
     whole = a.objects / applied.seconds
+    said = re.search(r"rewrites sent from (\d+) worker", applied.stderr)
     row = [
         f"{a.objects:,} + {a.current:,} current",
         f"{planned.seconds:.1f}",
@@ -81,6 +84,7 @@ def main() -> None:
         f"{whole:.0f}",
         f"{n / span:.0f}" if span else "-",
         f"{1000 * applied.cpu / a.objects:.2f}",
+        said.group(1) if said else "0",
         peak,
         f"{once:,}/{a.objects:,}",
         to_current,
@@ -95,6 +99,7 @@ def main() -> None:
         "objects/s (whole apply)",
         "rewrites/s (steady)",
         "apply CPU ms / object",
+        "rewrite worker processes",
         "peak in flight",
         "rewritten exactly once",
         "rewrites to current objects",

@@ -82,8 +82,12 @@ def test_workers_rewrite_every_object_once_and_the_apply_process_tallies_them(
 ) -> None:
     for w in Wire(tmp_path, monkeypatch, doc()).start():
         local = count_local_rewrites(w, monkeypatch)
-        result = apply_plan(w.gcp, plan_for(w), "sha", w.plan_path, concurrency=8, max_rps=100, workers=2)
+        said: list[str] = []
+        result = apply_plan(
+            w.gcp, plan_for(w), "sha", w.plan_path, concurrency=8, max_rps=100, workers=2, emit=said.append
+        )
         assert result["complete"]
+        assert "rewrites sent from 2 worker process(es) (--workers; 0: from this one)" in said
         assert_each_old_object_rewritten_once(w.storage)
         assert result["results"]["rewrite-objects"]["rewritten"] == OBJECTS
         # This process rewrites only until a worker is ready: the workers sent the rest.
