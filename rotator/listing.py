@@ -146,10 +146,16 @@ def split_points(sample: list[str], hi: str | None, pieces: int) -> list[str]:
     last = sample[-1]
     if pieces < 2:
         return []
-    q = _common(sample[0], last)
+    # The sample's last run of names that share one more character with its last name
+    # says best what follows: a page that spans prefixes ("current/..." then "old/...")
+    # would otherwise be read as one page-wide stretch from "c" to "o", so wide that no
+    # split fell before the bucket's end, and the rest was listed one page at a time
+    # before it could be split (two rounds of requests more in a 2,200-object bucket).
+    run = _last_run(sample)
+    q = _common(run[0], last)
     if hi is not None:
         q = min(q, _common(last, hi))
-    alphabet = sorted({c for name in sample for c in name[q:]} | set((hi or "")[q:]))
+    alphabet = sorted({c for name in run for c in name[q:]} | set((hi or "")[q:]))
     if len(alphabet) < 2:
         return []
     start = q
@@ -174,7 +180,8 @@ def split_points(sample: list[str], hi: str | None, pieces: int) -> list[str]:
         return prefix + "".join(reversed(out))
 
     low, top = value(last), base**digits
-    width = max(1, low - value(sample[0]))
+    # About a page wide: the run's span, scaled to the sample's length.
+    width = max(1, (low - value(run[0])) * (len(sample) - 1) // max(1, len(run) - 1))
     if hi is not None:  # a page's width each, the rest in the last one
         cuts = [low + width * i for i in range(1, pieces)]
     else:
@@ -187,6 +194,21 @@ def split_points(sample: list[str], hi: str | None, pieces: int) -> list[str]:
         if name > (points[-1] if points else last) and (hi is None or name < hi):
             points.append(name)
     return points
+
+
+def _last_run(sample: list[str]) -> list[str]:
+    """The names at the end of the (sorted) sample that share with its last name one
+    character more than the whole sample does, where they are at least half of it (a
+    page that ends in another prefix); otherwise the sample itself (a short run is too
+    few names to read the alphabet or the span from)."""
+    last = sample[-1]
+    q = _common(sample[0], last)
+    if q >= len(last):
+        return sample
+    i = len(sample) - 1
+    while i > 0 and sample[i - 1][: q + 1] == last[: q + 1]:
+        i -= 1
+    return sample[i:] if 2 * (len(sample) - i) >= len(sample) and sample[i] != last else sample
 
 
 def _common(a: str, b: str) -> int:

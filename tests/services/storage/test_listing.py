@@ -216,3 +216,22 @@ def test_the_rest_of_a_range_skips_every_generation_of_its_first_name_listed_bef
     assert job.rest().skip == {("m", 1)}  # type: ignore[union-attr]
     fresh = listing._Job(listing._Range("a", None))
     assert fresh.rest() is fresh.range  # not started: the range itself goes back
+
+
+def test_a_first_page_that_spans_two_prefixes_splits_the_rest_at_once() -> None:
+    """200 names under "current/" then "old/...": the first page ends in the old/ names,
+    and the rest is split by their span (a page wide first), not by the page's whole
+    span from "c" to "o" (so wide that nothing was split before the bucket's end, and
+    the next page was listed alone before the rest could be split)."""
+    sample = [f"current/{i:04d}" for i in range(200)] + [f"old/{i:04d}" for i in range(800)]
+    assert split_points(sample, None, 8) == ["old/1798", "old/3796", "old/7792"]
+    rows = [(n, 1) for n in sample] + [(f"old/{i:04d}", 1) for i in range(800, 2000)]
+    storage = ListedStorage(rows, delay=0.01)
+    got = [(o.name, o.generation) for o in iter_objects_parallel(storage, "b", page_size=1000)]
+    assert got == sorted(rows)
+    first, *rest = storage.requests
+    assert first["start"] is None and rest
+    # The rest in one round: every range asked for from the first page's split, none
+    # page after page.
+    assert sorted(r["start"] for r in rest) == ["old/0799", "old/1798", "old/3796", "old/7792"], rest
+    assert all(r["token"] is None for r in rest)
