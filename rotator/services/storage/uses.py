@@ -1,13 +1,15 @@
 """Cloud Storage's uses of a key: buckets whose default key it is (R15), and every
 generation of every object under its versions (R14, R16, R18).
 
-One streamed pass per bucket (live + noncurrent, then soft-deleted); nothing holds
-every object in memory. Uses are aggregated per (version, bucket, kind) with a few
-example names, the count, the bytes and the date the group frees the version.
+Two streamed passes per bucket, side by side (live + noncurrent, and soft-deleted);
+nothing holds every object in memory. Uses are aggregated per (version, bucket, kind)
+with a few example names, the count, the bytes and the date the group frees the version.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -59,31 +61,64 @@ BucketUses = dict[tuple[str, str], PinGroup]
 def bucket_uses(
     storage: Any, bucket: Bucket, now: datetime, prefix: str | None, progress: ProgressFn | None
 ) -> BucketUses:
-    """One streamed pass over a bucket (live + noncurrent, then soft-deleted): the groups
-    of every version named `prefix...` (None: of every key)."""
+    """One streamed pass over a bucket's live and noncurrent generations, and beside it
+    (on a thread of its own: an independent listing, so it no longer waits for the other
+    to end) one over its soft-deleted ones: the groups of every version named
+    `prefix...` (None: of every key)."""
+    soft: Future[tuple[BucketUses, int]] = Future()
+
+    def list_soft_deleted() -> None:
+        try:
+            soft.set_result(_listed_uses(storage, bucket, now, prefix, soft_deleted=True))
+        except BaseException as e:  # raised below, in the caller's thread
+            soft.set_exception(e)
+
+    # A daemon, as the listers are: when the other pass fails (or is interrupted), its
+    # error goes up at once and this listing's answer is not waited for.
+    threading.Thread(target=list_soft_deleted, name=f"soft-deleted-{bucket.name}", daemon=True).start()
+    out, seen = _listed_uses(storage, bucket, now, prefix, soft_deleted=False, progress=progress)
+    deleted, seen_deleted = soft.result()
+    # Disjoint keys (a soft-deleted generation is a kind of its own): the groups in the
+    # order one pass after the other gave them.
+    out.update(deleted)
+    if progress:
+        progress(bucket.name, seen + seen_deleted)
+    return out
+
+
+def _listed_uses(
+    storage: Any,
+    bucket: Bucket,
+    now: datetime,
+    prefix: str | None,
+    *,
+    soft_deleted: bool,
+    progress: ProgressFn | None = None,
+) -> tuple[BucketUses, int]:
+    """One listing of a bucket (live + noncurrent, or soft-deleted), streamed: its
+    groups, and how many generations it listed."""
     out: BucketUses = {}
     seen = 0
-    for soft in (False, True):
-        for obj in iter_objects_parallel(storage, bucket.name, versions=not soft, soft_deleted=soft):
-            seen += 1
-            if progress and seen % 10000 == 0:
-                progress(bucket.name, seen)
-            kv = obj.kms_key_version
-            if not kv or (prefix is not None and not kv.startswith(prefix)):
-                continue
-            kind, frees, detail = classify(obj, bucket, ENABLED, now)
-            group = out.get((kv, kind))
-            if group is None:
-                group = out[(kv, kind)] = PinGroup(kind, f"gs://{bucket.name}")
-            if detail and not group.detail:
-                group.detail = detail
-            # A generation is named with its number; built only while examples are kept
-            # (this runs once per listed object).
-            keep = len(group.examples) < EXAMPLES and obj.state != LIVE
-            group.add(f"{obj.name}#{obj.generation}" if keep else obj.name, obj.size, frees)
-    if progress:
-        progress(bucket.name, seen)
-    return out
+    for obj in iter_objects_parallel(
+        storage, bucket.name, versions=not soft_deleted, soft_deleted=soft_deleted
+    ):
+        seen += 1
+        if progress and seen % 10000 == 0:
+            progress(bucket.name, seen)
+        kv = obj.kms_key_version
+        if not kv or (prefix is not None and not kv.startswith(prefix)):
+            continue
+        kind, frees, detail = classify(obj, bucket, ENABLED, now)
+        group = out.get((kv, kind))
+        if group is None:
+            group = out[(kv, kind)] = PinGroup(kind, f"gs://{bucket.name}")
+        if detail and not group.detail:
+            group.detail = detail
+        # A generation is named with its number; built only while examples are kept
+        # (this runs once per listed object).
+        keep = len(group.examples) < EXAMPLES and obj.state != LIVE
+        group.add(f"{obj.name}#{obj.generation}" if keep else obj.name, obj.size, frees)
+    return out, seen
 
 
 def _attribute(found: BucketUses, key_name: str, uses: dict[int, VersionUse]) -> None:
