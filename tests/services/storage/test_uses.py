@@ -2,7 +2,7 @@
 generations are listed beside its live and noncurrent ones, not after them, with the
 same groups as one pass after the other.
 
-Backends: fake (in memory), its storage wrapped to watch the listings."""
+Backends: fake (in memory, its storage wrapped to watch the listings)."""
 
 from __future__ import annotations
 
