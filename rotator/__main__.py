@@ -1,3 +1,3 @@
-from rotator.cli import main
+from rotator.cli import run
 
-main()
+run()

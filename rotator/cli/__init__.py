@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import NoReturn
 
 import click
 
@@ -18,6 +19,7 @@ from rotator import apierrors as api
 from rotator.cli.applies import apply, status
 from rotator.cli.env import Env
 from rotator.cli.failures import credentials_refused, emit_error, output_asked
+from rotator.cli.leaving import leave
 from rotator.cli.looks import inventory, playbooks_cmd, report, rules_cmd
 from rotator.cli.options import accept_global_options, global_options
 from rotator.cli.plans import plan, show
@@ -115,3 +117,14 @@ def main(argv: list[str] | None = None) -> None:
         # test that runs many commands in one process must not pile them up).
         for env in _PARSED:
             env.close()
+
+
+def run() -> NoReturn:
+    """The program (`rotator`, `python -m rotator`): `main`, then the end of the process
+    without the interpreter's teardown (rotator.cli.leaving). Callers that go on after
+    the command (tests, scripts) call `main`."""
+    try:
+        main()
+    except SystemExit as e:
+        leave(e.code)
+    leave(0)
