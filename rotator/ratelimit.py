@@ -40,12 +40,13 @@ USED_SHARE = 0.8  # a window below this share of the rate does not count toward 
 # A throttled rewrite's first backoff while its bucket's rate paces the retries (the
 # rewrite engine: every retry waits for a token of the bucket's AdaptiveRate, and a
 # throttled share above THROTTLED_SHARE halves that rate). Google's retry strategy
-# starts at one second for a client with nothing else easing the load; here the
-# bucket's rate eases it, and a backoff only spreads one object's attempts. A second
-# would leave the few objects refused three times in a row (0.1% at 10% throttling:
-# two in 2,000) running seconds after all the others; from 0.1 s, doubling with as
-# much jitter, three refusals cost under a second. The backoff still doubles up to the
-# RetryPolicy's maximum, so a storm that outlasts the rate's halving backs off as usual.
+# starts at one second for a client with nothing else easing the load (rotator's
+# RetryPolicy elsewhere: 0.5 s plus as much jitter); here the bucket's rate eases it,
+# and a backoff only spreads one object's attempts. A longer start would leave the few
+# objects refused three times in a row (0.1% at 10% throttling: two in 2,000) running
+# seconds after all the others; from 0.1 s, doubling with as much jitter, three
+# refusals cost under a second. The backoff still doubles up to the RetryPolicy's
+# maximum, with three more attempts (the gcp adapter) for the same patience in all.
 PACED_FIRST_BACKOFF = 0.1
 # --concurrency's default: a cap, not a target. 1,000 writes/s at 100-250 ms an object
 # (a slow region, retries) needs 125-310 in flight; InFlight keeps only what the rate needs.

@@ -17,6 +17,17 @@ from rotator.storage_rules import overwrite_blocker
 MAX_PRECONDITION_RETRIES = 3
 
 
+def needs_no_rewrite(obj: ObjectInfo, retiring: set[str], bucket: Bucket, now: Any) -> str | None:
+    """'current' (not under a retiring version), 'pinned' (a hold or a retention keeps
+    it as it is: reported by inventory as an R16 pin, it cannot be rewritten) or None:
+    it needs a rewrite."""
+    if obj.kms_key_version not in retiring:
+        return "current"
+    if obj.held or overwrite_blocker(obj, bucket, now):
+        return "pinned"
+    return None
+
+
 def rewrite_one(
     storage: StorageApi,
     obj: ObjectInfo,
@@ -32,10 +43,9 @@ def rewrite_one(
     re-checked."""
     where = f"gs://{obj.bucket}/{obj.name}"
     for _ in range(MAX_PRECONDITION_RETRIES + 1):
-        if obj.kms_key_version not in retiring:
-            return "current", 0
-        if obj.held or overwrite_blocker(obj, bucket, now):
-            return "pinned", 0  # reported by inventory as an R16 pin; cannot be rewritten
+        skip = needs_no_rewrite(obj, retiring, bucket, now)
+        if skip:
+            return skip, 0
         token = None
         try:
             while True:

@@ -5,29 +5,33 @@ rewrite costs about a millisecond of CPU in the official client's HTTP stack, an
 interpreter runs one thread at a time. Workers spread that cost over the CPUs.
 
 The apply process keeps everything that decides: the listing, which object needs a
-rewrite, each bucket's write rate and requests in flight, the tallies and the journal.
-A worker only sends rewrites: it gets objects one at a time over a pipe, rewrites each
-through the same `rewrite_one` as the apply process (generation precondition and
-re-read included), and answers with the outcome. Its writes are paced by the apply
-process's rate for the bucket: the first write of an object was paid for before the
-object was handed over; each later one (a throttled retry, the next call of a large
-object's token loop, the retry after a generation mismatch) asks the apply process for
-a token and waits for it, and a throttled answer is reported to that bucket's rate.
+rewrite (pinned and current ones never reach a worker), each bucket's write rate and
+requests in flight, the tallies and the journal. A worker only sends rewrites: it gets
+objects one at a time over a pipe, rewrites each through the same `rewrite_one` as the
+apply process (generation precondition and re-read included), and answers with the
+outcome. Its writes are paced by the apply process's rate for the bucket: the first
+write of an object was paid for before the object was handed over; each later one (a
+throttled retry, the next call of a large object's token loop, the retry after a
+generation mismatch) asks the apply process for a token and waits for it, and a
+throttled answer is reported to that bucket's rate.
 
 A worker whose apply process is gone (killed, a second Ctrl-C) exits at once: what it
-had sent ends at the service, the rest was never sent, and resume lists it again.
-Signals are the apply process's: Ctrl-C reaches the whole process group, and a worker
-ignores it so that what is in flight ends and is tallied, as in one process.
+had sent ends at the service, the rest was never sent, and resume lists it again. A
+worker runs in a session of its own, so a terminal's Ctrl-C reaches only the apply
+process, which stops handing out objects and lets what is in flight end, as it does
+without workers. A worker that dies or speaks out of turn is killed, and every object
+it held is reported failed (its outcome unknown; the resume re-reads it).
 
-Messages are pickled tuples over the worker's stdin and stdout, between two processes
-of the same program (the worker's own stdout is pointed at its stderr, so a stray print
-cannot corrupt them).
+Messages are pickled tuples: to a worker over its stdin, from it over a pipe of its own
+(its stdout is the apply's stderr, so a stray print reaches the operator, not the
+protocol, and never the apply's JSON output). Both ends are the same program.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
 import itertools
+import math
 import os
 import pickle
 import signal
@@ -56,10 +60,19 @@ Answer = tuple[str, int, float | None, int]
 
 
 def cpus() -> int:
+    """The CPUs this process may use: its affinity, within a cgroup's CPU quota (a
+    container limited to one CPU on a big machine has one)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
 
 
 def auto_workers(objects: int) -> int:
@@ -77,7 +90,9 @@ class RetriedInWorker(Exception):
 class Setup:
     """What a worker needs before its first object."""
 
-    recipe: dict[str, Any]  # the storage adapter's, to connect the same way (worker_recipe)
+    # The storage adapter's `worker_recipe()`: "connect" names the function that makes
+    # the same adapter in the worker ("module:function"), the rest is its argument.
+    recipe: dict[str, Any]
     retiring: set[str]
     dest: str
     threads: int  # requests a worker may have in flight at once
@@ -89,11 +104,12 @@ class Worker:
 
     process: subprocess.Popen[bytes]
     inbox: IO[bytes]  # the worker's stdin
+    outbox: IO[bytes]  # the worker's answers
     ready: bool = False
-    in_flight: int = 0
     pending: dict[int, tuple[ObjectInfo, Callable[[Answer], None]]] = field(default_factory=dict)
+    buckets: set[str] = field(default_factory=set)  # buckets it has been told of
     lock: threading.Lock = field(default_factory=threading.Lock)
-    gone: str | None = None  # why it can take no more objects
+    gone: str | None = None  # why it takes no more objects
 
     def send(self, message: tuple[Any, ...]) -> None:
         with self.lock:
@@ -107,7 +123,7 @@ class WorkerPool:
     `grant(bucket, throttled, reply)` is called (on a thread of its own) when a worker
     asks for a write token; it calls `reply()` once the bucket's rate gives one.
     `retried(error, attempt)` tells the apply process's retry reporting (-v) of a
-    worker's retry."""
+    worker's retry. Raises OSError when a worker cannot be started (none is left)."""
 
     def __init__(
         self,
@@ -120,7 +136,16 @@ class WorkerPool:
         self._ids = itertools.count()
         self._grants = ThreadPoolExecutor(max_workers=max(1, setup.threads), thread_name_prefix="grant")
         self._lock = threading.Lock()
-        self.workers = [self._spawn(setup) for _ in range(count)]
+        self.workers: list[Worker] = []
+        try:
+            for _ in range(count):
+                self.workers.append(self._spawn(setup))
+        except BaseException:
+            for worker in self.workers:
+                worker.process.kill()
+                worker.process.wait()
+            self._grants.shutdown(wait=False)
+            raise
         self._readers = [
             threading.Thread(target=self._read, args=(w,), name="worker-reader", daemon=True)
             for w in self.workers
@@ -130,116 +155,143 @@ class WorkerPool:
 
     @staticmethod
     def _spawn(setup: Setup) -> Worker:
-        root = str(Path(__file__).resolve().parent.parent)  # where `rotator` is importable from
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-        env = dict(os.environ, PYTHONPATH=path)
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from rotator.rewrite_workers import serve; serve()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
+        answers, theirs = os.pipe()
+        # The worker imports exactly what this process imports (its sys.path), never a
+        # `rotator` that happens to sit in the current directory.
+        path = f"import sys; sys.path[:] = {sys.path!r}"
+        code = f"{path}; from rotator.rewrite_workers import serve; serve({theirs})"
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", code],
+                stdin=subprocess.PIPE,
+                stdout=2,  # a stray print goes where the apply's messages go
+                pass_fds=(theirs,),
+                start_new_session=True,  # a terminal's Ctrl-C is the apply process's
+            )
+        except BaseException:
+            os.close(answers)
+            raise
+        finally:
+            os.close(theirs)
         assert process.stdin is not None
-        worker = Worker(process, process.stdin)
+        worker = Worker(process, process.stdin, os.fdopen(answers, "rb"))
         worker.send(("setup", setup))
         return worker
-
-    def bucket(self, bucket: Bucket, now: datetime) -> None:
-        """A bucket whose objects come next, and the time its retention is judged at."""
-        for worker in self.workers:
-            if worker.gone is None:
-                self._send(worker, ("bucket", bucket, now))
 
     def ready(self) -> Worker | None:
         """The ready worker with the fewest rewrites in flight (None: none is ready yet)."""
         with self._lock:
             ready = [w for w in self.workers if w.ready and w.gone is None]
-            return min(ready, key=lambda w: w.in_flight) if ready else None
+            return min(ready, key=lambda w: len(w.pending)) if ready else None
 
-    def rewrite(self, worker: Worker, obj: ObjectInfo, done: Callable[[Answer], None]) -> None:
-        """Hand `obj` to `worker` (its first write's token already taken); `done` gets the
-        answer on the worker's reader thread."""
+    def rewrite(
+        self, worker: Worker, obj: ObjectInfo, bucket: Bucket, now: datetime, done: Callable[[Answer], None]
+    ) -> None:
+        """Hand `obj` to `worker` (its first write's token already taken). `done` gets
+        the answer, once, on the worker's reader thread (or here, if it is gone); this
+        never raises."""
         n = next(self._ids)
         with self._lock:
-            worker.pending[n] = (obj, done)
-            worker.in_flight += 1
+            if worker.gone is None:
+                worker.pending[n] = (obj, done)
+        if n not in worker.pending:
+            done(_lost(obj, worker.gone or "gone"))
+            return
+        if bucket.name not in worker.buckets:  # only this thread sends this bucket's objects
+            worker.buckets.add(bucket.name)
+            self._send(worker, ("bucket", bucket, now))
         self._send(worker, ("rewrite", n, obj))
 
     def _send(self, worker: Worker, message: tuple[Any, ...]) -> None:
         try:
             worker.send(message)
-        except OSError as e:  # it died: its reader fails what it held
-            self._lose(worker, f"its pipe broke ({e})")
+        except Exception as e:  # its pipe broke or was closed: it is lost
+            self._lose(worker, f"could not reach it ({type(e).__name__}: {e})")
 
     def _read(self, worker: Worker) -> None:
-        assert worker.process.stdout is not None
-        outbox = worker.process.stdout
-        while True:
+        try:
+            while self._handle(worker, pickle.load(worker.outbox)):
+                pass
+        except EOFError:
+            self._lose(worker, f"it exited with code {worker.process.wait()}")
+        except BaseException as e:  # a message out of turn: never wait on a worker we cannot read
+            self._lose(worker, f"{type(e).__name__} while reading its answers: {e}")
+
+    def _handle(self, worker: Worker, message: tuple[Any, ...]) -> bool:
+        tag = message[0]
+        if tag == "done":
+            _, n, answer = message
+            with self._lock:
+                held = worker.pending.pop(n, None)  # None: already failed (_lose)
+            if held is not None:
+                held[1](answer)
+        elif tag == "token":
+            _, req, bucket, throttled = message
+            self._grants.submit(self._grant, bucket, throttled, lambda: self._send(worker, ("grant", req)))
+        elif tag == "retried":
             try:
-                message = pickle.load(outbox)
-            except (EOFError, OSError, pickle.UnpicklingError):
-                code = worker.process.wait()
-                self._lose(worker, f"it exited with code {code}")
-                return
-            tag = message[0]
-            if tag == "done":
-                _, n, answer = message
-                with self._lock:
-                    held = worker.pending.pop(n, None)  # None: already failed (_lose)
-                    worker.in_flight -= held is not None
-                if held is not None:
-                    held[1](answer)
-            elif tag == "token":
-                _, req, bucket, throttled = message
-                reply = functools.partial(self._send, worker, ("grant", req))
-                self._grants.submit(self._grant, bucket, throttled, reply)
-            elif tag == "retried":
                 self._retried(RetriedInWorker(message[1]), message[2])
-            elif tag == "ready":
-                worker.ready = True
-            elif tag == "bye":
+            except Exception:  # telling -v must never stop the rewrites
+                pass
+        elif tag == "ready":
+            worker.ready = True
+        elif tag == "bye":
+            with self._lock:
                 worker.gone = worker.gone or "ended"
-                return
+            return False
+        else:
+            raise ValueError(f"unknown message {tag!r}")
+        return True
 
     def _lose(self, worker: Worker, why: str) -> None:
-        """A worker gone before its end: every object it held is failed (its outcome is
-        unknown: the rewrite may or may not have happened; a resumed apply lists it
-        again, and the generation precondition makes a repeat safe)."""
+        """A worker gone before its end: it is killed, and every object it held is
+        failed (its outcome is unknown: the rewrite may or may not have happened; a
+        resumed apply lists it again, and the generation precondition makes a repeat
+        safe)."""
+        if worker.process.poll() is None:
+            worker.process.kill()
         with self._lock:
             if worker.gone is None:
                 worker.gone = why
             held, worker.pending = worker.pending, {}
-            worker.in_flight = 0
         for obj, done in held.values():
-            where = f"gs://{obj.bucket}/{obj.name}"
-            done((f"{where}: the rewrite worker stopped before answering ({why})", 0, None, 0))
+            done(_lost(obj, why))
 
     def close(self) -> None:
         """Each worker ends once what it holds has been answered."""
         for worker in self.workers:
             if worker.gone is None:
                 self._send(worker, ("end",))
+        self._finish(wait=True)
+
+    def kill(self) -> None:
+        """Stop at once (the apply is failing or stopped hard): every worker is killed;
+        what it had sent ends at the service, what it held is reported failed."""
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                worker.process.kill()
+        self._finish(wait=False)
+
+    def _finish(self, wait: bool) -> None:
+        for worker in self.workers:
             try:
                 worker.inbox.close()
             except OSError:
                 pass
         for worker, reader in zip(self.workers, self._readers, strict=True):
             reader.join(CLOSE_TIMEOUT)
-            try:
-                worker.process.wait(CLOSE_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait()
-            if worker.process.stdout is not None:
-                worker.process.stdout.close()
-        self._grants.shutdown(wait=True)
+            if reader.is_alive() or worker.process.poll() is None:
+                try:
+                    worker.process.wait(CLOSE_TIMEOUT if wait else 0.1)
+                except subprocess.TimeoutExpired:
+                    self._lose(worker, "it did not end")
+                    worker.process.wait()
+            worker.outbox.close()
+        self._grants.shutdown(wait=wait, cancel_futures=not wait)
 
-    def kill(self) -> None:
-        """Stop at once (the apply is failing): what a worker had sent ends at the service."""
-        for worker in self.workers:
-            if worker.process.poll() is None:
-                worker.process.kill()
-        self.close()
+
+def _lost(obj: ObjectInfo, why: str) -> Answer:
+    return (f"gs://{obj.bucket}/{obj.name}: the rewrite worker stopped before answering ({why})", 0, None, 0)
 
 
 # -- the worker's side -------------------------------------------------------------------
@@ -250,15 +302,15 @@ class _Serving:
     write of an object, answers each object once."""
 
     def __init__(self, setup: Setup, outbox: IO[bytes]):
-        from rotator.services.storage.gcp import connect_alone
-
         self.setup, self.outbox = setup, outbox
         self.out_lock = threading.Lock()
         self.buckets: dict[str, tuple[Bucket, datetime]] = {}
         self.grants: dict[int, threading.Event] = {}
         self.requests = itertools.count()
         self.local = threading.local()  # the current object's backoffs and first write
-        self.storage = connect_alone(setup.recipe, on_retry=self._retried)
+        module, function = setup.recipe["connect"].split(":")
+        connect = getattr(importlib.import_module(module), function)
+        self.storage = connect(setup.recipe, on_retry=self._retried)
         self.storage.size_pool(setup.threads)
         self.storage.on_throttle = self._throttled
         self.pool = ThreadPoolExecutor(max_workers=max(1, setup.threads), thread_name_prefix="rewrite")
@@ -325,26 +377,28 @@ class _Serving:
             self.send(("done", n, (f"{where}: {type(e).__name__} in the rewrite worker: {e}", 0, None, 0)))
 
 
-def serve() -> None:
-    """A worker's main, spawned by WorkerPool."""
+def serve(answers_fd: int) -> None:
+    """A worker's main, spawned by WorkerPool: messages in on stdin, answers out on
+    `answers_fd`. Any end but the apply process's "end" is an immediate exit: nothing
+    more may be sent once the apply process cannot hear of it."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    inbox = sys.stdin.buffer
-    outbox = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # the protocol has the pipe; a stray print goes to stderr
+    inbox, outbox = sys.stdin.buffer, os.fdopen(answers_fd, "wb")
     try:
         kind, setup = pickle.load(inbox)
         assert kind == "setup"
-        try:
-            serving = _Serving(setup, outbox)
-        except Exception as e:  # no credentials, no client library: the apply goes on without it
-            print(f"rotator rewrite worker: could not start: {e}", file=sys.stderr)
-            os._exit(2)
+        serving = _Serving(setup, outbox)
+    except EOFError:  # the apply process is gone already
+        os._exit(1)
+    except BaseException as e:  # no credentials, no client library: the apply goes on without it
+        print(f"rotator rewrite worker: could not start: {e}", file=sys.stderr, flush=True)
+        os._exit(2)
+    try:
         serving.send(("ready",))
         while serving.handle(pickle.load(inbox)):
             pass
-    except EOFError:
-        os._exit(1)  # the apply process is gone: send nothing more (see the module docstring)
-    serving.pool.shutdown(wait=True)
-    serving.send(("bye",))
-    outbox.close()
+        serving.pool.shutdown(wait=True)
+        serving.send(("bye",))
+        outbox.close()
+    except BaseException:  # the apply process is gone (EOF), or a message out of turn
+        os._exit(1)

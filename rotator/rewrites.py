@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator.model import Bucket, ObjectInfo
 from rotator.ratelimit import GCS_START_RPS, AdaptiveRate, InFlight
-from rotator.rewrite_object import rewrite_one
+from rotator.rewrite_object import needs_no_rewrite, rewrite_one
 from rotator.rewrite_workers import Answer, Setup, WorkerPool
 from rotator.services.storage.api import iter_objects
 from rotator.services.storage.settings import RewriteSettings, bucket_progress
@@ -82,7 +82,6 @@ class Rewriter:
         self.report_lock = threading.Lock()  # the journal and the progress lines are shared
         self.rates: dict[str, AdaptiveRate] = {}
         self.sizers: dict[str, InFlight] = {}
-        self.lanes: dict[str, _Lane] = {}
         self.workers: WorkerPool | None = None
         self._thread = threading.local()  # backoffs the current thread's object went into
 
@@ -101,20 +100,21 @@ class Rewriter:
             self.storage.on_throttle = self._throttled
         tallies = [RewriteTally() for _ in buckets]
         self.workers = self._start_workers(buckets)
-        try:
-            with (
-                ThreadPoolExecutor(max_workers=self.cap, thread_name_prefix="rewrite") as pool,
-                ThreadPoolExecutor(max_workers=min(BUCKETS_AT_ONCE, len(buckets))) as feeders,
-            ):
-                jobs = [
-                    feeders.submit(self._bucket, pool, b, t) for b, t in zip(buckets, tallies, strict=True)
-                ]
+        with (
+            ThreadPoolExecutor(max_workers=self.cap, thread_name_prefix="rewrite") as pool,
+            ThreadPoolExecutor(max_workers=min(BUCKETS_AT_ONCE, len(buckets))) as feeders,
+        ):
+            jobs = [feeders.submit(self._bucket, pool, b, t) for b, t in zip(buckets, tallies, strict=True)]
+            try:
                 for job in jobs:
                     job.result()
-        except BaseException:
-            if self.workers is not None:
-                self.workers.kill()
-            raise
+            except BaseException:
+                # A failing feeder, or a second Ctrl-C: the workers are killed now (what
+                # they held is answered as failed), so the feeders' drain does not wait
+                # for it.
+                if self.workers is not None:
+                    self.workers.kill()
+                raise
         if self.workers is not None:
             self.workers.close()
         return tallies
@@ -132,8 +132,13 @@ class Rewriter:
         if not count:
             return None
         setup = Setup(recipe(), self.retiring, self.dest, threads=self.cap)
+        try:
+            workers = WorkerPool(count, setup, self._grant, report_retry)
+        except OSError as e:  # no process to spare, say: this one sends them all
+            self.ctx.emit(f"could not start rewrite worker processes ({e}): rewriting from this one")
+            return None
         self.ctx.emit(f"rewrites sent from {count} worker process(es) (--workers; 0: from this one)")
-        return WorkerPool(count, setup, self._grant, report_retry)
+        return workers
 
     def _throttled(self, bucket: str) -> None:
         """A write to `bucket` was throttled; its retry (after the backend's backoff)
@@ -171,8 +176,6 @@ class Rewriter:
             bar,
             _Flight(),
         )
-        if self.workers is not None:
-            self.workers.bucket(bucket, lane.now)
         try:
             for obj in self._listing(bucket.name):
                 if ctx.stopping():
@@ -196,20 +199,27 @@ class Rewriter:
     def _start(self, pool: ThreadPoolExecutor, lane: _Lane, obj: ObjectInfo) -> None:
         """Rewrite `obj` on a ready worker process, or on a thread of this one (no
         worker, or none started yet)."""
-        worker = self.workers.ready() if self.workers is not None else None
-        if worker is None:
+        workers = self.workers
+        worker = workers.ready() if workers is not None else None
+        if workers is None or worker is None:
             pool.submit(self._one, lane, obj).add_done_callback(lane.flight.leave)
+            return
+        skip = needs_no_rewrite(obj, self.retiring, lane.bucket, lane.now)
+        if skip:  # nothing to write (a hold, a retention): no token, no worker
+            self._finished(lane, skip, 0, None, 0)
+            lane.flight.leave(None)
             return
         lane.rate.acquire()  # the first write's token: a worker asks for the later ones
 
         def answered(answer: Answer) -> None:
+            error: BaseException | None = None
             try:
                 self._finished(lane, *answer)
-            finally:
-                lane.flight.leave(None)
+            except BaseException as e:  # e.g. the journal's disk is full: the feeder raises it
+                error = e
+            lane.flight.left(error)
 
-        assert self.workers is not None
-        self.workers.rewrite(worker, obj, answered)
+        workers.rewrite(worker, obj, lane.bucket, lane.now, answered)
 
     def _one(self, lane: _Lane, obj: ObjectInfo) -> None:
         sent = 0.0
@@ -293,7 +303,10 @@ class _Flight:
             self.count += 1
 
     def leave(self, future: Future[None] | None) -> None:
-        error = future.exception() if future is not None else None
+        self.left(future.exception() if future is not None else None)
+
+    def left(self, error: BaseException | None) -> None:
+        """One rewrite ended (with the error it raised, if any)."""
         with self.cond:
             self.count -= 1
             if error is not None and self.error is None:

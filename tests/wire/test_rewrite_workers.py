@@ -77,8 +77,24 @@ def count_local_rewrites(w: Wire, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return local
 
 
+@pytest.fixture
+def ready_first(monkeypatch: pytest.MonkeyPatch) -> list[WorkerPool]:
+    """Every object goes to a worker: the pool is handed over once each worker is
+    ready (the apply process otherwise rewrites itself until one is). Returns the pools."""
+    pools: list[WorkerPool] = []
+    init = WorkerPool.__init__
+
+    def waiting(self: WorkerPool, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        pools.append(self)
+        wait_for(lambda: all(w.ready for w in self.workers))
+
+    monkeypatch.setattr(WorkerPool, "__init__", waiting)
+    return pools
+
+
 def test_workers_rewrite_every_object_once_and_the_apply_process_tallies_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ready_first: list[WorkerPool]
 ) -> None:
     for w in Wire(tmp_path, monkeypatch, doc()).start():
         local = count_local_rewrites(w, monkeypatch)
@@ -90,12 +106,13 @@ def test_workers_rewrite_every_object_once_and_the_apply_process_tallies_them(
         assert "rewrites sent from 2 worker process(es) (--workers; 0: from this one)" in said
         assert_each_old_object_rewritten_once(w.storage)
         assert result["results"]["rewrite-objects"]["rewritten"] == OBJECTS
-        # This process rewrites only until a worker is ready: the workers sent the rest.
-        assert 0 < w.storage.count(op="objects.rewrite") - local[0] == OBJECTS - local[0]
+        assert local[0] == 0  # the workers sent them all
+        assert [len(pool.workers) for pool in ready_first] == [2]
+        assert all(worker.process.returncode == 0 for worker in ready_first[0].workers)
 
 
 def test_throttled_rewrites_in_workers_slow_their_bucket_in_the_apply_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ready_first: list[WorkerPool]
 ) -> None:
     throttled = [0]
     inner = AdaptiveRate.on_throttled
@@ -106,9 +123,11 @@ def test_throttled_rewrites_in_workers_slow_their_bucket_in_the_apply_process(
 
     monkeypatch.setattr(AdaptiveRate, "on_throttled", counted)
     for w in Wire(tmp_path, monkeypatch, doc()).start():
+        local = count_local_rewrites(w, monkeypatch)
         w.storage.faults.append(Fault(op="objects.rewrite", status=429, rate=0.2, seed=14))
         result = apply_plan(w.gcp, plan_for(w), "sha", w.plan_path, concurrency=8, max_rps=200, workers=2)
         assert result["complete"]
+        assert local[0] == 0  # every throttled answer below reached a worker
         assert_each_old_object_rewritten_once(w.storage)
         answered_429 = sum(1 for s in w.storage.statuses if s == 429)
         assert answered_429 > 10
@@ -120,18 +139,19 @@ def test_a_worker_that_cannot_start_leaves_the_rewrites_to_the_apply_process(
 ) -> None:
     from rotator.services.storage.gcp import GcpStorage
 
-    monkeypatch.setattr(GcpStorage, "worker_recipe", lambda _self: {})  # no project: connect fails
+    spawned = record_spawns(monkeypatch)
+    recipe = {"connect": "rotator.services.storage.gcp:connect_alone"}  # no project: it fails
+    monkeypatch.setattr(GcpStorage, "worker_recipe", lambda _self: recipe)
     for w in Wire(tmp_path, monkeypatch, doc()).start():
         local = count_local_rewrites(w, monkeypatch)
         result = apply_plan(w.gcp, plan_for(w), "sha", w.plan_path, concurrency=8, workers=2)
         assert result["complete"]
         assert_each_old_object_rewritten_once(w.storage)
         assert local[0] == OBJECTS
+        assert [worker.process.wait(30) for worker in spawned] == [2, 2]  # "could not start"
 
 
-def test_a_worker_killed_mid_run_fails_what_it_held_and_resume_rewrites_the_rest_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def record_spawns(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     spawned: list[Any] = []
     spawn = WorkerPool._spawn
 
@@ -141,6 +161,13 @@ def test_a_worker_killed_mid_run_fails_what_it_held_and_resume_rewrites_the_rest
         return worker
 
     monkeypatch.setattr(WorkerPool, "_spawn", staticmethod(recorded))
+    return spawned
+
+
+def test_a_worker_killed_mid_run_fails_what_it_held_and_resume_rewrites_the_rest_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ready_first: list[WorkerPool]
+) -> None:
+    spawned = record_spawns(monkeypatch)
     for w in Wire(tmp_path, monkeypatch, doc()).start():
         plan = plan_for(w)
         killed: list[int] = []
@@ -149,7 +176,7 @@ def test_a_worker_killed_mid_run_fails_what_it_held_and_resume_rewrites_the_rest
             # Killed while one of its rewrites is at the server: an answer it never reads.
             if phase == "before" and "/rewriteTo/" in label and not killed:
                 for worker in spawned:
-                    if worker.in_flight and not killed:
+                    if worker.pending and not killed:
                         killed.append(worker.process.pid)
                         worker.process.kill()
 
@@ -182,9 +209,22 @@ def test_default_workers_one_per_cpu_for_a_big_job_none_on_one_cpu(monkeypatch: 
 def children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found |= {int(c) for c in text}
+        try:
+            found |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:  # a thread that ended meanwhile
+            pass
     return found
+
+
+def sockets(pid: int) -> int:
+    """The sockets a process holds open (a worker's: its HTTP connections)."""
+    n = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            n += os.readlink(fd).startswith("socket:")
+        except OSError:
+            pass
+    return n
 
 
 def alive(pid: int) -> bool:
@@ -242,14 +282,19 @@ def test_a_stopped_apply_leaves_no_worker_behind_and_its_resume_sends_no_rewrite
         env = child_env(served_env)
         make_plan(tmp_path, env)
         proc = apply_process(tmp_path, env, "--max-rps", "200", "--concurrency", "16")
-        wait_for(lambda: storage.count(op="objects.rewrite") >= objects // 3)
-        workers = children(proc.pid)
-        assert len(workers) == 2
-        if how == "SIGKILL":
-            os.kill(proc.pid, signal.SIGKILL)
-        else:
-            os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
-        _out, err = proc.communicate(timeout=120)
+        try:
+            workers = children(proc.pid)
+            wait_for(lambda: len(workers | children(proc.pid)) == 2 and all(sockets(p) for p in workers))
+            workers |= children(proc.pid)
+            # Each worker has connections of its own open: it sends rewrites.
+            wait_for(lambda: storage.count(op="objects.rewrite") >= objects // 3)
+            if how == "SIGKILL":
+                os.kill(proc.pid, signal.SIGKILL)
+            else:
+                os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches its group
+            _out, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
         assert proc.returncode == (-signal.SIGKILL if how == "SIGKILL" else 130), err[-2000:]
         wait_for(lambda: not any(alive(pid) for pid in workers), 10)
         sent = storage.count(op="objects.rewrite")
@@ -257,7 +302,10 @@ def test_a_stopped_apply_leaves_no_worker_behind_and_its_resume_sends_no_rewrite
         time.sleep(0.3)
         assert storage.count(op="objects.rewrite") == sent  # nothing more from an orphan
         resumed = apply_process(tmp_path, env)
-        _out, err = resumed.communicate(timeout=180)
+        try:
+            _out, err = resumed.communicate(timeout=180)
+        finally:
+            resumed.kill()
         assert resumed.returncode == 0, err[-2000:]
         per = rewrites_per_object(storage)
         assert old_names(objects) == {n for n in per if n and n.startswith("o/")}
