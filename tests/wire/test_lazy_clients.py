@@ -3,7 +3,8 @@ library on first use: a plan that looks only at Cloud Storage never loads the ot
 services' libraries (about 0.3 s of every process start together). Checked over the
 wire, in a fresh interpreter, on the demo world where every service has resources.
 A scan that does read them has them made on a thread of their own (GcpBackend.prepare)
-while it lists Cloud Storage: once each, and an error where the adapter is used.
+while it lists Cloud Storage: once each; where the thread fails, made again (and any
+error raised) where the adapter is used.
 
 Backends: gcp over the wire."""
 
@@ -108,16 +109,23 @@ def test_prepared_adapters_are_made_once_each_on_their_own_thread(
     assert run.services.list_services  # a working adapter (its client)
 
 
-def test_an_adapter_that_fails_on_the_thread_fails_where_it_is_used_and_is_tried_again(
+def test_an_adapter_that_fails_on_the_thread_is_made_again_where_it_is_used(
     gcp: GcpBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A failure on the thread (e.g. an import that clashed with one on the main thread)
+    never fails the run by itself: the adapter is made again on the thread that uses it,
+    and an error there is raised there (and tried anew on the next use), as without
+    prepare."""
     made = _connects(gcp, monkeypatch, fail="run")
-    gcp.prepare(["run"])
+    gcp.prepare(["run", "functions"])
     with pytest.raises(api.Unavailable, match="run: connection refused"):
         gcp.run  # noqa: B018
     with pytest.raises(api.Unavailable):
         gcp.run  # noqa: B018
-    assert [thread for _, thread in made] == ["rotator-connect", threading.current_thread().name]
+    main = threading.current_thread().name
+    assert [thread for name, thread in made if name == "run"] == ["rotator-connect", main, main]
+    assert gcp.functions is not None  # made on the thread, unaffected
+    assert [thread for name, thread in made if name == "functions"] == ["rotator-connect"]
 
 
 def test_a_scan_prepares_the_services_it_reads_before_it_lists_buckets(

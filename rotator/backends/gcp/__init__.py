@@ -87,8 +87,10 @@ class GcpBackend:
         taken from `prepare`'s thread, waiting for it if it is still being made)."""
         if name not in SERVICES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        coming = self.__dict__.get("_coming", {}).pop(name, None)  # a failed one is tried anew
-        adapter = coming.result() if coming is not None else self._connect(name)
+        coming = self.__dict__.get("_coming", {}).pop(name, None)
+        adapter = coming.result() if coming is not None else None
+        if adapter is None:  # not prepared, or the thread failed: made here, as without it
+            adapter = self._connect(name)
         setattr(self, name, adapter)
         return adapter
 
@@ -100,13 +102,15 @@ class GcpBackend:
         """Make the adapters of `services` on a thread of their own, in the order given:
         a scan calls this before it lists Cloud Storage, so importing the other services'
         client libraries (about 0.3 s of CPU together) runs while the listing waits on
-        the network, not after it. Made once each; an error is raised where the adapter
-        is first used, as without this."""
-        coming: dict[str, Future[object]] = self.__dict__.setdefault("_coming", {})
+        the network, not after it. Made once each. Where the thread fails (an error of
+        the service, or an import that clashed with one on the caller's thread), the
+        adapter is made again where it is first used, and an error raised there, as
+        without this."""
+        coming: dict[str, Future[object | None]] = self.__dict__.setdefault("_coming", {})
         todo = [n for n in services if n in SERVICES and n not in self.__dict__ and n not in coming]
         if not todo:
             return
-        made: dict[str, Future[object]] = {name: Future() for name in todo}
+        made: dict[str, Future[object | None]] = {name: Future() for name in todo}
         coming.update(made)
 
         def connect_all() -> None:
@@ -114,8 +118,8 @@ class GcpBackend:
                 future.set_running_or_notify_cancel()
                 try:
                     future.set_result(self._connect(name))
-                except BaseException as e:  # handed to the thread that uses the adapter
-                    future.set_exception(e)
+                except BaseException:  # made again on the thread that uses it
+                    future.set_result(None)
 
         # Not a daemon: a run that ends meanwhile waits for the imports (well under a
         # second) rather than interrupting them at interpreter shutdown.
