@@ -1,21 +1,26 @@
 """Cloud Storage's scanner (rotator/services/storage/uses.py): a bucket's soft-deleted
-generations are listed beside its live and noncurrent ones, not after them, with the
-same groups as one pass after the other.
+generations are listed beside its live and noncurrent ones, not after them, and a few
+buckets beside each other, with the same findings, in the same order, as one listing
+after another.
 
 Backends: fake (in memory, its storage wrapped to watch the listings)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from worlds import fleet_on_shared_buckets
+import worlds
+from worlds import APP_KEY, fleet_on_shared_buckets, make_world, obj, v
 
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
+from rotator.inventory import scan_key
 from rotator.model import ObjectPage
+from rotator.services.storage import uses
 from rotator.services.storage.spec import LIVE_OBJECT, NONCURRENT_GENERATION, SOFT_DELETED_GENERATION
 from rotator.services.storage.uses import bucket_uses
 
@@ -70,3 +75,84 @@ def test_an_error_in_the_soft_deleted_listing_is_raised() -> None:
     bucket = next(iter(backend.storage.list_buckets()))
     with pytest.raises(api.Unavailable, match="soft-deleted listing failed"):
         bucket_uses(Watched(backend.storage, fail_soft=True), bucket, NOW, None, None)
+
+
+class Overlapping:
+    """The fake's storage, each listing a little slow, counting the buckets being listed
+    at once (and which were listed at all); `fail` names a bucket whose listing fails."""
+
+    def __init__(self, inner: Any, fail: str = ""):
+        self.inner, self.fail = inner, fail
+        self.lock = threading.Lock()
+        self.now: dict[str, int] = {}
+        self.peak = 0
+        self.listed: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def list_objects(self, bucket: str, **kw: Any) -> ObjectPage:
+        with self.lock:
+            self.now[bucket] = self.now.get(bucket, 0) + 1
+            self.peak = max(self.peak, sum(1 for n in self.now.values() if n))
+            self.listed.append(bucket)
+        try:
+            time.sleep(0.02)
+            if bucket == self.fail:
+                raise api.Unavailable(f"{bucket}: listing failed")
+            return self.inner.list_objects(bucket, **kw)
+        finally:
+            with self.lock:
+                self.now[bucket] -= 1
+
+
+def _many_buckets() -> FakeBackend:
+    buckets = [
+        worlds.bucket(
+            f"bucket-{i}",
+            [obj(f"o/{j}", v(APP_KEY, 1 + (i + j) % 2), size=10 + j) for j in range(3)],
+            default_kms_key=APP_KEY if i % 3 else None,
+        )
+        for i in range(10)
+    ]
+    return FakeBackend.from_dict(make_world(storage=buckets))
+
+
+def _findings(backend: FakeBackend) -> Any:
+    inv = scan_key(backend, APP_KEY, services=["storage"])
+    groups = {
+        n: [(g.kind, g.resource, g.count, g.bytes) for g in u.groups.values()]
+        for n, u in inv.versions.items()
+    }
+    return groups, inv.default_for, [b.name for b in inv.buckets]
+
+
+def test_buckets_are_listed_side_by_side_with_the_findings_of_one_after_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = _many_buckets()
+    watched = Overlapping(backend.storage)
+    monkeypatch.setattr(backend, "storage", watched)
+    together = _findings(backend)
+    assert 2 <= watched.peak <= uses.BUCKETS_AT_ONCE, watched.peak
+    monkeypatch.setattr(uses, "BUCKETS_AT_ONCE", 1)
+    alone = Overlapping(backend.storage.inner)
+    monkeypatch.setattr(backend, "storage", alone)
+    assert _findings(backend) == together  # the same groups, in the same order
+    assert alone.peak == 1
+    groups, default_for, buckets = together
+    assert buckets == [f"bucket-{i}" for i in range(10)]
+    assert default_for == [f"bucket-{i}" for i in range(10) if i % 3]
+    assert sum(count for g in groups.values() for kind, _, count, _ in g if kind == LIVE_OBJECT) == 30
+
+
+def test_a_bucket_that_fails_is_raised_in_order_and_no_bucket_after_it_is_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = _many_buckets()
+    watched = Overlapping(backend.storage, fail="bucket-1")
+    monkeypatch.setattr(backend, "storage", watched)
+    with pytest.raises(api.Unavailable, match="bucket-1: listing failed"):
+        scan_key(backend, APP_KEY, services=["storage"])
+    # bucket-0 read, bucket-1 raised: only the buckets up to BUCKETS_AT_ONCE ahead were started.
+    assert set(watched.listed) <= {f"bucket-{i}" for i in range(1 + uses.BUCKETS_AT_ONCE)}, watched.listed
