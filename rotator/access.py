@@ -16,6 +16,7 @@ from rotator.errors import Refused
 from rotator.model import ENCRYPTER_DECRYPTER
 from rotator.names import key_of
 from rotator.services import REGISTRY
+from rotator.sidebyside import side_by_side
 
 if TYPE_CHECKING:
     from rotator.steps import PlannedStep
@@ -29,6 +30,8 @@ _SERVICE_USE = {
     Change.GRANT,
     *(action for service in REGISTRY for action in service.key_changes),
 }
+# testIamPermissions questions in flight at a time (one per resource).
+PERMISSION_CHECKS_AT_ONCE = 8
 # action -> (the API asked, the change's field naming the resource, the permissions).
 _CALLER_NEEDS = {
     action: (service.name, field, list(permissions))
@@ -92,15 +95,20 @@ def check_access(ctx: PlanContext, steps: list[PlannedStep]) -> dict[str, Any]:
                 for p in permissions:
                     wanted.setdefault((api, resource), {}).setdefault(p, step.id)
     identity = getattr(ctx.backend, "identity", lambda: "the caller")()
-    for (
-        api,
-        resource,
-    ), perms in sorted(wanted.items()):
-        ask = sorted(perms)
+    asked = sorted(wanted.items())
+
+    def held(asking: tuple[tuple[str, str], dict[str, str]]) -> set[str]:
+        (api, resource), perms = asking
         # Each API is asked of its own resources (a bucket by its name, without gs://).
-        held = set(getattr(ctx.backend, api).test_iam_permissions(resource.removeprefix("gs://"), ask))
-        for p in ask:
-            if p not in held:
+        tested = getattr(ctx.backend, api).test_iam_permissions
+        return set(tested(resource.removeprefix("gs://"), sorted(perms)))
+
+    # One question per resource, a few at a time (a plan over many buckets asked them one
+    # round trip after another); the answers are read in the same order as before.
+    answers = side_by_side(held, asked, PERMISSION_CHECKS_AT_ONCE)
+    for ((_, resource), perms), granted in zip(asked, answers, strict=True):
+        for p in sorted(perms):
+            if p not in granted:
                 missing.append(f"the caller ({identity}) lacks {p} on {resource} (step {perms[p]})")
     if missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""

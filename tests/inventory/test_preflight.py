@@ -22,8 +22,11 @@ from worlds import (
     RUN_AGENT,
     SERVICE,
     STORAGE_AGENT,
+    bucket,
     kms_key,
+    obj,
     services_world,
+    v,
 )
 from worlds import APP_2026_KEY as NEW_KEY
 
@@ -185,3 +188,18 @@ def test_a_caller_who_may_not_redeploy_is_refused(
         "plan.json",
         needles=(permission, resource, step),
     )
+
+
+def test_a_caller_refused_on_several_buckets_is_told_of_each_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One testIamPermissions question per bucket, asked side by side: the refusal names
+    the buckets in their order, as asking one after another did."""
+    names = [f"{BUCKET}-{i}" for i in range(6)]
+    doc = _world()
+    doc["storage"] += [bucket(n, [obj("o", v(APP_KEY, 1))], soft_delete=0) for n in names]
+    monkeypatch.setenv("ROTATOR_FAKE_FAULTS", f"deny=gs://{names[4]},gs://{names[1]}")
+    plan = ("plan", "rotate-key", "--key", APP_KEY, "--out", "plan.json")
+    line = _refused(WorldCli(tmp_path, doc), *plan, needles=("storage.objects.create", "rewrite-objects"))
+    assert line.index(f"gs://{names[1]} ") < line.index(f"gs://{names[4]} "), line
+    assert f"gs://{BUCKET} " not in line and f"gs://{names[0]} " not in line, line

@@ -9,13 +9,10 @@ with a few example names, the count, the bytes and the date the group frees the 
 from __future__ import annotations
 
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from datetime import datetime
 from functools import partial
-from itertools import islice
-from typing import Any, TypeVar
+from typing import Any
 
 from rotator.listing import iter_objects_parallel
 from rotator.model import ENABLED, LIVE, NONCURRENT, SOFT_DELETED, Bucket, ObjectInfo
@@ -32,10 +29,8 @@ from rotator.services.storage.spec import (
     UNREADABLE_OBJECT,
 )
 from rotator.services.storage.spec import SPEC as STORAGE
+from rotator.sidebyside import side_by_side
 from rotator.storage_rules import locked, overwrite_blocker, retention_expiry
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def classify(
@@ -169,41 +164,12 @@ def scan(s: Scan) -> None:
             return s.cache.memo(s.backend, ("bucket", bucket.name), every)
         return bucket_uses(storage, bucket, s.now, prefix, progress)
 
-    for bucket, found in zip(s.buckets, _side_by_side(read, s.buckets, BUCKETS_AT_ONCE), strict=True):
+    for bucket, found in zip(s.buckets, side_by_side(read, s.buckets, BUCKETS_AT_ONCE), strict=True):
         if bucket.default_kms_key == s.key:
             s.default_for.append(bucket.name)
             if s.primary in s.uses:
                 s.uses[s.primary].group(BUCKET_DEFAULT, f"gs://{bucket.name}").add(bucket.name)
         _attribute(found, s.key, s.uses)
-
-
-def _side_by_side(read: Callable[[T], R], items: list[T], at_once: int) -> Iterator[R]:
-    """`read(item)` of every item, in their order, each on a thread of its own, up to
-    `at_once` ahead of the caller. The threads are daemons: on an error (raised in
-    order) the caller is not kept waiting for the ones still running, and none starts
-    after it."""
-    started: deque[Future[R]] = deque()
-    rest = iter(items)
-
-    def start(item: T) -> None:
-        future: Future[R] = Future()
-
-        def work() -> None:
-            try:
-                future.set_result(read(item))
-            except BaseException as e:  # raised in order, in the caller's thread
-                future.set_exception(e)
-
-        threading.Thread(target=work, name="bucket-listing", daemon=True).start()
-        started.append(future)
-
-    for item in islice(rest, at_once):
-        start(item)
-    while started:
-        result = started.popleft().result()
-        for item in islice(rest, 1):
-            start(item)
-        yield result
 
 
 def _one_at_a_time(progress: ProgressFn | None) -> ProgressFn | None:
