@@ -6,8 +6,9 @@ process's life, longer than the run's own last step. What of it matters is done 
 the handlers the run registered (atexit: logging, weakref finalizers, multiprocessing)
 run, and stdout and stderr are flushed. The ordinary exit is taken instead whenever
 the interpreter would do more than that: a thread other than the main one still runs
-(it would be waited for), the code is not a number (it is printed), or a flush fails
-(a closed pipe, which the interpreter reports).
+(it would be waited for), the code is not a number (it is printed), a flush fails (a
+closed pipe, which the interpreter reports), or a profiler or tracer is on (`python -m
+cProfile -m rotator ...` writes its results once the program's SystemExit reaches it).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def leave(code: str | int | None) -> NoReturn:
     """End the process with `code` (SystemExit's: None is 0)."""
     if code is None:
         code = 0
-    if not isinstance(code, int) or _threads_left():
+    if not isinstance(code, int) or _threads_left() or sys.getprofile() or sys.gettrace():
         sys.exit(code)
     atexit._run_exitfuncs()  # run once: they are cleared as they run
     try:

@@ -1,7 +1,7 @@
 """How the program ends (rotator.cli.leaving): the exit code, every byte written to
 stdout and stderr, and the atexit handlers, as `sys.exit` gives them, without the
-interpreter's teardown; the ordinary exit where a thread still runs or the code is
-not a number. Each case in a process of its own, as the program runs.
+interpreter's teardown; the ordinary exit where a thread still runs, the code is not
+a number or a profiler is on. Each case in a process of its own, as the program runs.
 
 Backends: fake (`python -m rotator` on a missing world file; the other cases run no command)."""
 
@@ -70,3 +70,15 @@ def test_python_m_rotator_ends_with_the_commands_code_and_output(tmp_path: Path)
         text=True,
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error:"), bad.stderr
+
+
+def test_a_profiled_run_ends_the_ordinary_way_so_the_profiler_writes_its_results(tmp_path: Path) -> None:
+    out = tmp_path / "rules.prof"
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "rotator", "rules", "R14"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "R14" in done.stdout and out.stat().st_size > 0
