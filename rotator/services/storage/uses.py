@@ -79,9 +79,13 @@ def bucket_uses(
     threading.Thread(target=list_soft_deleted, name=f"soft-deleted-{bucket.name}", daemon=True).start()
     out, seen = _listed_uses(storage, bucket, now, prefix, soft_deleted=False, progress=progress)
     deleted, seen_deleted = soft.result()
-    # Disjoint keys (a soft-deleted generation is a kind of its own): the groups in the
-    # order one pass after the other gave them.
-    out.update(deleted)
+    # The groups in the order one pass after the other gave them. The keys do not meet
+    # (a soft-deleted generation is a kind of its own); were they to, both count.
+    for key, part in deleted.items():
+        if key in out:
+            _fold(out[key], part, part.detail)
+        else:
+            out[key] = part
     if progress:
         progress(bucket.name, seen + seen_deleted)
     return out
@@ -132,15 +136,19 @@ def _attribute(found: BucketUses, key_name: str, uses: dict[int, VersionUse]) ->
         detail = part.detail
         if kind == LIVE_OBJECT and use.version.state != ENABLED:
             kind, detail = UNREADABLE_OBJECT, f"version is {use.version.state}"
-        group = use.group(kind, part.resource)
-        if detail and not group.detail:
-            group.detail = detail
-        group.count += part.count
-        group.bytes += part.bytes
-        group.dateless = group.dateless or part.dateless
-        if part.frees_at is not None and (group.frees_at is None or part.frees_at > group.frees_at):
-            group.frees_at = part.frees_at
-        group.examples += part.examples[: EXAMPLES - len(group.examples)]
+        _fold(use.group(kind, part.resource), part, detail)
+
+
+def _fold(group: PinGroup, part: PinGroup, detail: str) -> None:
+    """`part`'s members into `group`, as if they had been added to it one by one."""
+    if detail and not group.detail:
+        group.detail = detail
+    group.count += part.count
+    group.bytes += part.bytes
+    group.dateless = group.dateless or part.dateless
+    if part.frees_at is not None and (group.frees_at is None or part.frees_at > group.frees_at):
+        group.frees_at = part.frees_at
+    group.examples += part.examples[: EXAMPLES - len(group.examples)]
 
 
 # Buckets listed side by side, each with its own listers (rotator.listing): a project of

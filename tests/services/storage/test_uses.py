@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,7 +20,7 @@ from worlds import APP_KEY, fleet_on_shared_buckets, make_world, obj, v
 from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
 from rotator.inventory import scan_key
-from rotator.model import ObjectPage
+from rotator.model import LIVE, ObjectPage
 from rotator.services.storage import uses
 from rotator.services.storage.spec import LIVE_OBJECT, NONCURRENT_GENERATION, SOFT_DELETED_GENERATION
 from rotator.services.storage.uses import bucket_uses
@@ -68,6 +69,29 @@ def test_the_soft_deleted_listing_runs_beside_the_live_one_with_the_same_groups(
         kinds |= {kind for _, kind in found}
     # not vacuous: the fleet has live, noncurrent and soft-deleted generations under keys
     assert {LIVE_OBJECT, NONCURRENT_GENERATION, SOFT_DELETED_GENERATION} <= kinds
+
+
+def test_groups_the_two_listings_share_count_both() -> None:
+    """Not expected of Cloud Storage (a soft-deleted generation is a kind of its own),
+    but were the two listings to give one version the same kind in one bucket, neither
+    hides the other: both count, as in one pass after the other."""
+
+    class SoftAsLive(Watched):
+        def list_objects(self, bucket: str, **kw: Any) -> ObjectPage:
+            page = super().list_objects(bucket, **kw)
+            if kw.get("soft_deleted"):
+                return ObjectPage([replace(o, state=LIVE) for o in page.items], page.next_page_token)
+            return page
+
+    version = v(APP_KEY, 1)
+    deleted = [
+        {"generation": 1, "kms_key_version": version, "size": 5, "hard_delete_time": "2026-11-29T00:00:00Z"}
+    ]
+    live = [obj("a", version, size=7, generation=2, soft_deleted=deleted), obj("b", version, size=9)]
+    backend = FakeBackend.from_dict(make_world(storage=[worlds.bucket(objects=live)]))
+    (target,) = backend.storage.list_buckets()
+    found = bucket_uses(SoftAsLive(backend.storage, wait=0), target, NOW, None, None)
+    assert (found[(version, LIVE_OBJECT)].count, found[(version, LIVE_OBJECT)].bytes) == (3, 21)
 
 
 def test_an_error_in_the_soft_deleted_listing_is_raised() -> None:
