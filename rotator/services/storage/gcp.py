@@ -18,6 +18,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
+from rotator.backends.gcp import lean_http
 from rotator.backends.gcp.connect import STORAGE_EMULATOR
 from rotator.backends.gcp.errors import translated
 from rotator.backends.gcp.retry import RetryPolicy
@@ -173,6 +174,9 @@ def _raw(_iterator: Any, item: dict[str, Any]) -> dict[str, Any]:
 class GcpStorage:
     def __init__(self, client: storage.Client, project: str, retry: RetryPolicy):
         self.client, self.project = client, project
+        # The client object rewrites go out on (size_pool: a leaner transport, when one
+        # behaves as the default would); the others go out on `client`.
+        self.rewrites = client
         self.retry = retry.for_calls_of("storage")  # retries as each call's declaration says
         # Told the bucket each time a write is throttled (408/429/5xx), so the engine can
         # judge that bucket's rate (Cloud Storage's guidance) while the retry waits.
@@ -208,6 +212,14 @@ class GcpStorage:
             if bundle:
                 session.verify = bundle
             session.trust_env = False
+        if lean_http.usable():  # a third less CPU per rewrite (backends/gcp/lean_http.py)
+            lean = lean_http.LeanHttp(self.client._credentials, connections)
+            self.rewrites = storage.Client(
+                project=self.project,
+                credentials=self.client._credentials,
+                _http=lean,
+                client_options=self.client._initial_client_options,
+            )
 
     def list_buckets(self) -> Iterator[Bucket]:
         with translated("list_buckets", f"projects/{self.project}"):
@@ -297,7 +309,7 @@ class GcpStorage:
         rewrite_token: str | None = None,
         max_bytes_rewritten_per_call: int | None = None,
     ) -> RewriteResult:
-        b = self.client.bucket(bucket)
+        b = self.rewrites.bucket(bucket)
         source = b.blob(name)
         # The key, never a version: the library drops a versioned kmsKeyName silently.
         dest = b.blob(name, kms_key_name=destination_kms_key)

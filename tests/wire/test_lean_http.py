@@ -1,0 +1,104 @@
+"""The transport object rewrites go out on (rotator/backends/gcp/lean_http.py): what
+the google-cloud clients read of its answers, the requests exceptions its failures
+become (so the retry policy reads them as before), when it is used and when not.
+
+Backends: gcp over the wire (and a socket that never answers)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests.exceptions as rexc
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from storage_http import Fault
+from test_gcp_faults import KEY, Wire, world
+
+from rotator.backends.gcp import lean_http
+from rotator.backends.gcp.lean_http import LeanHttp
+from rotator.backends.gcp.retry import retryable
+
+
+@pytest.fixture
+def wire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wire]:
+    yield from Wire(tmp_path, monkeypatch, world()).start()
+
+
+def test_rewrites_go_out_on_the_lean_transport_once_the_pool_is_sized(wire: Wire) -> None:
+    storage = wire.gcp.storage
+    assert storage.rewrites is storage.client  # before: the default session
+    storage.size_pool(8)
+    assert isinstance(storage.rewrites._http, LeanHttp)
+    obj = storage.get_object("bkt", "o/0")
+    result = storage.rewrite_object("bkt", "o/0", destination_kms_key=KEY, if_generation_match=obj.generation)
+    assert result.done and result.resource is not None
+    assert result.resource.generation == obj.generation + 1
+    assert result.resource.kms_key_version is not None and result.resource.kms_key_version.startswith(KEY)
+    assert wire.storage.count(op="objects.rewrite") == 1
+
+
+def test_its_errors_read_as_the_default_transport_s(wire: Wire) -> None:
+    from rotator import apierrors as api
+
+    storage = wire.gcp.storage
+    storage.size_pool(8)
+    obj = storage.get_object("bkt", "o/1")
+    with pytest.raises(api.PreconditionFailed, match="gs://bkt/o/1"):  # 412: never retried
+        storage.rewrite_object("bkt", "o/1", destination_kms_key=KEY, if_generation_match=obj.generation + 5)
+    assert wire.storage.count(op="objects.rewrite") == 1
+    wire.storage.faults.append(Fault(op="objects.rewrite", status=503, times=2))
+    result = storage.rewrite_object("bkt", "o/1", destination_kms_key=KEY, if_generation_match=obj.generation)
+    assert result.done  # 503 twice, retried
+    assert wire.storage.count(op="objects.rewrite") == 4
+
+
+def test_an_error_answer_names_the_method_and_url_as_google_api_core_does(wire: Wire) -> None:
+    http = LeanHttp(AnonymousCredentials(), 2)
+    url = wire.storage.url + "/storage/v1/b/nosuchbucket"
+    answer = http.request("GET", url)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == 404
+    error = gexc.from_http_response(answer)
+    assert isinstance(error, gexc.NotFound)
+    assert f"GET {url}" in str(error)
+
+
+def test_a_refused_connection_and_a_silent_server_become_retryable_requests_errors() -> None:
+    http = LeanHttp(AnonymousCredentials(), 2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed when the block ends: nothing listens there
+    with pytest.raises(rexc.ConnectionError) as refused:
+        http.request("GET", f"http://127.0.0.1:{port}/storage/v1/b/x", timeout=2)
+    assert retryable(refused.value)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
+    try:
+        with pytest.raises(rexc.ReadTimeout) as timed_out:
+            http.request("GET", f"http://127.0.0.1:{silent.getsockname()[1]}/x", timeout=(2, 0.2))
+        assert retryable(timed_out.value)
+    finally:
+        for conn in accepted:
+            conn.close()
+        silent.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("HTTPS_PROXY", "http://proxy.internal:3128"), ("GOOGLE_API_USE_CLIENT_CERTIFICATE", "true")],
+)
+def test_behind_a_proxy_or_with_mutual_tls_rewrites_keep_the_default_transport(
+    wire: Wire, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    assert lean_http.usable()
+    monkeypatch.setenv(variable, value)
+    assert not lean_http.usable()
+    wire.gcp.storage.size_pool(8)
+    assert wire.gcp.storage.rewrites is wire.gcp.storage.client
