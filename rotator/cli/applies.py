@@ -37,7 +37,7 @@ from rotator.timeutil import parse_duration
     type=click.IntRange(0, 64),
     default=None,
     help="Worker processes that send the object rewrites (0: all from the apply process). "
-    "Default: one per CPU, up to 4, when 1,000 objects or more are rewritten through the "
+    "Default: one per CPU, up to 4, when 10,000 objects or more are rewritten through the "
     "real backend (the fake rewrites in its own process).",
 )
 @click.option(
