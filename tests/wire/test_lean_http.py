@@ -102,3 +102,17 @@ def test_behind_a_proxy_or_with_mutual_tls_rewrites_keep_the_default_transport(
     assert not lean_http.usable()
     wire.gcp.storage.size_pool(8)
     assert wire.gcp.storage.rewrites is wire.gcp.storage.client
+
+
+def test_against_google_itself_the_client_builds_its_urls_through_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a local endpoint the client asks its transport whether it is mutual TLS
+    before it builds a URL (the default transport answers is_mtls)."""
+    from google.cloud import storage
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    client = storage.Client(
+        project="demo", credentials=AnonymousCredentials(), _http=LeanHttp(AnonymousCredentials(), 2)
+    )
+    url = client._connection.build_api_url("/b/bkt/o/x/rewriteTo/b/bkt/o/x")
+    assert url.startswith("https://storage.googleapis.com/storage/v1/b/bkt/o/x/rewriteTo/")
+    client.close()  # the client's close reaches the transport

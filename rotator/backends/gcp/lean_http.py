@@ -62,14 +62,22 @@ class Response:
 class LeanHttp:
     """The `_http` a google.cloud.storage.Client sends its requests through."""
 
+    # Read by google-cloud-core to pick the endpoint (the mTLS one for a client
+    # certificate): never here, see usable().
+    is_mtls = False
+
     def __init__(self, credentials: Any, connections: int):
         import certifi
         from google.auth.transport.urllib3 import AuthorizedHttp
 
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
         # retries=False: rotator's RetryPolicy decides what is sent again, never urllib3.
-        pool = urllib3.PoolManager(maxsize=connections, ca_certs=bundle, retries=False)
-        self._http = AuthorizedHttp(credentials, http=pool)
+        self._pool = urllib3.PoolManager(maxsize=connections, ca_certs=bundle, retries=False)
+        self._http = AuthorizedHttp(credentials, http=self._pool)
+
+    def close(self) -> None:
+        """The client's close(): drop the pooled connections."""
+        self._pool.clear()
 
     def request(
         self,
