@@ -41,6 +41,18 @@ def test_rewrites_go_out_on_the_lean_transport_once_the_pool_is_sized(wire: Wire
     assert wire.storage.count(op="objects.rewrite") == 1
 
 
+def test_the_rewrites_client_keeps_the_endpoint_the_adapter_was_made_with(
+    wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = wire.gcp.storage
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST")  # read once, when the adapter was made
+    storage.size_pool(8)
+    assert storage.rewrites._connection.API_BASE_URL == wire.storage.url
+    obj = storage.get_object("bkt", "o/2")
+    done = storage.rewrite_object("bkt", "o/2", destination_kms_key=KEY, if_generation_match=obj.generation)
+    assert done.done
+
+
 def test_its_errors_read_as_the_default_transport_s(wire: Wire) -> None:
     from rotator import apierrors as api
 

@@ -218,7 +218,8 @@ class GcpStorage:
                 project=self.project,
                 credentials=self.client._credentials,
                 _http=lean,
-                client_options=self.client._initial_client_options,
+                # The endpoint the listing client found (a local one: STORAGE_EMULATOR_HOST).
+                client_options={"api_endpoint": self.client._connection.API_BASE_URL},
             )
 
     def list_buckets(self) -> Iterator[Bucket]:
