@@ -109,9 +109,10 @@ def test_a_refused_connection_and_a_silent_server_become_retryable_requests_erro
 def test_behind_a_proxy_or_with_mutual_tls_rewrites_keep_the_default_transport(
     wire: Wire, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
-    assert lean_http.usable()
+    session = wire.gcp.storage.client._http
+    assert lean_http.usable(session)
     monkeypatch.setenv(variable, value)
-    assert not lean_http.usable()
+    assert not lean_http.usable(session)
     wire.gcp.storage.size_pool(8)
     assert wire.gcp.storage.rewrites is wire.gcp.storage.client
 
@@ -128,3 +129,41 @@ def test_against_google_itself_the_client_builds_its_urls_through_it(monkeypatch
     url = client._connection.build_api_url("/b/bkt/o/x/rewriteTo/b/bkt/o/x")
     assert url.startswith("https://storage.googleapis.com/storage/v1/b/bkt/o/x/rewriteTo/")
     client.close()  # the client's close reaches the transport
+
+
+def test_when_google_auth_turned_mutual_tls_on_by_itself_rewrites_keep_the_default_transport(
+    wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gcloud's certificate configuration turns mutual TLS on without any variable: the
+    default session then says is_mtls, and the lean transport is not used."""
+    storage = wire.gcp.storage
+    monkeypatch.setattr(type(storage.client._http), "is_mtls", property(lambda _self: True))
+    storage.size_pool(8)
+    assert storage.rewrites is storage.client
+
+
+def test_sized_again_the_old_lean_pool_is_closed(wire: Wire) -> None:
+    storage = wire.gcp.storage
+    storage.size_pool(8)
+    first = storage.rewrites._http
+    closed: list[bool] = []
+    first.close = lambda: closed.append(True)  # type: ignore[method-assign]
+    storage.size_pool(16)
+    assert closed == [True] and storage.rewrites._http is not first
+
+
+def test_a_certificate_problem_is_an_ssl_error_never_retried(wire: Wire, tmp_path: Path) -> None:
+    http = LeanHttp(AnonymousCredentials(), 2)
+    https = wire.storage.url.replace("http://", "https://")  # the server speaks plain HTTP
+    with pytest.raises(rexc.SSLError) as failed:
+        http.request("GET", https + "/storage/v1/b/bkt", timeout=5)
+    assert not retryable(failed.value)
+
+
+def test_a_ca_bundle_directory_is_read_as_requests_reads_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path))
+    http = LeanHttp(AnonymousCredentials(), 2)
+    assert http._pool.connection_pool_kw.get("ca_cert_dir") == str(tmp_path)
+    assert "ca_certs" not in http._pool.connection_pool_kw

@@ -212,7 +212,10 @@ class GcpStorage:
             if bundle:
                 session.verify = bundle
             session.trust_env = False
-        if lean_http.usable():  # a third less CPU per rewrite (backends/gcp/lean_http.py)
+        if self.rewrites is not self.client:  # sized again: the old pool's connections go
+            self.rewrites.close()
+            self.rewrites = self.client
+        if lean_http.usable(session):  # a third less CPU per rewrite (backends/gcp/lean_http.py)
             lean = lean_http.LeanHttp(self.client._credentials, connections)
             self.rewrites = storage.Client(
                 project=self.project,
