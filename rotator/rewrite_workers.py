@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rotator.model import Bucket, ObjectInfo
+from rotator.rewrite_object import rewrite_one
 
 # Rewrites of one apply that make spawning workers worth it. A worker takes about half a
 # second to start (the interpreter and the client library's imports), and one process
@@ -339,8 +340,6 @@ class _Serving:
         self.send(("retried", str(error), attempt))
 
     def rewrite(self, n: int, obj: ObjectInfo) -> None:
-        from rotator.rewrite_object import rewrite_one
-
         bucket, now = self.buckets[obj.bucket]
         self.local.backoffs, self.local.paid = 0, True
         sent = 0.0

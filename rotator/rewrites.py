@@ -126,8 +126,7 @@ class Rewriter:
         recipe, report_retry = (getattr(self.storage, n, None) for n in ("worker_recipe", "report_retry"))
         if recipe is None or report_retry is None:
             return None
-        names = {f"gs://{b.name}" for b in buckets}
-        planned = sum(c["objects"] for c in self.step.changes if c.get("bucket") in names)
+        planned = sum(c["objects"] for b in buckets for c in planned_changes(self.step, b.name))
         count = RewriteSettings.of(self.ctx).workers_for(planned)
         if not count:
             return None
@@ -137,7 +136,8 @@ class Rewriter:
         except OSError as e:  # no process to spare, say: this one sends them all
             self.ctx.emit(f"could not start rewrite worker processes ({e}): rewriting from this one")
             return None
-        self.ctx.emit(f"rewrites sent from {count} worker process(es) (--workers; 0: from this one)")
+        # Said when started, not "sent": a worker that cannot start leaves its share here.
+        self.ctx.emit(f"starting {count} rewrite worker process(es) (--workers; 0: none)")
         return workers
 
     def _throttled(self, bucket: str) -> None:
@@ -162,7 +162,7 @@ class Rewriter:
 
     def _bucket(self, pool: ThreadPoolExecutor, bucket: Bucket, tally: RewriteTally) -> None:
         ctx = self.ctx
-        planned = [c for c in self.step.changes if c.get("bucket") == f"gs://{bucket.name}"]
+        planned = planned_changes(self.step, bucket.name)
         bar = ctx.progress_bars(
             f"gs://{bucket.name}", sum(c["objects"] for c in planned), sum(c["bytes"] for c in planned)
         )
@@ -271,6 +271,11 @@ class Rewriter:
         # One page after another is enough here: a page is 1,000 objects, a second's
         # writes at the guidance's rate.
         return iter_objects(self.storage, bucket)
+
+
+def planned_changes(step: PlannedStep, bucket: str) -> list[dict[str, Any]]:
+    """The step's planned changes to `bucket` (its objects and bytes to rewrite)."""
+    return [c for c in step.changes if c.get("bucket") == f"gs://{bucket}"]
 
 
 def _count_throttled(rate: AdaptiveRate, sizer: InFlight) -> None:

@@ -76,7 +76,7 @@ def main() -> None:
             errors = sum(1 for st in s.storage.statuses if st >= 400)
         top = profile(Path(tmp) / "profile", a.profile_objects) if a.profile else ""
     whole = a.objects / applied.seconds
-    said = re.search(r"rewrites sent from (\d+) worker", applied.stderr)
+    said = re.search(r"starting (\d+) rewrite worker", applied.stderr)
     row = [
         f"{a.objects:,} + {a.current:,} current",
         f"{planned.seconds:.1f}",

@@ -103,7 +103,7 @@ def test_workers_rewrite_every_object_once_and_the_apply_process_tallies_them(
             w.gcp, plan_for(w), "sha", w.plan_path, concurrency=8, max_rps=100, workers=2, emit=said.append
         )
         assert result["complete"]
-        assert "rewrites sent from 2 worker process(es) (--workers; 0: from this one)" in said
+        assert "starting 2 rewrite worker process(es) (--workers; 0: none)" in said
         assert_each_old_object_rewritten_once(w.storage)
         assert result["results"]["rewrite-objects"]["rewritten"] == OBJECTS
         assert local[0] == 0  # the workers sent them all

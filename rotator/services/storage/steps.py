@@ -13,7 +13,7 @@ from rotator.errors import BadInput, Failure, Stale, Waiting
 from rotator.model import BatchJob, Bucket
 from rotator.names import version_name
 from rotator.ratelimit import GCS_START_RPS, KMS_QUOTA_START_RPS
-from rotator.rewrites import Rewriter, RewriteTally
+from rotator.rewrites import Rewriter, RewriteTally, planned_changes
 from rotator.services.storage.api import StorageApi, iter_objects
 from rotator.services.storage.settings import RewriteSettings
 from rotator.services.storage.spec import BUCKET_DEFAULT, LIVE_OBJECT
@@ -169,7 +169,7 @@ class RewriteObjects(StepKind):
         local: list[Bucket] = []
         for bucket_name in step.data["buckets"]:
             bucket = STORAGE.api(ctx.backend).get_bucket(bucket_name)
-            planned = sum(c["objects"] for c in step.changes if c.get("bucket") == f"gs://{bucket_name}")
+            planned = sum(c["objects"] for c in planned_changes(step, bucket_name))
             if RewriteSettings.of(ctx).engine_for(planned) == "batch":
                 tallies.append(RewriteTally())
                 self._rewrite_bucket_batch(ctx, step, bucket, retiring, dest, tallies[-1])
