@@ -3,21 +3,19 @@
 One page is listed first. If the bucket has more, the rest is split into name ranges
 from that first sample of names: its alphabet and its span give the width of about one
 page, and the open end is cut into ranges of growing width (1, 2, 4... pages) so that
-any bucket, however big, is covered after one round.
+any bucket, however big, is covered after one round. A lister whose range turns out to
+hold more than a page, while other listers have nothing to list, cuts the rest at its
+next page into page-wide pieces (by that page's span) and the rest after them.
 
-Objects come out in name order, as one listing would give them, and a bounded number
-of pages is held or asked for at a time whatever the bucket's size (memory stays
-flat). The look-ahead goes to the ranges nearest the reader first: a lister whose range
-lies further on waits, or hands its range back and takes a nearer one; and a range
-that turns out to hold more than a page, while listers are free or wait on ranges
-further on, is cut at its next page into page-wide pieces (by that page's span) and
-the rest, so the listers take the next pages in name order side by side. The range
-being read always proceeds.
+Every object comes out exactly once, in no set order: pages are handed to the reader
+as they arrive. A bounded number of pages is held or asked for at a time whatever the
+bucket's size (memory stays flat). What reads them and needs an order (the examples a
+plan names) keeps the smallest names itself (rotator.services.storage.uses).
 
-Before (issue 14): the look-ahead counted every page alike, so the first pages of the
-wide ranges at the open end filled it, and the range being read was listed one page
-after another: 1,000,000 objects at 50 ms a request took 69 s, with 1 request in
-flight most of the time.
+Before (issue 14): pages came out in name order. The reader waited for the range
+nearest it, and when the pages held for ranges further on filled the look-ahead, that
+range was listed one page after another: 1,000,000 objects at 50 ms a request spent
+11 of their 28 s with one request in flight.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rotator.model import ObjectInfo
@@ -41,19 +39,13 @@ MAX_DIGITS = 12  # name positions a split point is computed over
 @dataclass(eq=False)
 class _Range:
     """Names in [lo, hi) (hi None: to the end), less `skip`: generations of `lo` an
-    earlier page already gave. Once `done`, what it did not list itself is in
-    `children`, in name order."""
+    earlier page already gave."""
 
     lo: str
     hi: str | None
     skip: frozenset[tuple[str, int]] = frozenset()
-    pages: deque[list[ObjectInfo]] = field(default_factory=deque)
-    children: list[_Range] = field(default_factory=list)
-    done: bool = False
-    error: BaseException | None = None
-    asking: bool = False  # a page of it is being listed
 
-    def __lt__(self, other: _Range) -> bool:  # ranges are served in name order
+    def __lt__(self, other: _Range) -> bool:  # the nearest range is taken first
         return self.lo < other.lo
 
 
@@ -96,8 +88,8 @@ def iter_objects_parallel(
     page_size: int = 1000,
     listers: int = LISTERS,
 ) -> Iterator[ObjectInfo]:
-    """Every object of a bucket in name order, listed by up to `listers` requests at a
-    time. A bucket of one page costs one request, as a plain listing does."""
+    """Every object of a bucket exactly once, in no set order, listed by up to `listers`
+    requests at a time. A bucket of one page costs one request, as a plain listing does."""
     first = storage.list_objects(bucket, versions=versions, soft_deleted=soft_deleted, page_size=page_size)
     yield from first.items
     if not first.next_page_token:
@@ -107,7 +99,7 @@ def iter_objects_parallel(
         return
     job = _Job(_Range("", None), "")
     job.after(first.items, first.next_page_token)
-    lister = _Lister(storage, bucket, versions, soft_deleted, page_size, listers)
+    lister = _Listers(storage, bucket, versions, soft_deleted, page_size, listers)
     yield from lister.run(_pieces(job, [o.name for o in first.items], listers))
 
 
@@ -215,19 +207,11 @@ def _common(a: str, b: str) -> int:
     return len(os.path.commonprefix([a, b]))
 
 
-class _Lister:
-    """Listers (threads) and the reader (the caller's thread) around one lock. The
-    lister's rules, in the order they are checked:
-    - the range the reader waits for is listed at once, whatever else is held;
-    - otherwise a page is asked for only while fewer than LOOKAHEAD_PAGES pages are
-      held or asked for at or before its range (pages further on do not hold back a
-      nearer range: its page will be read first) and fewer than LOOKAHEAD_PAGES plus
-      one per lister in all (memory); the nearest range waiting for a page goes first;
-    - a lister whose range lies after one nobody lists (and no lister is free to take
-      it) hands its range back and takes that nearer one;
-    - a lister whose page leaves more to list in its range, while other listers are
-      free or wait on ranges further on, cuts the rest into up to one page-wide piece
-      per lister and the rest after them (the pieces wait in name order)."""
+class _Listers:
+    """Listers (threads) and the reader (the caller's thread) around one lock. A lister
+    takes a range nobody lists (the nearest first), asks for its pages one after another
+    while fewer than LOOKAHEAD_PAGES pages plus one per lister are held or asked for,
+    and cuts the rest of its range into pieces when listers wait with nothing to list."""
 
     def __init__(
         self, storage: Any, bucket: str, versions: bool, soft_deleted: bool, page_size: int, listers: int
@@ -236,93 +220,59 @@ class _Lister:
         self.versions, self.soft_deleted = versions, soft_deleted
         self.cond = threading.Condition()
         self.pending: list[_Range] = []  # a heap of ranges no lister has
-        self.wanting: set[_Range] = set()  # ranges whose lister waits for its turn
+        self.pages: deque[list[ObjectInfo]] = deque()  # listed, not read yet
+        self.asked = 0  # list requests in flight
         self.busy = 0  # listers with a range
         self.idle = 0  # listers waiting for a range
-        self.held = 0  # pages listed and not read yet
-        self.asked = 0  # list requests in flight
-        self.live: set[_Range] = set()  # ranges with pages held or asked for
-        self.head: _Range | None = None  # the range being read
+        self.error: BaseException | None = None
         self.closed = False
 
     def run(self, ranges: list[_Range]) -> Iterator[ObjectInfo]:
         for r in ranges:
             heapq.heappush(self.pending, r)
-        threads = [
-            threading.Thread(target=self._work, name=f"list-{self.bucket}", daemon=True)
-            for _ in range(self.listers)
-        ]
-        for t in threads:
-            t.start()
+        for _ in range(self.listers):
+            threading.Thread(target=self._work, name=f"list-{self.bucket}", daemon=True).start()
         try:
-            stack = list(reversed(ranges))
-            while stack:
-                r = stack.pop()
+            while True:
                 with self.cond:
-                    self.head = r
+                    while not self.pages and self.error is None and not self._finished():
+                        self.cond.wait()
+                    if self.error is not None:
+                        raise self.error
+                    if not self.pages:
+                        return
+                    page = self.pages.popleft()
                     self.cond.notify_all()
-                while True:
-                    with self.cond:
-                        while not r.pages and not r.done:
-                            self.cond.wait()
-                        if not r.pages:
-                            break
-                        page = r.pages.popleft()
-                        self.held -= 1
-                        if not r.pages and not r.asking:
-                            self.live.discard(r)
-                        self.cond.notify_all()
-                    yield from page
-                if r.error is not None:
-                    raise r.error
-                stack.extend(reversed(r.children))
+                yield from page
         finally:
             with self.cond:
                 self.closed = True
                 self.cond.notify_all()
 
-    def _may_ask(self, r: _Range) -> bool:
-        if r is self.head and not r.pages:
-            return True  # the reader waits for it
-        if self.held + self.asked >= LOOKAHEAD_PAGES + self.listers:
-            return False
-        if sum(len(x.pages) + x.asking for x in self.live if x.lo <= r.lo) >= LOOKAHEAD_PAGES:
-            return False
-        if any(w.lo < r.lo for w in self.wanting):
-            return False  # a nearer range goes first
-        # A free lister is about to take a nearer range: it goes first.
-        return not (self.idle and self.pending and self.pending[0].lo < r.lo)
+    def _finished(self) -> bool:
+        return not self.pending and not self.busy
+
+    def _room(self) -> bool:
+        """Memory: pages held and asked for stay under a bound whatever the bucket's size."""
+        return len(self.pages) + self.asked < LOOKAHEAD_PAGES + self.listers
 
     def _turn(self, job: _Job | None) -> _Job | None:
-        """Wait (under the lock) until this lister may ask for a page: of its job's
-        range, or of another range it takes. None: nothing is left to list."""
-        while not self.closed:
-            if job is None:
-                if self.pending and self._may_ask(self.pending[0]):
-                    self.busy += 1
-                    return _Job(heapq.heappop(self.pending))
-                if not self.pending and not self.busy:
-                    break  # every range is listed or being listed to its end
+        """Wait (under the lock) until this lister may ask for a page: of its job's range,
+        or of a range it takes. None: nothing is left to list, or the reader stopped."""
+        while not self.closed and self.error is None:
+            if job is not None or self.pending:
+                if self._room():
+                    if job is None:
+                        self.busy += 1
+                        job = _Job(heapq.heappop(self.pending))
+                    return job
+                self.cond.wait()
+            elif self.busy:  # another lister may cut its range for this one
                 self.idle += 1
                 self.cond.wait()
                 self.idle -= 1
-                continue
-            r = job.range
-            nearer = self.pending and self.pending[0].lo < r.lo and not self.idle
-            rest = job.rest() if nearer else None
-            if rest is not None:  # hand the rest back; take the nearer range
-                if rest is not r:
-                    r.children, r.done = [rest], True
-                heapq.heappush(self.pending, rest)
-                self.busy -= 1
-                self.cond.notify_all()
-                job = None
-                continue
-            if self._may_ask(r):
-                return job
-            self.wanting.add(r)
-            self.cond.wait()
-            self.wanting.discard(r)
+            else:
+                break
         self.cond.notify_all()
         return None
 
@@ -334,8 +284,6 @@ class _Lister:
                 if job is None:
                     return
                 self.asked += 1
-                job.range.asking = True
-                self.live.add(job.range)
             job = self._ask(job)
 
     def _ask(self, job: _Job) -> _Job | None:
@@ -351,39 +299,30 @@ class _Lister:
                 start_offset=r.lo or None,
                 end_offset=r.hi,
             )
-        except BaseException as e:  # handed to the reader, which raises it in order
+        except BaseException as e:  # handed to the reader, which raises it
             with self.cond:
                 self.asked -= 1
-                r.asking = False
-                r.error, r.done = e, True
                 self.busy -= 1
+                if self.error is None:
+                    self.error = e
                 self.cond.notify_all()
             return None
         items = [o for o in page.items if (o.name, o.generation) not in r.skip] if r.skip else page.items
         with self.cond:
             self.asked -= 1
-            r.asking = False
-            r.pages.append(items)
-            self.held += 1
+            if items:
+                self.pages.append(items)
             self.cond.notify_all()
             job.after(page.items, page.next_page_token)
             if page.next_page_token:
-                # Pieces for every lister, not just those free now: the others will be
-                # soon, and a piece costs nothing until it is listed.
-                pieces = self.listers + 1 if page.items and self._spare(r) else 1
-                children = _pieces(job, [o.name for o in page.items], pieces) if pieces > 1 else []
-                if len(children) < 2:
+                # Listers with nothing to list get a piece each (the rest waits its turn).
+                wanting = self.idle - len(self.pending)
+                if wanting <= 0 or not page.items:
                     return job
-                r.children = children
-                for c in children:
-                    heapq.heappush(self.pending, c)
-            r.done = True
+                pieces = _pieces(job, [o.name for o in page.items], wanting + 1)
+                if len(pieces) < 2:
+                    return job
+                for piece in pieces:
+                    heapq.heappush(self.pending, piece)
             self.busy -= 1
             return None
-
-    def _spare(self, r: _Range) -> bool:
-        """Whether listers are free to help with `r`'s rest: idle ones, or ones waiting
-        on ranges further on, unless a range nearer than them waits for a lister."""
-        if self.pending and self.pending[0].lo < r.lo:
-            return False
-        return bool(self.idle) or any(r.lo < w.lo for w in self.wanting)

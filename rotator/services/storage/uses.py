@@ -8,6 +8,7 @@ with a few example names, the count, the bytes and the date the group frees the 
 
 from __future__ import annotations
 
+import bisect
 import threading
 from concurrent.futures import Future
 from datetime import datetime
@@ -101,8 +102,10 @@ def _listed_uses(
     progress: ProgressFn | None = None,
 ) -> tuple[BucketUses, int]:
     """One listing of a bucket (live + noncurrent, or soft-deleted), streamed: its
-    groups, and how many generations it listed."""
+    groups, and how many generations it listed. The listing gives pages in no set
+    order; each group is told as one listing in name order would tell it (see _Firsts)."""
     out: BucketUses = {}
+    firsts: dict[tuple[str, str], _Firsts] = {}
     seen = 0
     for obj in iter_objects_parallel(
         storage, bucket.name, versions=not soft_deleted, soft_deleted=soft_deleted
@@ -114,16 +117,51 @@ def _listed_uses(
         if not kv or (prefix is not None and not kv.startswith(prefix)):
             continue
         kind, frees, detail = classify(obj, bucket, ENABLED, now)
-        group = out.get((kv, kind))
+        key = (kv, kind)
+        group = out.get(key)
         if group is None:
-            group = out[(kv, kind)] = PinGroup(kind, f"gs://{bucket.name}")
-        if detail and not group.detail:
-            group.detail = detail
-        # A generation is named with its number; built only while examples are kept
-        # (this runs once per listed object).
-        keep = len(group.examples) < EXAMPLES and obj.state != LIVE
-        group.add(f"{obj.name}#{obj.generation}" if keep else obj.name, obj.size, frees)
-    return out, seen
+            group = out[key] = PinGroup(kind, f"gs://{bucket.name}")
+            first = firsts[key] = _Firsts()
+        else:
+            first = firsts[key]
+        group.add(obj.name, obj.size, frees)  # its examples are first's (below)
+        first.saw(obj, detail)
+    for key, group in out.items():
+        firsts[key].tell(group)
+    # The groups in the order a listing in name order meets them.
+    return {key: out[key] for key in sorted(out, key=lambda k: firsts[k].least())}, seen
+
+
+class _Firsts:
+    """A group's first members in name order, whatever order they were listed in: its
+    examples (the first EXAMPLES generations, a noncurrent one named with its number)
+    and its detail (the first one that has one)."""
+
+    __slots__ = ("examples", "detail")
+
+    def __init__(self) -> None:
+        self.examples: list[tuple[str, int, str]] = []  # (name, generation, state), sorted
+        self.detail: tuple[str, int, str] | None = None  # (name, generation, detail)
+
+    def saw(self, obj: ObjectInfo, detail: str) -> None:
+        examples = self.examples
+        # Most objects come after the last example: one comparison of names and done.
+        if len(examples) < EXAMPLES or obj.name <= examples[-1][0]:
+            member = (obj.name, obj.generation, obj.state)
+            if len(examples) < EXAMPLES or member < examples[-1]:
+                bisect.insort(examples, member)
+                del examples[EXAMPLES:]
+        if detail and (self.detail is None or (obj.name, obj.generation) < self.detail[:2]):
+            self.detail = (obj.name, obj.generation, detail)
+
+    def least(self) -> tuple[str, int]:
+        name, generation, _ = self.examples[0]
+        return name, generation
+
+    def tell(self, group: PinGroup) -> None:
+        group.examples = [f"{n}#{g}" if state != LIVE else n for n, g, state in self.examples]
+        if self.detail is not None:
+            group.detail = self.detail[2]
 
 
 def _attribute(found: BucketUses, key_name: str, uses: dict[int, VersionUse]) -> None:

@@ -7,6 +7,7 @@ Backends: fake (in memory, its storage wrapped to watch the listings)."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import replace
@@ -21,6 +22,7 @@ from rotator import apierrors as api
 from rotator.backends.fake import FakeBackend
 from rotator.inventory import scan_key
 from rotator.model import LIVE, ObjectPage
+from rotator.pins import EXAMPLES
 from rotator.services.storage import uses
 from rotator.services.storage.spec import LIVE_OBJECT, NONCURRENT_GENERATION, SOFT_DELETED_GENERATION
 from rotator.services.storage.uses import bucket_uses
@@ -180,3 +182,47 @@ def test_a_bucket_that_fails_is_raised_in_order_and_no_bucket_after_it_is_starte
         scan_key(backend, APP_KEY, services=["storage"])
     # bucket-0 read, bucket-1 raised: only the buckets up to BUCKETS_AT_ONCE ahead were started.
     assert set(watched.listed) <= {f"bucket-{i}" for i in range(1 + uses.BUCKETS_AT_ONCE)}, watched.listed
+
+
+def test_the_groups_are_the_same_whatever_order_the_listing_gives_objects_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parallel listing hands pages over as they arrive: a group's examples, its
+    detail and the order of the groups are still those of one listing in name order
+    (the first EXAMPLES generations, the first detail, groups as first met)."""
+    doc = fleet_on_shared_buckets()
+    held = [
+        obj(f"held/{i:02d}", v(APP_KEY, 1), temporary_hold=i % 3 == 0, event_based_hold=i % 3 != 0)
+        for i in range(9)
+    ]
+    versioned = [
+        obj(
+            f"ver/{i:02d}",
+            v(APP_KEY, 2),
+            generation=5,
+            noncurrent=[{"generation": g, "kms_key_version": v(APP_KEY, 1), "size": 3} for g in (1, 2, 3)],
+        )
+        for i in range(4)
+    ]
+    doc["storage"][0]["objects"] += held + versioned
+    backend = FakeBackend.from_dict(doc)
+    in_order = uses.iter_objects_parallel
+
+    def shuffled(storage: Any, bucket: str, **kw: Any) -> Any:
+        objects = list(in_order(storage, bucket, **kw))
+        random.Random(len(objects)).shuffle(objects)
+        return iter(objects)
+
+    buckets = list(backend.storage.list_buckets())
+    expected = [bucket_uses(backend.storage, b, NOW, None, None) for b in buckets]
+    monkeypatch.setattr(uses, "iter_objects_parallel", shuffled)
+    found = [bucket_uses(backend.storage, b, NOW, None, None) for b in buckets]
+    for got, want in zip(found, expected, strict=True):
+        assert list(got) == list(want)  # the same groups, in the same order
+        assert [g.__dict__ for g in got.values()] == [g.__dict__ for g in want.values()]
+    # Not vacuous: groups with more members than examples, noncurrent ones named with
+    # their generation, and a detail that differs between members.
+    groups = [g for bucket_groups in expected for g in bucket_groups.values()]
+    assert any(g.count > EXAMPLES for g in groups)
+    assert any(e.endswith("#1") for g in groups for e in g.examples)
+    assert {"temporary hold", "event-based hold"} & {g.detail for g in groups} == {"temporary hold"}
