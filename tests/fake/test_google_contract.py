@@ -6,7 +6,6 @@ Backends: fake; gcp over the wire (the CLI cases, through `backend_kind`)."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -360,7 +359,7 @@ def test_retention_expiry_prefers_what_cloud_storage_says() -> None:
     obj = b.storage.get_object("held", "ledger")
     bucket = b.storage.get_bucket("held")
     assert retention_expiry(obj, bucket) == datetime(2026, 10, 31, tzinfo=timezone.utc)  # created + 30d
-    later = replace(obj, retention_expires=datetime(2026, 12, 2, tzinfo=timezone.utc))
+    later = obj._replace(retention_expires=datetime(2026, 12, 2, tzinfo=timezone.utc))
     assert retention_expiry(later, bucket) == datetime(2026, 12, 2, tzinfo=timezone.utc)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -82,7 +81,7 @@ def test_groups_the_two_listings_share_count_both() -> None:
         def list_objects(self, bucket: str, **kw: Any) -> ObjectPage:
             page = super().list_objects(bucket, **kw)
             if kw.get("soft_deleted"):
-                return ObjectPage([replace(o, state=LIVE) for o in page.items], page.next_page_token)
+                return ObjectPage([o._replace(state=LIVE) for o in page.items], page.next_page_token)
             return page
 
     version = v(APP_KEY, 1)
