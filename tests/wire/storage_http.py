@@ -777,7 +777,9 @@ class StorageServer:
             res["etag"] = _b64(b"\x08" + _varint(o.generation) + b"\x10\x01")
         if not want.isdisjoint(_TIMES):
             created = rfc3339(o.created)
-            res.update((k, created) for k in _TIMES if k in want)
+            for k in _TIMES:
+                if k in want:
+                    res[k] = created
         # Listings of CMEK (and CSEK) objects carry no hashes (R17); a GET of a CMEK one does.
         hashed = "md5Hash" in want or "crc32c" in want
         if hashed and not o.customer_supplied_key and not (listing and o.kms_key_version):
