@@ -337,6 +337,8 @@ def test_a_listing_gives_exactly_the_fields_asked_for_and_the_same_values(server
         "name,etag,selfLink,mediaLink,id",
         "name,timeCreated,updated,timeStorageClassUpdated",
         "md5Hash,crc32c,size",
+        "kind,bucket,metageneration,contentType,storageClass",
+        "timeCreated,kmsKeyName,temporaryHold,eventBasedHold,retention,customerEncryption,timeDeleted",
         "*",
     ):
         status, page = _raw(server, "GET", f"/storage/v1/b/{BUCKET}/o?fields=items({fields}),nextPageToken")
