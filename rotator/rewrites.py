@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rotator.journal import progress_across_runs
 from rotator.model import Bucket, ObjectInfo
 from rotator.ratelimit import GCS_START_RPS, AdaptiveRate, InFlight
 from rotator.rewrite_object import needs_no_rewrite, rewrite_one
@@ -127,7 +128,10 @@ class Rewriter:
         if recipe is None or report_retry is None:
             return None
         planned = sum(c["objects"] for b in buckets for c in planned_changes(self.step, b.name))
-        count = RewriteSettings.of(self.ctx).workers_for(planned)
+        # A resumed step: what earlier runs rewrote is listed as current, never sent again;
+        # a few objects left are not worth a worker's start.
+        earlier = progress_across_runs(self.ctx.journal.events).get(self.step.id, {})
+        count = RewriteSettings.of(self.ctx).workers_for(max(0, planned - earlier.get("rewritten", 0)))
         if not count:
             return None
         setup = Setup(recipe(), self.retiring, self.dest, threads=self.cap)

@@ -203,6 +203,29 @@ def test_default_workers_one_per_cpu_for_a_big_job_none_on_one_cpu(monkeypatch: 
     assert auto_workers(10 * WORKERS_FROM_OBJECTS) == MAX_AUTO_WORKERS
 
 
+def test_a_resume_with_few_objects_left_starts_no_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default count follows what is left to rewrite, not what the plan counted: a
+    resume after most objects were rewritten does not pay for workers' start."""
+    import rotator.rewrite_workers as rw
+
+    monkeypatch.setattr(rw, "cpus", lambda: 2)
+    monkeypatch.setattr(rw, "WORKERS_FROM_OBJECTS", 100)  # the plan's 240 objects are a big job
+    spawned = record_spawns(monkeypatch)
+    for w in Wire(tmp_path, monkeypatch, doc()).start():
+        plan = plan_for(w)
+        # The first run rewrites 200 objects; the service then refuses the rest.
+        w.storage.faults.append(Fault(op="objects.rewrite", status=403, skip=200))
+        with pytest.raises(Failure):
+            apply_plan(w.gcp, plan, "sha", w.plan_path, concurrency=8, workers=0)
+        assert not spawned
+        w.storage.faults.clear()
+        assert apply_plan(w.gcp, plan, "sha", w.plan_path, concurrency=8)["complete"]
+        assert not spawned  # 40 left: rewritten from the apply process
+        assert_each_old_object_rewritten_once(w.storage)
+
+
 # -- the apply in its own process ----------------------------------------------------------
 
 
