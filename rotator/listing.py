@@ -59,14 +59,6 @@ class _Job:
     last: str | None = None
     tail: frozenset[tuple[str, int]] = frozenset()
 
-    def rest(self) -> _Range | None:
-        """What this job has not listed, as a range of its own (None: not expressible,
-        its pages so far were empty)."""
-        r = self.range
-        if self.token is None:
-            return r  # not started
-        return None if self.last is None else _Range(self.last, r.hi, self.tail)
-
     def after(self, items: list[ObjectInfo], token: str | None) -> None:
         self.token = token
         if not items:
@@ -89,7 +81,9 @@ def iter_objects_parallel(
     listers: int = LISTERS,
 ) -> Iterator[ObjectInfo]:
     """Every object of a bucket exactly once, in no set order, listed by up to `listers`
-    requests at a time. A bucket of one page costs one request, as a plain listing does."""
+    requests at a time. A bucket of one page costs one request, as a plain listing does.
+    An error in any range is raised as soon as it happens (pages listed and not read yet
+    are dropped): a caller that needs every object stops there."""
     first = storage.list_objects(bucket, versions=versions, soft_deleted=soft_deleted, page_size=page_size)
     yield from first.items
     if not first.next_page_token:
@@ -278,35 +272,32 @@ class _Listers:
 
     def _work(self) -> None:
         job: _Job | None = None
-        while True:
+        try:
+            while True:
+                with self.cond:
+                    job = self._turn(job)
+                    if job is None:
+                        return
+                    self.asked += 1
+                job = self._ask(job)
+        except BaseException as e:  # a failed request, or anything else: the reader raises it
             with self.cond:
-                job = self._turn(job)
-                if job is None:
-                    return
-                self.asked += 1
-            job = self._ask(job)
+                if self.error is None:
+                    self.error = e
+                self.cond.notify_all()  # the reader and the other listers stop
 
     def _ask(self, job: _Job) -> _Job | None:
         """One page of the job's range; the job to go on with (None: the range is done)."""
         r = job.range
-        try:
-            page = self.storage.list_objects(
-                self.bucket,
-                versions=self.versions,
-                soft_deleted=self.soft_deleted,
-                page_token=job.token,
-                page_size=self.page_size,
-                start_offset=r.lo or None,
-                end_offset=r.hi,
-            )
-        except BaseException as e:  # handed to the reader, which raises it
-            with self.cond:
-                self.asked -= 1
-                self.busy -= 1
-                if self.error is None:
-                    self.error = e
-                self.cond.notify_all()
-            return None
+        page = self.storage.list_objects(
+            self.bucket,
+            versions=self.versions,
+            soft_deleted=self.soft_deleted,
+            page_token=job.token,
+            page_size=self.page_size,
+            start_offset=r.lo or None,
+            end_offset=r.hi,
+        )
         items = [o for o in page.items if (o.name, o.generation) not in r.skip] if r.skip else page.items
         with self.cond:
             self.asked -= 1

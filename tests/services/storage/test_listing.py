@@ -217,14 +217,43 @@ def test_the_rest_of_a_range_skips_every_generation_of_its_first_name_listed_bef
     job = listing._Job(listing._Range("a", "z", frozenset({("a", 1)})), token="t")
     job.after([_obj("b", "a", 2), _obj("b", "k", 1), _obj("b", "k", 2)], "t2")
     job.after([_obj("b", "k", 3), _obj("b", "k", 4)], "t3")
-    rest = job.rest()
-    assert rest is not None
+    (rest,) = listing._pieces(job, ["k"], 2)  # one name: no split point, the rest whole
     assert (rest.lo, rest.hi) == ("k", "z")
     assert rest.skip == {("k", 1), ("k", 2), ("k", 3), ("k", 4)}
     job.after([_obj("b", "m", 1)], "t4")
-    assert job.rest().skip == {("m", 1)}  # type: ignore[union-attr]
-    fresh = listing._Job(listing._Range("a", None))
-    assert fresh.rest() is fresh.range  # not started: the range itself goes back
+    assert listing._pieces(job, ["m"], 2)[0].skip == {("m", 1)}
+
+
+def test_a_lister_that_fails_outside_its_request_is_raised_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever ends a lister thread (not only a failed request) reaches the reader: it
+    would otherwise wait for that lister's range forever."""
+    calls = [0]
+    cut = listing._pieces
+
+    def failing(*args: Any) -> Any:
+        calls[0] += 1
+        if calls[0] > 1:  # the first split (of the first page) works; a lister's fails
+            raise MemoryError("out of memory while splitting")
+        return cut(*args)
+
+    monkeypatch.setattr(listing, "_pieces", failing)
+    storage = ListedStorage([(f"old/{i:06d}", 1) for i in range(20000)], delay=0.002)
+    done = threading.Event()
+    raised: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in iter_objects_parallel(storage, "b", page_size=20, listers=4):
+                pass
+        except BaseException as e:
+            raised.append(e)
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(30), "the reader waited for a lister that was gone"
+    assert calls[0] > 1 and len(raised) == 1 and isinstance(raised[0], MemoryError)
 
 
 def test_a_first_page_that_spans_two_prefixes_splits_the_rest_at_once() -> None:
