@@ -37,8 +37,8 @@ from rotator.timeutil import parse_duration
     type=click.IntRange(0, 64),
     default=None,
     help="Worker processes that send the object rewrites (0: all from the apply process). "
-    "Default: one per CPU, up to 4, when 10,000 objects or more are rewritten through the "
-    "real backend (the fake rewrites in its own process).",
+    "Default: one per CPU, up to 4, when 10,000 objects or more are left to rewrite through "
+    "the real backend (the fake rewrites in its own process).",
 )
 @click.option(
     "--engine",

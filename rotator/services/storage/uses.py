@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import threading
-from concurrent.futures import Future
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -67,19 +66,14 @@ def bucket_uses(
     (on a thread of its own: an independent listing, so it no longer waits for the other
     to end) one over its soft-deleted ones: the groups of every version named
     `prefix...` (None: of every key)."""
-    soft: Future[tuple[BucketUses, int]] = Future()
 
-    def list_soft_deleted() -> None:
-        try:
-            soft.set_result(_listed_uses(storage, bucket, now, prefix, soft_deleted=True))
-        except BaseException as e:  # raised below, in the caller's thread
-            soft.set_exception(e)
+    def listed(soft_deleted: bool) -> tuple[BucketUses, int]:
+        live_progress = None if soft_deleted else progress
+        return _listed_uses(storage, bucket, now, prefix, soft_deleted=soft_deleted, progress=live_progress)
 
-    # A daemon, as the listers are: when the other pass fails (or is interrupted), its
-    # error goes up at once and this listing's answer is not waited for.
-    threading.Thread(target=list_soft_deleted, name=f"soft-deleted-{bucket.name}", daemon=True).start()
-    out, seen = _listed_uses(storage, bucket, now, prefix, soft_deleted=False, progress=progress)
-    deleted, seen_deleted = soft.result()
+    # Daemon threads, as the listers are: when one pass fails (or is interrupted), its
+    # error goes up and the other's answer is not waited for.
+    (out, seen), (deleted, seen_deleted) = side_by_side(listed, [False, True], 2)
     # The groups in the order one pass after the other gave them. The keys do not meet
     # (a soft-deleted generation is a kind of its own); were they to, both count.
     for key, part in deleted.items():
